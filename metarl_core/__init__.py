@@ -1,0 +1,1 @@
+"""metarl_core: meta-learning of robot dynamics and policies, free of ROS."""

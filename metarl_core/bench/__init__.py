@@ -1,0 +1,1 @@
+"""Benchmarks behind ``metarl bench``: each module has ``add_arguments(parser)`` and ``run(args) -> str``."""
