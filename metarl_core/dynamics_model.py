@@ -10,8 +10,8 @@ no exported MatMul ever sees a 1-D operand (see docs/architecture.md, onnxruntim
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
