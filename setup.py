@@ -33,8 +33,6 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["metarl_core", "metarl_core.*", "sim", "sim.*", "export", "export.*"]),
-    include_package_data=True,
-    package_data={"metarl_core": ["configs/*.yaml"]},
     install_requires=[
         # torch is a range so that GPU users keep their CUDA build.
         "torch>=2.3",
