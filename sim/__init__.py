@@ -1,0 +1,35 @@
+"""PyBullet robots under task distributions, as gymnasium environments.
+
+Importing ``sim`` registers ``metarl/PandaPayload-v0`` and ``metarl/HuskyTerrain-v0``, and the
+policy-level meta-RL tasks of ``sim.meta_rl_tasks`` when that subpackage is present.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+import gymnasium
+
+CONTROL_RATE_HZ = 100.0
+PANDA_EPISODE_S = 5.0
+HUSKY_EPISODE_S = 10.0
+
+
+def _register(env_id: str, entry_point: str, episode_duration_s: float) -> None:
+    """Register once: re-importing (e.g. in vector workers) must not warn about overrides."""
+    if env_id in gymnasium.registry:
+        return
+    gymnasium.register(
+        id=env_id,
+        entry_point=entry_point,
+        max_episode_steps=round(episode_duration_s * CONTROL_RATE_HZ),
+        kwargs={"episode_duration_s": episode_duration_s},
+    )
+
+
+_register("metarl/PandaPayload-v0", "sim.panda_payload:PandaPayloadEnv", PANDA_EPISODE_S)
+_register("metarl/HuskyTerrain-v0", "sim.husky_terrain:HuskyTerrainEnv", HUSKY_EPISODE_S)
+
+if importlib.util.find_spec("sim.meta_rl_tasks") is not None:
+    importlib.import_module("sim.meta_rl_tasks")

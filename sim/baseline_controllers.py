@@ -1,0 +1,88 @@
+"""The fixed, non-learned controllers every learned one is measured against.
+
+They know the *nominal* robot only (no payload, nominal friction and ground), which is what a
+hand-tuned controller on a real robot knows; how much they degrade across tasks is what shows
+that the tasks matter.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pybullet
+import pybullet_data
+from pybullet_utils import bullet_client
+
+from sim.husky_terrain import HUSKY
+from sim.panda_payload import PANDA
+
+PANDA_KP_PER_S2 = 100.0
+"""Position gain of the computed-torque law (1/s²): a 10 rad/s closed-loop bandwidth."""
+PANDA_KD_PER_S = 20.0
+"""Velocity gain (1/s): critically damped with ``PANDA_KP_PER_S2``."""
+
+
+class PandaPDGravityController:
+    """Computed-torque PD of the *nominal* arm: gravity, Coriolis and inertia compensated,
+    reference acceleration fed forward.
+
+    Dynamics come from inverse dynamics of a private, payload-free Panda model in its own
+    PyBullet client: the controller never sees the simulated task, so a payload shows up as a
+    tracking error it has no way to remove.
+    """
+
+    def __init__(self, kp_per_s2: float = PANDA_KP_PER_S2, kd_per_s: float = PANDA_KD_PER_S) -> None:
+        self.kp, self.kd = kp_per_s2, kd_per_s
+        self.period_s = 1.0 / PANDA.control_rate_hz
+        self.model = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
+        self.model.setAdditionalSearchPath(pybullet_data.getDataPath())
+        self.model.setGravity(0.0, 0.0, -9.81)
+        self.body = self.model.loadURDF("franka_panda/panda.urdf", useFixedBase=True)
+        self.low, self.high = np.array(PANDA.action_low), np.array(PANDA.action_high)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the previous reference velocity (used to feed the reference acceleration forward)."""
+        self.previous_reference_velocity: np.ndarray | None = None
+
+    def inverse_dynamics(self, position: np.ndarray, velocity: np.ndarray, acceleration: np.ndarray) -> np.ndarray:
+        """Joint torques (N·m) of the nominal arm for the given motion (fingers held still)."""
+        q = [*position.tolist(), 0.04, 0.04]
+        qd = [*velocity.tolist(), 0.0, 0.0]
+        qdd = [*acceleration.tolist(), 0.0, 0.0]
+        return np.asarray(self.model.calculateInverseDynamics(self.body, q, qd, qdd))[:7]
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        obs = obs.astype(np.float64)
+        q, qd, q_ref, qd_ref = obs[0:7], obs[7:14], obs[14:21], obs[21:28]
+        previous = self.previous_reference_velocity
+        qdd_ref = np.zeros(7) if previous is None else (qd_ref - previous) / self.period_s
+        self.previous_reference_velocity = qd_ref
+        qdd_desired = qdd_ref + self.kp * (q_ref - q) + self.kd * (qd_ref - qd)
+        torque = self.inverse_dynamics(q, qd, qdd_desired)
+        return np.clip(torque, self.low, self.high).astype(np.float32)
+
+    def close(self) -> None:
+        self.model.disconnect()
+
+
+class HuskyPIController:
+    """PI on the body twist, mapped to wheel speeds through the nominal diff-drive kinematics."""
+
+    def __init__(self, kp: float = 1.0, ki: float = 2.0, integral_limit: float = 1.0) -> None:
+        self.kp, self.ki, self.integral_limit = kp, ki, integral_limit
+        self.period_s = 1.0 / HUSKY.control_rate_hz
+        self.low, self.high = np.array(HUSKY.action_low), np.array(HUSKY.action_high)
+        self.reset()
+
+    def reset(self) -> None:
+        self.integral = np.zeros(2)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        twist = np.array([obs[0], obs[2]])  # vx (m/s), wz (rad/s)
+        reference = obs[-2:].astype(np.float64)
+        error = reference - twist
+        self.integral = np.clip(self.integral + error * self.period_s, -self.integral_limit, self.integral_limit)
+        v, w = reference + self.kp * error + self.ki * self.integral
+        radius, track = HUSKY.wheel_radius_m, HUSKY.track_width_m
+        left, right = (v - w * track / 2.0) / radius, (v + w * track / 2.0) / radius
+        return np.clip([left, right], self.low, self.high).astype(np.float32)

@@ -1,0 +1,205 @@
+"""``metarl/HuskyTerrain-v0``: a Clearpath Husky tracking a commanded body twist on unknown
+ground: friction, slope, rough terrain, payload on the deck and motor strength.
+
+The action is a (left, right) wheel angular-velocity command executed by torque-limited
+motors, which is what a diff-drive base's motor drivers accept; the ``twist`` command interface
+maps a body twist to these wheel speeds with the nominal kinematics. A slope is simulated by
+tilting gravity (so one flat or heightfield ground serves every incline); the IMU therefore
+reports attitude relative to gravity, as a real one does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pybullet
+from gymnasium import spaces
+
+from sim.pybullet_task_env import PyBulletTaskEnv
+from sim.robot_description import RobotDescription
+from sim.tasks import HuskyTask
+
+WHEEL_JOINTS = ("front_left_wheel", "front_right_wheel", "rear_left_wheel", "rear_right_wheel")
+WHEEL_RADIUS_M = 0.17775
+TRACK_WIDTH_M = 0.5708
+MAX_WHEEL_SPEED_RAD_S = 8.0
+NOMINAL_WHEEL_TORQUE_NM = 25.0
+CHASSIS_LINK_INDEX = 0
+GRAVITY_M_S2 = 9.81
+TERRAIN_CELLS = 64
+TERRAIN_CELL_M = 0.25
+REFERENCE_SEGMENT_S = 2.0
+
+HUSKY = RobotDescription(
+    name="husky",
+    joint_names=WHEEL_JOINTS,
+    state_fields=(
+        "odom.twist.linear.x",
+        "odom.twist.linear.y",
+        "odom.twist.angular.z",
+        "imu.roll",
+        "imu.pitch",
+        "imu.angular_velocity.x",
+        "imu.angular_velocity.y",
+        *(f"joint_states.velocity:{j}" for j in WHEEL_JOINTS),
+    ),
+    reference_fields=("reference.twist.linear.x", "reference.twist.angular.z"),
+    action_low=(-MAX_WHEEL_SPEED_RAD_S, -MAX_WHEEL_SPEED_RAD_S),
+    action_high=(MAX_WHEEL_SPEED_RAD_S, MAX_WHEEL_SPEED_RAD_S),
+    control_rate_hz=100.0,
+    command_interface="twist",
+    wheel_radius_m=WHEEL_RADIUS_M,
+    track_width_m=TRACK_WIDTH_M,
+)
+
+
+class TwistReference:
+    """Piecewise-constant body twist commands, one every ``REFERENCE_SEGMENT_S`` seconds."""
+
+    def __init__(self, rng: np.random.Generator, duration_s: float) -> None:
+        segments = int(math.ceil(duration_s / REFERENCE_SEGMENT_S)) + 1
+        self.linear_m_s = rng.uniform(0.1, 0.8, size=segments)
+        self.angular_rad_s = rng.uniform(-0.6, 0.6, size=segments)
+
+    def at(self, time_s: float) -> np.ndarray:
+        index = min(int(time_s / REFERENCE_SEGMENT_S), len(self.linear_m_s) - 1)
+        return np.array([self.linear_m_s[index], self.angular_rad_s[index]])
+
+
+def terrain_heights(task: HuskyTask, rng: np.random.Generator) -> np.ndarray:
+    """Heightfield (m) of ``task``'s terrain: white-noise relief for ``rough``, smooth
+    sinusoidal ridges for ``bumps`` (held out of training)."""
+    cells = TERRAIN_CELLS
+    if task.terrain_type == "rough":
+        return rng.uniform(0.0, task.terrain_roughness_m, size=(cells, cells))
+    if task.terrain_type == "bumps":
+        x = np.arange(cells) * TERRAIN_CELL_M
+        phase = rng.uniform(0.0, 2.0 * np.pi, size=2)
+        ridges = np.sin(2.0 * np.pi * x / 1.5 + phase[0])[None, :] + np.sin(2.0 * np.pi * x / 2.3 + phase[1])[:, None]
+        return 0.25 * task.terrain_roughness_m * (ridges + 2.0)
+    return np.zeros((cells, cells))
+
+
+class HuskyTerrainEnv(PyBulletTaskEnv[HuskyTask]):
+    """Observation: odometry twist, IMU attitude and rates, wheel speeds, then the twist reference."""
+
+    task_type = HuskyTask
+    robot = HUSKY
+
+    def __init__(
+        self,
+        render_mode: str | None = None,
+        episode_duration_s: float = 10.0,
+        physics_dt_s: float = 1.0 / 500.0,
+    ) -> None:
+        super().__init__(physics_dt_s, HUSKY.control_rate_hz, episode_duration_s, render_mode)
+        self.action_space = spaces.Box(
+            np.array(HUSKY.action_low, dtype=np.float32), np.array(HUSKY.action_high, dtype=np.float32)
+        )
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(13,), dtype=np.float32)
+        self.body = self.client.loadURDF("husky/husky.urdf", [0.0, 0.0, 0.3])
+        names = [self.client.getJointInfo(self.body, j)[1].decode() for j in range(self.client.getNumJoints(self.body))]
+        self.wheel_indices = [names.index(j) for j in WHEEL_JOINTS]
+        self.chassis_mass_kg = self.client.getDynamicsInfo(self.body, CHASSIS_LINK_INDEX)[0]
+        for index in self.wheel_indices:
+            self.client.changeDynamics(self.body, index, lateralFriction=1.0)
+        self.ground: int | None = None
+        self.ground_max_height_m = 0.0
+        self.reference = TwistReference(np.random.default_rng(0), episode_duration_s)
+
+    def _build_ground(self, task: HuskyTask, rng: np.random.Generator) -> None:
+        if self.ground is not None:
+            self.client.removeBody(self.ground)
+        if task.terrain_type == "flat":
+            self.ground = self.client.loadURDF("plane.urdf")
+            self.ground_max_height_m = 0.0
+        else:
+            heights = terrain_heights(task, rng)
+            shape = self.client.createCollisionShape(
+                pybullet.GEOM_HEIGHTFIELD,
+                meshScale=[TERRAIN_CELL_M, TERRAIN_CELL_M, 1.0],
+                heightfieldData=heights.ravel().tolist(),
+                numHeightfieldRows=TERRAIN_CELLS,
+                numHeightfieldColumns=TERRAIN_CELLS,
+            )
+            # PyBullet centres a heightfield vertically on its height range.
+            self.ground = self.client.createMultiBody(0, shape, basePosition=[0.0, 0.0, 0.0])
+            self.ground_max_height_m = float(heights.max() - heights.min()) / 2.0
+
+    def _reset_scene(self, rng: np.random.Generator) -> None:
+        self._build_ground(self._task, rng)
+        self.reference = TwistReference(rng, self.episode_duration_s)
+        self.client.resetBasePositionAndOrientation(self.body, [0.0, 0.0, 0.2 + self.ground_max_height_m], [0, 0, 0, 1])
+        self.client.resetBaseVelocity(self.body, [0, 0, 0], [0, 0, 0])
+        for index in self.wheel_indices:
+            self.client.resetJointState(self.body, index, 0.0, 0.0)
+        self._apply_task_live(self._task)
+        # Let the robot settle on its wheels before the episode starts.
+        self._apply_action_and_simulate(np.zeros(2))
+        for _ in range(19):
+            self._apply_action_and_simulate(np.zeros(2))
+
+    def _apply_task_live(self, task: HuskyTask) -> None:
+        """Friction, slope, payload and motors apply at once; terrain shape at the next reset."""
+        self.client.changeDynamics(self.ground, -1, lateralFriction=task.ground_friction)
+        self.client.setGravity(
+            -GRAVITY_M_S2 * math.sin(task.slope_rad), 0.0, -GRAVITY_M_S2 * math.cos(task.slope_rad)
+        )
+        self.client.changeDynamics(self.body, CHASSIS_LINK_INDEX, mass=self.chassis_mass_kg + task.payload_mass_kg)
+        self.max_wheel_torque_nm = NOMINAL_WHEEL_TORQUE_NM * task.motor_strength_scale
+
+    def _apply_action_and_simulate(self, action: np.ndarray) -> None:
+        left, right = float(action[0]), float(action[1])
+        self.client.setJointMotorControlArray(
+            self.body,
+            self.wheel_indices,
+            pybullet.VELOCITY_CONTROL,
+            targetVelocities=[left, right, left, right],
+            forces=[self.max_wheel_torque_nm] * 4,
+        )
+        for _ in range(self.substeps):
+            self.client.stepSimulation()
+
+    def _observation(self) -> np.ndarray:
+        _, orientation = self.client.getBasePositionAndOrientation(self.body)
+        linear, angular = self.client.getBaseVelocity(self.body)
+        rotation = np.asarray(self.client.getMatrixFromQuaternion(orientation)).reshape(3, 3)
+        linear_body = rotation.T @ np.asarray(linear)
+        angular_body = rotation.T @ np.asarray(angular)
+        slope = self._task.slope_rad
+        tilt = np.array(
+            [[math.cos(slope), 0.0, math.sin(slope)], [0.0, 1.0, 0.0], [-math.sin(slope), 0.0, math.cos(slope)]]
+        )
+        attitude = tilt.T @ rotation  # body orientation in the gravity-aligned frame
+        roll = math.atan2(attitude[2, 1], attitude[2, 2])
+        pitch = -math.asin(max(-1.0, min(1.0, attitude[2, 0])))
+        wheels = [s[1] for s in self.client.getJointStates(self.body, self.wheel_indices)]
+        reference = self.reference.at(self.elapsed_steps / self.control_rate_hz)
+        return np.array(
+            [
+                linear_body[0],
+                linear_body[1],
+                angular_body[2],
+                roll,
+                pitch,
+                angular_body[0],
+                angular_body[1],
+                *wheels,
+                *reference,
+            ],
+            dtype=np.float32,
+        )
+
+    def _reward(self, obs: np.ndarray, action: np.ndarray) -> float:
+        return -self.tracking_error(obs)
+
+    def tracking_error(self, obs: np.ndarray) -> float:
+        """Twist error (m/s): linear error combined with the angular error at the wheel track."""
+        linear_error = obs[0] - obs[11]
+        angular_error = (obs[2] - obs[12]) * TRACK_WIDTH_M / 2.0
+        return float(math.hypot(linear_error, angular_error))
+
+    def _camera(self) -> tuple[list[float], float, float, float]:
+        position, _ = self.client.getBasePositionAndOrientation(self.body)
+        return list(position), 3.0, 30.0, -30.0

@@ -1,0 +1,225 @@
+"""``metarl/PandaPayload-v0``: a torque-controlled Franka Panda tracking a joint-space reference
+while holding an unknown payload, with unknown joint damping and friction.
+
+The payload is a separate rigid body held in the hand by a fixed constraint: unlike
+``changeDynamics`` on the hand link (which cannot move a link's centre of mass), a constraint
+lets both the mass and the centre-of-mass offset change on a live episode.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pybullet
+
+from sim.pybullet_task_env import PyBulletTaskEnv
+from sim.robot_description import RobotDescription
+from sim.tasks import PandaTask
+
+PANDA_URDF = "franka_panda/panda.urdf"
+ARM_JOINT_NAMES: tuple[str, ...] = tuple(f"panda_joint{i}" for i in range(1, 8))
+ARM_JOINTS: list[int] = list(range(7))
+FINGER_JOINTS: list[int] = [9, 10]
+HAND_LINK = 8
+EFFORT_LIMIT_NM = np.array([87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0])
+JOINT_LOWER_RAD = np.array([-2.9671, -1.8326, -2.9671, -3.1416, -2.9671, -0.0873, -2.9671])
+JOINT_UPPER_RAD = np.array([2.9671, 1.8326, 2.9671, 0.0, 2.9671, 3.8223, 2.9671])
+HOME_RAD = np.array([0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.8])
+NOMINAL_DAMPING_NMS = np.array([0.5, 0.5, 0.5, 0.5, 0.2, 0.2, 0.2])
+"""Viscous joint damping of the nominal arm, N·m·s/rad (scaled by the task)."""
+NOMINAL_FRICTION_NM = np.array([0.8, 0.8, 0.8, 0.8, 0.3, 0.3, 0.3])
+"""Coulomb joint friction of the nominal arm, N·m (scaled by the task)."""
+PAYLOAD_RADIUS_M = 0.05
+"""The payload's inertia is that of a solid sphere of this radius."""
+GRASP_OFFSET_M = (0.0, 0.0, 0.105)
+"""Grasp point in the hand frame (between the fingertips), where a zero offset puts the payload."""
+MAX_JOINT_SPEED_RAD_S = 20.0
+
+PANDA = RobotDescription(
+    name="panda",
+    joint_names=ARM_JOINT_NAMES,
+    state_fields=tuple(f"joint_states.position:{j}" for j in ARM_JOINT_NAMES)
+    + tuple(f"joint_states.velocity:{j}" for j in ARM_JOINT_NAMES),
+    reference_fields=tuple(f"reference.position:{j}" for j in ARM_JOINT_NAMES)
+    + tuple(f"reference.velocity:{j}" for j in ARM_JOINT_NAMES),
+    action_low=tuple(float(-x) for x in EFFORT_LIMIT_NM),
+    action_high=tuple(float(x) for x in EFFORT_LIMIT_NM),
+    control_rate_hz=100.0,
+    command_interface="effort_forward",
+)
+
+
+class SinusoidReference:
+    """A smooth joint-space reference: per joint, a sum of sinusoids around a random centre.
+
+    Amplitudes are bounded so the reference stays inside the joint limits with a margin, and
+    frequencies are low enough (≤ 0.5 Hz) for a torque-limited arm to follow.
+    """
+
+    N_COMPONENTS = 3
+    MARGIN_RAD = 0.3
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        amplitude_total = rng.uniform(0.15, 0.45, size=7)
+        weights = rng.dirichlet(np.ones(self.N_COMPONENTS), size=7)
+        self.amplitude_rad = amplitude_total[:, None] * weights
+        self.omega_rad_s = 2.0 * np.pi * rng.uniform(0.1, 0.5, size=(7, self.N_COMPONENTS))
+        self.phase_rad = rng.uniform(0.0, 2.0 * np.pi, size=(7, self.N_COMPONENTS))
+        low = JOINT_LOWER_RAD + self.MARGIN_RAD + amplitude_total
+        high = JOINT_UPPER_RAD - self.MARGIN_RAD - amplitude_total
+        self.centre_rad = np.clip(HOME_RAD + rng.uniform(-0.3, 0.3, size=7), low, high)
+
+    def __call__(self, t_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """Reference positions (rad) and velocities (rad/s) at time ``t_s``."""
+        angle = self.omega_rad_s * t_s + self.phase_rad
+        position = self.centre_rad + np.sum(self.amplitude_rad * np.sin(angle), axis=1)
+        velocity = np.sum(self.amplitude_rad * self.omega_rad_s * np.cos(angle), axis=1)
+        return position, velocity
+
+
+class PandaPayloadEnv(PyBulletTaskEnv[PandaTask]):
+    """Joint-torque control of the 7 arm joints; fingers held closed on the payload.
+
+    Observation: 7 joint positions (rad), 7 velocities (rad/s), then the reference's 7 positions
+    and 7 velocities. Action: 7 joint torques (N·m), clipped to the URDF effort limits.
+    Reward: minus the RMS joint position error (rad) minus a small torque penalty.
+    """
+
+    task_type = PandaTask
+    robot = PANDA
+    TORQUE_PENALTY = 1e-3
+
+    def __init__(
+        self,
+        episode_duration_s: float = 5.0,
+        physics_dt_s: float = 1.0 / 500.0,
+        render_mode: str | None = None,
+        render_size: tuple[int, int] = (320, 240),
+    ) -> None:
+        super().__init__(physics_dt_s, self.robot.control_rate_hz, episode_duration_s, render_mode, render_size)
+        self.action_space = gym.spaces.Box(
+            np.array(self.robot.action_low, dtype=np.float32),
+            np.array(self.robot.action_high, dtype=np.float32),
+            dtype=np.float32,
+        )
+        position_low = np.tile(JOINT_LOWER_RAD - 0.1, 2).astype(np.float32)
+        position_high = np.tile(JOINT_UPPER_RAD + 0.1, 2).astype(np.float32)
+        speed = np.full(7, np.inf, dtype=np.float32)
+        low = np.concatenate([position_low[:7], -speed, position_low[7:], -speed])
+        high = np.concatenate([position_high[:7], speed, position_high[7:], speed])
+        self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
+        self._build_scene()
+        self._reference = SinusoidReference(np.random.default_rng(0))
+        self._t_s = 0.0
+
+    def _build_scene(self) -> None:
+        client = self.client
+        client.setGravity(0.0, 0.0, -9.81)
+        self.arm = client.loadURDF(PANDA_URDF, useFixedBase=True, flags=pybullet.URDF_USE_INERTIA_FROM_FILE)
+        for joint in ARM_JOINTS:
+            client.changeDynamics(self.arm, joint, maxJointVelocity=MAX_JOINT_SPEED_RAD_S)
+        self.payload = client.createMultiBody(baseMass=0.0, baseCollisionShapeIndex=-1)
+        self._payload_constraint: int | None = None
+        # Bound methods cached once: BulletClient builds a partial on every attribute access.
+        self._set_motors = client.setJointMotorControlArray
+        self._step_simulation = client.stepSimulation
+        self._get_joint_states = client.getJointStates
+
+    # -- task ------------------------------------------------------------------------
+    def _apply_task_live(self, task: PandaTask) -> None:
+        client = self.client
+        for joint in ARM_JOINTS:
+            client.changeDynamics(
+                self.arm, joint, jointDamping=float(NOMINAL_DAMPING_NMS[joint] * task.joint_damping_scale)
+            )
+        # Coulomb friction: a velocity motor towards zero speed whose force limit is the friction.
+        client.setJointMotorControlArray(
+            self.arm,
+            ARM_JOINTS,
+            pybullet.VELOCITY_CONTROL,
+            targetVelocities=[0.0] * 7,
+            forces=list(NOMINAL_FRICTION_NM * task.joint_friction_scale),
+        )
+        self._attach_payload(task.payload_mass_kg, task.payload_com_offset_m)
+
+    def _attach_payload(self, mass_kg: float, offset_m: tuple[float, float, float]) -> None:
+        """Hold a payload of ``mass_kg`` at ``offset_m`` from the grasp point (hand frame)."""
+        client = self.client
+        if self._payload_constraint is not None:
+            client.removeConstraint(self._payload_constraint)
+            self._payload_constraint = None
+        if mass_kg <= 0.0:
+            client.changeDynamics(self.payload, -1, mass=0.0)
+            return
+        pivot_in_link = np.add(GRASP_OFFSET_M, offset_m)
+        link_position, link_orientation = client.getLinkState(self.arm, HAND_LINK, computeForwardKinematics=True)[4:6]
+        position, orientation = client.multiplyTransforms(
+            link_position, link_orientation, pivot_in_link.tolist(), [0.0, 0.0, 0.0, 1.0]
+        )
+        hand_velocity = client.getLinkState(self.arm, HAND_LINK, computeLinkVelocity=True)[6:8]
+        client.resetBasePositionAndOrientation(self.payload, position, orientation)
+        client.resetBaseVelocity(self.payload, hand_velocity[0], hand_velocity[1])
+        inertia = 0.4 * mass_kg * PAYLOAD_RADIUS_M**2
+        client.changeDynamics(self.payload, -1, mass=mass_kg, localInertiaDiagonal=[inertia] * 3)
+        # The constraint's parent frame is the hand's inertial frame: express the pivot in it.
+        inertial_position, inertial_orientation = client.getDynamicsInfo(self.arm, HAND_LINK)[3:5]
+        inverse_position, inverse_orientation = client.invertTransform(inertial_position, inertial_orientation)
+        pivot_in_inertial, _ = client.multiplyTransforms(
+            inverse_position, inverse_orientation, pivot_in_link.tolist(), [0.0, 0.0, 0.0, 1.0]
+        )
+        self._payload_constraint = client.createConstraint(
+            self.arm,
+            HAND_LINK,
+            self.payload,
+            -1,
+            pybullet.JOINT_FIXED,
+            [0.0, 0.0, 0.0],
+            pivot_in_inertial,
+            [0.0, 0.0, 0.0],
+            parentFrameOrientation=inverse_orientation,
+        )
+        client.changeConstraint(self._payload_constraint, maxForce=1e5)
+
+    # -- episode -------------------------------------------------------------------------
+    def _reset_scene(self, rng: np.random.Generator) -> None:
+        self._reference = SinusoidReference(rng)
+        self._t_s = 0.0
+        position, velocity = self._reference(0.0)
+        for joint in ARM_JOINTS:
+            self.client.resetJointState(self.arm, joint, float(position[joint]), float(velocity[joint]))
+        for joint in FINGER_JOINTS:
+            self.client.resetJointState(self.arm, joint, 0.02, 0.0)
+        self.client.setJointMotorControlArray(
+            self.arm, FINGER_JOINTS, pybullet.POSITION_CONTROL, targetPositions=[0.02, 0.02], forces=[20.0, 20.0]
+        )
+        self._apply_task_live(self._task)
+
+    def _apply_action_and_simulate(self, action: np.ndarray) -> None:
+        torques = action.tolist()
+        for _ in range(self.substeps):
+            # Joint torques are cleared by every physics step, so they are re-applied each sub-step.
+            self._set_motors(self.arm, ARM_JOINTS, pybullet.TORQUE_CONTROL, forces=torques)
+            self._step_simulation()
+        self._t_s += 1.0 / self.control_rate_hz
+
+    def _observation(self) -> np.ndarray:
+        states = self._get_joint_states(self.arm, ARM_JOINTS)
+        reference_position, reference_velocity = self._reference(self._t_s)
+        obs = np.empty(28, dtype=np.float32)
+        obs[0:7] = [s[0] for s in states]
+        obs[7:14] = [s[1] for s in states]
+        obs[14:21] = reference_position
+        obs[21:28] = reference_velocity
+        return obs
+
+    def _reward(self, obs: np.ndarray, action: np.ndarray) -> float:
+        effort = float(np.mean((action / EFFORT_LIMIT_NM) ** 2))
+        return -self.tracking_error(obs) - self.TORQUE_PENALTY * effort
+
+    def tracking_error(self, obs: np.ndarray) -> float:
+        """RMS joint position error (rad) between state and reference in ``obs``."""
+        obs = np.asarray(obs, dtype=np.float64)
+        return float(np.sqrt(np.mean((obs[..., 0:7] - obs[..., 14:21]) ** 2)))
+
+    def _camera(self) -> tuple[list[float], float, float, float]:
+        return [0.0, 0.0, 0.5], 1.6, 50.0, -25.0

@@ -1,0 +1,146 @@
+"""What every PyBullet task environment shares: its own physics client, sub-stepping,
+the task API, input checks and headless rendering.
+
+Each environment owns one ``BulletClient`` in ``p.DIRECT`` mode (never the global default
+client), so many environments can live in one process or in vector workers.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any, Generic, TypeVar
+
+import gymnasium as gym
+import numpy as np
+import pybullet
+import pybullet_data
+from pybullet_utils import bullet_client
+
+from sim.robot_description import RobotDescription
+from sim.tasks import SPLITS, Split, Task
+
+TaskT = TypeVar("TaskT", bound=Task)
+
+
+class PyBulletTaskEnv(gym.Env, Generic[TaskT]):
+    """A robot under a task distribution; subclasses build the scene and read the sensors."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 25}
+    task_type: type[TaskT]
+    robot: RobotDescription
+
+    def __init__(
+        self,
+        physics_dt_s: float,
+        control_rate_hz: float,
+        episode_duration_s: float,
+        render_mode: str | None = None,
+        render_size: tuple[int, int] = (320, 240),
+    ) -> None:
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode={render_mode!r}: only 'rgb_array' (headless) is supported")
+        substeps = round(1.0 / (control_rate_hz * physics_dt_s))
+        if substeps < 1 or abs(substeps * physics_dt_s * control_rate_hz - 1.0) > 1e-9:
+            raise ValueError(
+                f"control_rate_hz={control_rate_hz} must divide the physics rate {1.0 / physics_dt_s:g} Hz"
+            )
+        self.physics_dt_s = physics_dt_s
+        self.substeps = substeps
+        self.control_rate_hz = control_rate_hz
+        self.episode_duration_s = episode_duration_s
+        self.max_episode_steps = round(episode_duration_s * control_rate_hz)
+        self.render_mode = render_mode
+        self.render_size = render_size
+        self.client = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
+        self.client.setAdditionalSearchPath(pybullet_data.getDataPath())
+        self.client.setTimeStep(physics_dt_s)
+        self._task: TaskT = self.task_type()
+        self._live = False
+        self.elapsed_steps = 0
+
+    # -- task API (learn2learn/garage convention) ---------------------------------------
+    def sample_tasks(self, n: int, rng: np.random.Generator, split: Split = "train") -> list[TaskT]:
+        """``n`` tasks of ``split`` drawn with ``rng`` (a ``numpy.random.Generator``)."""
+        if split not in SPLITS:
+            raise ValueError(f"split={split!r} is not one of {SPLITS}")
+        return [self.task_type.sample(rng, split) for _ in range(n)]
+
+    def set_task(self, task: TaskT) -> None:
+        """Validate and apply ``task``; physics that can change mid-episode changes at once."""
+        if not isinstance(task, self.task_type):
+            raise ValueError(f"set_task expects a {self.task_type.__name__}, got {type(task).__name__}")
+        task.validate()
+        self._task = task
+        if self._live:
+            self._apply_task_live(task)
+
+    def get_task(self) -> TaskT:
+        """The task truth, for oracles and plots (never part of the observation)."""
+        return self._task
+
+    # -- gymnasium API ---------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self.elapsed_steps = 0
+        self._reset_scene(self.np_random)
+        self._live = True
+        return self._observation(), {"task": self._task}
+
+    def step(self, action: np.ndarray):
+        if not self._live:
+            raise RuntimeError("step() before reset(): call reset() first")
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != (self.robot.action_dim,):
+            raise ValueError(f"action shape {action.shape} != ({self.robot.action_dim},)")
+        if not np.all(np.isfinite(action)):
+            raise ValueError(f"action contains NaN or inf: {action.tolist()}")
+        # Out-of-range commands are clipped, as a motor driver saturates.
+        action = np.clip(action, self.action_space.low, self.action_space.high)
+        self._apply_action_and_simulate(action)
+        self.elapsed_steps += 1
+        obs = self._observation()
+        reward = self._reward(obs, action)
+        terminated = False
+        truncated = self.elapsed_steps >= self.max_episode_steps
+        return obs, reward, terminated, truncated, {"tracking_error": self.tracking_error(obs)}
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        width, height = self.render_size
+        target, distance, yaw, pitch = self._camera()
+        view = self.client.computeViewMatrixFromYawPitchRoll(target, distance, yaw, pitch, 0.0, 2)
+        projection = self.client.computeProjectionMatrixFOV(60.0, width / height, 0.05, 20.0)
+        _, _, rgba, _, _ = self.client.getCameraImage(
+            width, height, view, projection, renderer=pybullet.ER_TINY_RENDERER
+        )
+        return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3]
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.disconnect()
+            self.client = None
+
+    # -- what each robot provides -------------------------------------------------------
+    @abstractmethod
+    def _reset_scene(self, rng: np.random.Generator) -> None: ...
+
+    @abstractmethod
+    def _apply_task_live(self, task: TaskT) -> None: ...
+
+    @abstractmethod
+    def _apply_action_and_simulate(self, action: np.ndarray) -> None: ...
+
+    @abstractmethod
+    def _observation(self) -> np.ndarray: ...
+
+    @abstractmethod
+    def _reward(self, obs: np.ndarray, action: np.ndarray) -> float: ...
+
+    @abstractmethod
+    def tracking_error(self, obs: np.ndarray) -> float:
+        """How far the robot is from its reference, in the robot's own units."""
+
+    @abstractmethod
+    def _camera(self) -> tuple[list[float], float, float, float]:
+        """Camera target (m), distance (m), yaw and pitch (deg) for ``render``."""
