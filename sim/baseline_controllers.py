@@ -13,7 +13,7 @@ import pybullet_data
 from pybullet_utils import bullet_client
 
 from sim.husky_terrain import HUSKY
-from sim.panda_payload import PANDA
+from sim.panda_payload import FINGER_OPENING_M, NOMINAL_DAMPING_NMS, PANDA, PANDA_URDF
 
 PANDA_KP_PER_S2 = 100.0
 """Position gain of the computed-torque law (1/s²): a 10 rad/s closed-loop bandwidth."""
@@ -36,7 +36,9 @@ class PandaPDGravityController:
         self.model = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
         self.model.setAdditionalSearchPath(pybullet_data.getDataPath())
         self.model.setGravity(0.0, 0.0, -9.81)
-        self.body = self.model.loadURDF("franka_panda/panda.urdf", useFixedBase=True)
+        self.body = self.model.loadURDF(
+            PANDA_URDF, useFixedBase=True, flags=pybullet.URDF_USE_INERTIA_FROM_FILE
+        )
         self.low, self.high = np.array(PANDA.action_low), np.array(PANDA.action_high)
         self.reset()
 
@@ -44,9 +46,11 @@ class PandaPDGravityController:
         """Forget the previous reference velocity (used to feed the reference acceleration forward)."""
         self.previous_reference_velocity: np.ndarray | None = None
 
-    def inverse_dynamics(self, position: np.ndarray, velocity: np.ndarray, acceleration: np.ndarray) -> np.ndarray:
+    def inverse_dynamics(
+        self, position: np.ndarray, velocity: np.ndarray, acceleration: np.ndarray
+    ) -> np.ndarray:
         """Joint torques (N·m) of the nominal arm for the given motion (fingers held still)."""
-        q = [*position.tolist(), 0.04, 0.04]
+        q = [*position.tolist(), FINGER_OPENING_M, FINGER_OPENING_M]
         qd = [*velocity.tolist(), 0.0, 0.0]
         qdd = [*acceleration.tolist(), 0.0, 0.0]
         return np.asarray(self.model.calculateInverseDynamics(self.body, q, qd, qdd))[:7]
@@ -58,7 +62,8 @@ class PandaPDGravityController:
         qdd_ref = np.zeros(7) if previous is None else (qd_ref - previous) / self.period_s
         self.previous_reference_velocity = qd_ref
         qdd_desired = qdd_ref + self.kp * (q_ref - q) + self.kd * (qd_ref - qd)
-        torque = self.inverse_dynamics(q, qd, qdd_desired)
+        # The nominal joint damping is known to a hand-tuned controller, so it is compensated too.
+        torque = self.inverse_dynamics(q, qd, qdd_desired) + NOMINAL_DAMPING_NMS * qd
         return np.clip(torque, self.low, self.high).astype(np.float32)
 
     def close(self) -> None:
@@ -81,7 +86,9 @@ class HuskyPIController:
         twist = np.array([obs[0], obs[2]])  # vx (m/s), wz (rad/s)
         reference = obs[-2:].astype(np.float64)
         error = reference - twist
-        self.integral = np.clip(self.integral + error * self.period_s, -self.integral_limit, self.integral_limit)
+        self.integral = np.clip(
+            self.integral + error * self.period_s, -self.integral_limit, self.integral_limit
+        )
         v, w = reference + self.kp * error + self.ki * self.integral
         radius, track = HUSKY.wheel_radius_m, HUSKY.track_width_m
         left, right = (v - w * track / 2.0) / radius, (v + w * track / 2.0) / radius

@@ -58,7 +58,7 @@ class TwistReference:
     """Piecewise-constant body twist commands, one every ``REFERENCE_SEGMENT_S`` seconds."""
 
     def __init__(self, rng: np.random.Generator, duration_s: float) -> None:
-        segments = int(math.ceil(duration_s / REFERENCE_SEGMENT_S)) + 1
+        segments = math.ceil(duration_s / REFERENCE_SEGMENT_S) + 1
         self.linear_m_s = rng.uniform(0.1, 0.8, size=segments)
         self.angular_rad_s = rng.uniform(-0.6, 0.6, size=segments)
 
@@ -76,7 +76,10 @@ def terrain_heights(task: HuskyTask, rng: np.random.Generator) -> np.ndarray:
     if task.terrain_type == "bumps":
         x = np.arange(cells) * TERRAIN_CELL_M
         phase = rng.uniform(0.0, 2.0 * np.pi, size=2)
-        ridges = np.sin(2.0 * np.pi * x / 1.5 + phase[0])[None, :] + np.sin(2.0 * np.pi * x / 2.3 + phase[1])[:, None]
+        ridges = (
+            np.sin(2.0 * np.pi * x / 1.5 + phase[0])[None, :]
+            + np.sin(2.0 * np.pi * x / 2.3 + phase[1])[:, None]
+        )
         return 0.25 * task.terrain_roughness_m * (ridges + 2.0)
     return np.zeros((cells, cells))
 
@@ -99,7 +102,10 @@ class HuskyTerrainEnv(PyBulletTaskEnv[HuskyTask]):
         )
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(13,), dtype=np.float32)
         self.body = self.client.loadURDF("husky/husky.urdf", [0.0, 0.0, 0.3])
-        names = [self.client.getJointInfo(self.body, j)[1].decode() for j in range(self.client.getNumJoints(self.body))]
+        names = [
+            self.client.getJointInfo(self.body, j)[1].decode()
+            for j in range(self.client.getNumJoints(self.body))
+        ]
         self.wheel_indices = [names.index(j) for j in WHEEL_JOINTS]
         self.chassis_mass_kg = self.client.getDynamicsInfo(self.body, CHASSIS_LINK_INDEX)[0]
         for index in self.wheel_indices:
@@ -130,7 +136,9 @@ class HuskyTerrainEnv(PyBulletTaskEnv[HuskyTask]):
     def _reset_scene(self, rng: np.random.Generator) -> None:
         self._build_ground(self._task, rng)
         self.reference = TwistReference(rng, self.episode_duration_s)
-        self.client.resetBasePositionAndOrientation(self.body, [0.0, 0.0, 0.2 + self.ground_max_height_m], [0, 0, 0, 1])
+        self.client.resetBasePositionAndOrientation(
+            self.body, [0.0, 0.0, 0.2 + self.ground_max_height_m], [0, 0, 0, 1]
+        )
         self.client.resetBaseVelocity(self.body, [0, 0, 0], [0, 0, 0])
         for index in self.wheel_indices:
             self.client.resetJointState(self.body, index, 0.0, 0.0)
@@ -146,7 +154,9 @@ class HuskyTerrainEnv(PyBulletTaskEnv[HuskyTask]):
         self.client.setGravity(
             -GRAVITY_M_S2 * math.sin(task.slope_rad), 0.0, -GRAVITY_M_S2 * math.cos(task.slope_rad)
         )
-        self.client.changeDynamics(self.body, CHASSIS_LINK_INDEX, mass=self.chassis_mass_kg + task.payload_mass_kg)
+        self.client.changeDynamics(
+            self.body, CHASSIS_LINK_INDEX, mass=self.chassis_mass_kg + task.payload_mass_kg
+        )
         self.max_wheel_torque_nm = NOMINAL_WHEEL_TORQUE_NM * task.motor_strength_scale
 
     def _apply_action_and_simulate(self, action: np.ndarray) -> None:
@@ -169,7 +179,11 @@ class HuskyTerrainEnv(PyBulletTaskEnv[HuskyTask]):
         angular_body = rotation.T @ np.asarray(angular)
         slope = self._task.slope_rad
         tilt = np.array(
-            [[math.cos(slope), 0.0, math.sin(slope)], [0.0, 1.0, 0.0], [-math.sin(slope), 0.0, math.cos(slope)]]
+            [
+                [math.cos(slope), 0.0, math.sin(slope)],
+                [0.0, 1.0, 0.0],
+                [-math.sin(slope), 0.0, math.cos(slope)],
+            ]
         )
         attitude = tilt.T @ rotation  # body orientation in the gravity-aligned frame
         roll = math.atan2(attitude[2, 1], attitude[2, 2])

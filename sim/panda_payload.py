@@ -34,6 +34,8 @@ PAYLOAD_RADIUS_M = 0.05
 GRASP_OFFSET_M = (0.0, 0.0, 0.105)
 """Grasp point in the hand frame (between the fingertips), where a zero offset puts the payload."""
 MAX_JOINT_SPEED_RAD_S = 20.0
+FINGER_OPENING_M = 0.02
+"""Each finger's closed-on-payload position, held by its position motor."""
 
 PANDA = RobotDescription(
     name="panda",
@@ -96,14 +98,16 @@ class PandaPayloadEnv(PyBulletTaskEnv[PandaTask]):
         render_mode: str | None = None,
         render_size: tuple[int, int] = (320, 240),
     ) -> None:
-        super().__init__(physics_dt_s, self.robot.control_rate_hz, episode_duration_s, render_mode, render_size)
+        super().__init__(
+            physics_dt_s, self.robot.control_rate_hz, episode_duration_s, render_mode, render_size
+        )
         self.action_space = gym.spaces.Box(
             np.array(self.robot.action_low, dtype=np.float32),
             np.array(self.robot.action_high, dtype=np.float32),
             dtype=np.float32,
         )
-        position_low = np.tile(JOINT_LOWER_RAD - 0.1, 2).astype(np.float32)
-        position_high = np.tile(JOINT_UPPER_RAD + 0.1, 2).astype(np.float32)
+        position_low = np.tile(JOINT_LOWER_RAD - 0.5, 2).astype(np.float32)
+        position_high = np.tile(JOINT_UPPER_RAD + 0.5, 2).astype(np.float32)
         speed = np.full(7, np.inf, dtype=np.float32)
         low = np.concatenate([position_low[:7], -speed, position_low[7:], -speed])
         high = np.concatenate([position_high[:7], speed, position_high[7:], speed])
@@ -152,7 +156,9 @@ class PandaPayloadEnv(PyBulletTaskEnv[PandaTask]):
             client.changeDynamics(self.payload, -1, mass=0.0)
             return
         pivot_in_link = np.add(GRASP_OFFSET_M, offset_m)
-        link_position, link_orientation = client.getLinkState(self.arm, HAND_LINK, computeForwardKinematics=True)[4:6]
+        link_position, link_orientation = client.getLinkState(
+            self.arm, HAND_LINK, computeForwardKinematics=True
+        )[4:6]
         position, orientation = client.multiplyTransforms(
             link_position, link_orientation, pivot_in_link.tolist(), [0.0, 0.0, 0.0, 1.0]
         )
@@ -163,7 +169,9 @@ class PandaPayloadEnv(PyBulletTaskEnv[PandaTask]):
         client.changeDynamics(self.payload, -1, mass=mass_kg, localInertiaDiagonal=[inertia] * 3)
         # The constraint's parent frame is the hand's inertial frame: express the pivot in it.
         inertial_position, inertial_orientation = client.getDynamicsInfo(self.arm, HAND_LINK)[3:5]
-        inverse_position, inverse_orientation = client.invertTransform(inertial_position, inertial_orientation)
+        inverse_position, inverse_orientation = client.invertTransform(
+            inertial_position, inertial_orientation
+        )
         pivot_in_inertial, _ = client.multiplyTransforms(
             inverse_position, inverse_orientation, pivot_in_link.tolist(), [0.0, 0.0, 0.0, 1.0]
         )
@@ -188,9 +196,13 @@ class PandaPayloadEnv(PyBulletTaskEnv[PandaTask]):
         for joint in ARM_JOINTS:
             self.client.resetJointState(self.arm, joint, float(position[joint]), float(velocity[joint]))
         for joint in FINGER_JOINTS:
-            self.client.resetJointState(self.arm, joint, 0.02, 0.0)
+            self.client.resetJointState(self.arm, joint, FINGER_OPENING_M, 0.0)
         self.client.setJointMotorControlArray(
-            self.arm, FINGER_JOINTS, pybullet.POSITION_CONTROL, targetPositions=[0.02, 0.02], forces=[20.0, 20.0]
+            self.arm,
+            FINGER_JOINTS,
+            pybullet.POSITION_CONTROL,
+            targetPositions=[FINGER_OPENING_M] * 2,
+            forces=[20.0, 20.0],
         )
         self._apply_task_live(self._task)
 

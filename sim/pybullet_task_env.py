@@ -8,7 +8,7 @@ client), so many environments can live in one process or in vector workers.
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import gymnasium as gym
 import numpy as np
@@ -25,7 +25,7 @@ TaskT = TypeVar("TaskT", bound=Task)
 class PyBulletTaskEnv(gym.Env, Generic[TaskT]):
     """A robot under a task distribution; subclasses build the scene and read the sensors."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 25}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 25}
     task_type: type[TaskT]
     robot: RobotDescription
 
@@ -84,7 +84,7 @@ class PyBulletTaskEnv(gym.Env, Generic[TaskT]):
         self.elapsed_steps = 0
         self._reset_scene(self.np_random)
         self._live = True
-        return self._observation(), {"task": self._task}
+        return self._observation(), {}
 
     def step(self, action: np.ndarray):
         if not self._live:

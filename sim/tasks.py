@@ -33,7 +33,9 @@ class Task:
         for name, (low, high) in self.FIELD_RANGES.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"{type(self).__name__}.{name}={value!r} must be a number in [{low}, {high}]")
+                raise ValueError(
+                    f"{type(self).__name__}.{name}={value!r} must be a number in [{low}, {high}]"
+                )
             if not math.isfinite(value) or not low <= value <= high:
                 raise ValueError(f"{type(self).__name__}.{name}={value!r} outside [{low}, {high}]")
 
@@ -102,12 +104,16 @@ class PandaTask(Task):
         offset = self.payload_com_offset_m
         limit = self.COM_OFFSET_LIMIT_M
         if not isinstance(offset, tuple) or len(offset) != 3:
-            raise ValueError(f"PandaTask.payload_com_offset_m={offset!r} must be 3 numbers in [-{limit}, {limit}]")
+            raise ValueError(
+                f"PandaTask.payload_com_offset_m={offset!r} must be 3 numbers in [-{limit}, {limit}]"
+            )
         for axis, value in zip("xyz", offset, strict=True):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"PandaTask.payload_com_offset_m[{axis}]={value!r} must be a finite number")
             if abs(value) > limit:
-                raise ValueError(f"PandaTask.payload_com_offset_m[{axis}]={value!r} outside [-{limit}, {limit}]")
+                raise ValueError(
+                    f"PandaTask.payload_com_offset_m[{axis}]={value!r} outside [-{limit}, {limit}]"
+                )
 
     @classmethod
     def sample(cls, rng: np.random.Generator, split: Split) -> PandaTask:
@@ -173,7 +179,9 @@ class HuskyTask(Task):
         if split in ("train", "interp"):
             terrain: TerrainType = cls.TRAIN_TERRAINS[int(rng.integers(len(cls.TRAIN_TERRAINS)))]
             payload = (
-                _uniform_excluding(rng, 0.0, 40.0, (15.0, 25.0)) if split == "train" else rng.uniform(15.0, 25.0)
+                _uniform_excluding(rng, 0.0, 40.0, (15.0, 25.0))
+                if split == "train"
+                else rng.uniform(15.0, 25.0)
             )
             friction = rng.uniform(0.5, 1.2)
             slope = rng.uniform(-0.1, 0.1)
