@@ -78,6 +78,15 @@ class PyBulletTaskEnv(gym.Env, Generic[TaskT]):
         """The task truth, for oracles and plots (never part of the observation)."""
         return self._task
 
+    @property
+    def task(self) -> TaskT:
+        """The current task; assigning it is ``set_task`` (how vector envs set one task per worker)."""
+        return self._task
+
+    @task.setter
+    def task(self, task: TaskT) -> None:
+        self.set_task(task)
+
     # -- gymnasium API ---------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
