@@ -13,12 +13,14 @@ import pybullet_data
 from pybullet_utils import bullet_client
 
 from sim.husky_terrain import HUSKY
-from sim.panda_payload import FINGER_OPENING_M, NOMINAL_DAMPING_NMS, PANDA, PANDA_URDF
+from sim.panda_payload import FINGER_OPENING_M, NOMINAL_DAMPING_NMS, NOMINAL_FRICTION_NM, PANDA, PANDA_URDF
 
 PANDA_KP_PER_S2 = 100.0
 """Position gain of the computed-torque law (1/s²): a 10 rad/s closed-loop bandwidth."""
 PANDA_KD_PER_S = 20.0
 """Velocity gain (1/s): critically damped with ``PANDA_KP_PER_S2``."""
+FRICTION_SMOOTHING_RAD_S = 0.02
+"""Reference speed over which the friction feed-forward changes sign."""
 
 
 class PandaPDGravityController:
@@ -62,8 +64,10 @@ class PandaPDGravityController:
         qdd_ref = np.zeros(7) if previous is None else (qd_ref - previous) / self.period_s
         self.previous_reference_velocity = qd_ref
         qdd_desired = qdd_ref + self.kp * (q_ref - q) + self.kd * (qd_ref - qd)
-        # The nominal joint damping is known to a hand-tuned controller, so it is compensated too.
-        torque = self.inverse_dynamics(q, qd, qdd_desired) + NOMINAL_DAMPING_NMS * qd
+        # Nominal damping and Coulomb friction are known to a hand-tuned controller, so they are
+        # compensated too (friction smoothly signed by the reference velocity, to avoid chatter).
+        friction = NOMINAL_FRICTION_NM * np.tanh(qd_ref / FRICTION_SMOOTHING_RAD_S)
+        torque = self.inverse_dynamics(q, qd, qdd_desired) + NOMINAL_DAMPING_NMS * qd + friction
         return np.clip(torque, self.low, self.high).astype(np.float32)
 
     def close(self) -> None:
