@@ -111,6 +111,13 @@ class HuskyTerrainEnv(PyBulletTaskEnv[HuskyTask]):
         for index in self.wheel_indices:
             self.client.changeDynamics(self.body, index, lateralFriction=1.0)
         self.ground: int | None = None
+        # Bound methods cached once: BulletClient builds a partial on every attribute access.
+        self._set_motors = self.client.setJointMotorControlArray
+        self._step_simulation = self.client.stepSimulation
+        self._get_pose = self.client.getBasePositionAndOrientation
+        self._get_velocity = self.client.getBaseVelocity
+        self._get_joint_states = self.client.getJointStates
+        self._matrix_from_quaternion = self.client.getMatrixFromQuaternion
         self.ground_max_height_m = 0.0
         self.reference = TwistReference(np.random.default_rng(0), episode_duration_s)
 
@@ -161,7 +168,7 @@ class HuskyTerrainEnv(PyBulletTaskEnv[HuskyTask]):
 
     def _apply_action_and_simulate(self, action: np.ndarray) -> None:
         left, right = float(action[0]), float(action[1])
-        self.client.setJointMotorControlArray(
+        self._set_motors(
             self.body,
             self.wheel_indices,
             pybullet.VELOCITY_CONTROL,
@@ -169,12 +176,12 @@ class HuskyTerrainEnv(PyBulletTaskEnv[HuskyTask]):
             forces=[self.max_wheel_torque_nm] * 4,
         )
         for _ in range(self.substeps):
-            self.client.stepSimulation()
+            self._step_simulation()
 
     def _observation(self) -> np.ndarray:
-        _, orientation = self.client.getBasePositionAndOrientation(self.body)
-        linear, angular = self.client.getBaseVelocity(self.body)
-        rotation = np.asarray(self.client.getMatrixFromQuaternion(orientation)).reshape(3, 3)
+        _, orientation = self._get_pose(self.body)
+        linear, angular = self._get_velocity(self.body)
+        rotation = np.asarray(self._matrix_from_quaternion(orientation)).reshape(3, 3)
         linear_body = rotation.T @ np.asarray(linear)
         angular_body = rotation.T @ np.asarray(angular)
         slope = self._task.slope_rad
@@ -188,7 +195,7 @@ class HuskyTerrainEnv(PyBulletTaskEnv[HuskyTask]):
         attitude = tilt.T @ rotation  # body orientation in the gravity-aligned frame
         roll = math.atan2(attitude[2, 1], attitude[2, 2])
         pitch = -math.asin(max(-1.0, min(1.0, attitude[2, 0])))
-        wheels = [s[1] for s in self.client.getJointStates(self.body, self.wheel_indices)]
+        wheels = [s[1] for s in self._get_joint_states(self.body, self.wheel_indices)]
         reference = self.reference.at(self.elapsed_steps / self.control_rate_hz)
         return np.array(
             [
@@ -205,8 +212,8 @@ class HuskyTerrainEnv(PyBulletTaskEnv[HuskyTask]):
             dtype=np.float32,
         )
 
-    def _reward(self, obs: np.ndarray, action: np.ndarray) -> float:
-        return -self.tracking_error(obs)
+    def _reward(self, tracking_error: float, action: np.ndarray) -> float:
+        return -tracking_error
 
     def tracking_error(self, obs: np.ndarray) -> float:
         """Twist error (m/s): linear error combined with the angular error at the wheel track."""

@@ -73,9 +73,14 @@ class SinusoidReference:
 
     def __call__(self, t_s: float) -> tuple[np.ndarray, np.ndarray]:
         """Reference positions (rad) and velocities (rad/s) at time ``t_s``."""
-        angle = self.omega_rad_s * t_s + self.phase_rad
-        position = self.centre_rad + np.sum(self.amplitude_rad * np.sin(angle), axis=1)
-        velocity = np.sum(self.amplitude_rad * self.omega_rad_s * np.cos(angle), axis=1)
+        position, velocity = self.at_times(np.array([t_s]))
+        return position[0], velocity[0]
+
+    def at_times(self, times_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Reference positions (rad) and velocities (rad/s), shape ``(len(times_s), 7)`` each."""
+        angle = self.omega_rad_s[None] * times_s[:, None, None] + self.phase_rad[None]
+        position = self.centre_rad + np.sum(self.amplitude_rad * np.sin(angle), axis=2)
+        velocity = np.sum(self.amplitude_rad * self.omega_rad_s * np.cos(angle), axis=2)
         return position, velocity
 
 
@@ -192,6 +197,9 @@ class PandaPayloadEnv(PyBulletTaskEnv[PandaTask]):
     def _reset_scene(self, rng: np.random.Generator) -> None:
         self._reference = SinusoidReference(rng)
         self._t_s = 0.0
+        # The whole episode's reference, tabulated once: a per-step lookup instead of trigonometry.
+        times_s = np.arange(self.max_episode_steps + 1) / self.control_rate_hz
+        self._reference_table = np.concatenate(self._reference.at_times(times_s), axis=1).astype(np.float32)
         position, velocity = self._reference(0.0)
         for joint in ARM_JOINTS:
             self.client.resetJointState(self.arm, joint, float(position[joint]), float(velocity[joint]))
@@ -216,22 +224,23 @@ class PandaPayloadEnv(PyBulletTaskEnv[PandaTask]):
 
     def _observation(self) -> np.ndarray:
         states = self._get_joint_states(self.arm, ARM_JOINTS)
-        reference_position, reference_velocity = self._reference(self._t_s)
         obs = np.empty(28, dtype=np.float32)
         obs[0:7] = [s[0] for s in states]
         obs[7:14] = [s[1] for s in states]
-        obs[14:21] = reference_position
-        obs[21:28] = reference_velocity
+        if self.elapsed_steps < len(self._reference_table):
+            obs[14:28] = self._reference_table[self.elapsed_steps]
+        else:  # stepped past the registered time limit (unwrapped use): compute directly
+            obs[14:21], obs[21:28] = self._reference(self._t_s)
         return obs
 
-    def _reward(self, obs: np.ndarray, action: np.ndarray) -> float:
+    def _reward(self, tracking_error: float, action: np.ndarray) -> float:
         effort = float(np.mean((action / EFFORT_LIMIT_NM) ** 2))
-        return -self.tracking_error(obs) - self.TORQUE_PENALTY * effort
+        return -tracking_error - self.TORQUE_PENALTY * effort
 
     def tracking_error(self, obs: np.ndarray) -> float:
         """RMS joint position error (rad) between state and reference in ``obs``."""
-        obs = np.asarray(obs, dtype=np.float64)
-        return float(np.sqrt(np.mean((obs[..., 0:7] - obs[..., 14:21]) ** 2)))
+        error = np.asarray(obs[..., 0:7], dtype=np.float64) - obs[..., 14:21]
+        return float(np.sqrt(np.mean(error * error)))
 
     def _camera(self) -> tuple[list[float], float, float, float]:
         return [0.0, 0.0, 0.5], 1.6, 50.0, -25.0

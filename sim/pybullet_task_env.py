@@ -90,28 +90,36 @@ class PyBulletTaskEnv(gym.Env, Generic[TaskT]):
     # -- gymnasium API ---------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
+        self._action_shape = (self.robot.action_dim,)
+        self._action_low = np.asarray(self.robot.action_low, dtype=np.float64)
+        self._action_high = np.asarray(self.robot.action_high, dtype=np.float64)
         self.elapsed_steps = 0
         self._reset_scene(self.np_random)
         self._live = True
         return self._observation(), {}
 
     def step(self, action: np.ndarray):
+        """Apply ``action`` for one control period.
+
+        A non-finite action raises ``ValueError`` before it reaches the physics (PyBullet would
+        propagate NaN into the state); finite actions outside the box are clipped to it, as a
+        motor driver saturates.
+        """
         if not self._live:
             raise RuntimeError("step() before reset(): call reset() first")
         action = np.asarray(action, dtype=np.float64)
-        if action.shape != (self.robot.action_dim,):
-            raise ValueError(f"action shape {action.shape} != ({self.robot.action_dim},)")
-        if not np.all(np.isfinite(action)):
+        if action.shape != self._action_shape:
+            raise ValueError(f"action shape {action.shape} != {self._action_shape}")
+        if not np.isfinite(action).all():
             raise ValueError(f"action contains NaN or inf: {action.tolist()}")
-        # Out-of-range commands are clipped, as a motor driver saturates.
-        action = np.clip(action, self.action_space.low, self.action_space.high)
+        action = np.minimum(np.maximum(action, self._action_low), self._action_high)
         self._apply_action_and_simulate(action)
         self.elapsed_steps += 1
         obs = self._observation()
-        reward = self._reward(obs, action)
-        terminated = False
+        error = self.tracking_error(obs)
+        reward = self._reward(error, action)
         truncated = self.elapsed_steps >= self.max_episode_steps
-        return obs, reward, terminated, truncated, {"tracking_error": self.tracking_error(obs)}
+        return obs, reward, False, truncated, {"tracking_error": error}
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
@@ -144,7 +152,8 @@ class PyBulletTaskEnv(gym.Env, Generic[TaskT]):
     def _observation(self) -> np.ndarray: ...
 
     @abstractmethod
-    def _reward(self, obs: np.ndarray, action: np.ndarray) -> float: ...
+    def _reward(self, tracking_error: float, action: np.ndarray) -> float:
+        """Reward of a step given its tracking error (already computed) and the clipped action."""
 
     @abstractmethod
     def tracking_error(self, obs: np.ndarray) -> float:
