@@ -146,7 +146,7 @@ def bare_husky_steps_per_s(substeps: int, physics_dt_s: float, steps: int, repea
 def vector_steps_per_s(env_id: str, workers: int, steps: int, repeats: int) -> float:
     """Total control steps per second over ``workers`` worker processes, one env each."""
     backend = make_process_backend(env_id, workers, episode_duration_s=(steps + 1) / 100.0)
-    action_space = backend.vector_env.single_action_space
+    action_space = backend.single_action_space
     actions = (
         np.random.default_rng(0)
         .uniform(0.2 * action_space.low, 0.2 * action_space.high, (steps, workers, *action_space.shape))

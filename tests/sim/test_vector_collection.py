@@ -73,3 +73,17 @@ def test_set_tasks_needs_one_valid_task_per_env() -> None:
     with pytest.raises(ValueError, match="n_steps"):
         collect_rollouts(backend, constant_policy(7), n_steps=0)
     backend.close()
+
+
+def test_worker_errors_reach_the_parent_with_their_type() -> None:
+    backend = make_process_backend("metarl/PandaPayload-v0", 1, episode_duration_s=EPISODE_S)
+    try:
+        backend.reset(seed=0)
+        with pytest.raises(ValueError, match="NaN or inf"):
+            backend.step(np.full((1, 7), np.nan, dtype=np.float32))
+        with pytest.raises(ValueError, match="payload_mass_kg"):
+            backend.set_tasks([PandaTask(payload_mass_kg=-2.0)])
+        obs, *_ = backend.step(np.zeros((1, 7), dtype=np.float32))  # the worker survives
+        assert np.all(np.isfinite(obs))
+    finally:
+        backend.close()
