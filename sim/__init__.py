@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from typing import Any
 
 import gymnasium
 
@@ -26,6 +27,17 @@ def _register(env_id: str, entry_point: str, episode_duration_s: float) -> None:
         max_episode_steps=round(episode_duration_s * CONTROL_RATE_HZ),
         kwargs={"episode_duration_s": episode_duration_s},
     )
+
+
+def make(env_id: str, **kwargs: Any) -> gymnasium.Env:
+    """``gymnasium.make`` whose time limit follows ``episode_duration_s`` when that is given.
+
+    The registered ``max_episode_steps`` matches the default duration only; without this, a
+    longer ``episode_duration_s`` would still be cut at the default by gymnasium's TimeLimit.
+    """
+    if "episode_duration_s" in kwargs and "max_episode_steps" not in kwargs:
+        kwargs["max_episode_steps"] = round(kwargs["episode_duration_s"] * CONTROL_RATE_HZ)
+    return gymnasium.make(env_id, **kwargs)
 
 
 _register("metarl/PandaPayload-v0", "sim.panda_payload:PandaPayloadEnv", PANDA_EPISODE_S)

@@ -98,6 +98,10 @@ class PandaTask(Task):
     PAYLOAD_TRAIN_KG: ClassVar[tuple[float, float]] = (0.0, 3.0)
     PAYLOAD_INTERP_KG: ClassVar[tuple[float, float]] = (1.25, 1.75)
     PAYLOAD_EXTRAP_KG: ClassVar[tuple[float, float]] = (3.0, 5.0)
+    # Damping and friction scales per split, likewise.
+    SCALE_TRAIN: ClassVar[tuple[float, float]] = (0.5, 2.0)
+    SCALE_INTERP: ClassVar[tuple[float, float]] = (0.9, 1.1)
+    SCALE_EXTRAP: ClassVar[tuple[float, float]] = (2.0, 4.0)
 
     def validate(self) -> None:
         super().validate()
@@ -120,14 +124,18 @@ class PandaTask(Task):
         """One task of ``split``; train and interp never overlap, extrap lies beyond train."""
         if split == "train":
             mass = _uniform_excluding(rng, *cls.PAYLOAD_TRAIN_KG, cls.PAYLOAD_INTERP_KG)
-            damping, friction = rng.uniform(0.5, 2.0, size=2)
+            damping, friction = (
+                _uniform_excluding(rng, *cls.SCALE_TRAIN, cls.SCALE_INTERP) for _ in range(2)
+            )
         elif split == "interp":
             mass = rng.uniform(*cls.PAYLOAD_INTERP_KG)
-            damping, friction = rng.uniform(0.5, 2.0, size=2)
+            damping, friction = rng.uniform(*cls.SCALE_INTERP, size=2)
         elif split == "extrap":
-            # Strictly above the training range: never 3.0 kg itself.
+            # Strictly above the training ranges: never 3.0 kg or a 2.0 scale itself.
             mass = float(np.nextafter(cls.PAYLOAD_EXTRAP_KG[0], np.inf)) + rng.uniform(0.0, 2.0 - 1e-9)
-            damping, friction = rng.uniform(2.0, 4.0, size=2)
+            damping, friction = np.nextafter(cls.SCALE_EXTRAP[0], np.inf) + rng.uniform(
+                0.0, 2.0 - 1e-9, size=2
+            )
         else:
             raise ValueError(f"split={split!r} is not one of {SPLITS}")
         offset = rng.uniform(-0.05, 0.05, size=3)

@@ -25,7 +25,7 @@ import numpy as np
 import pybullet
 import pybullet_data
 
-import sim  # noqa: F401  (registers the environment ids)
+import sim
 from metarl_core.bench.machine import describe_machine
 from sim.vector_collection import make_process_backend
 
@@ -48,7 +48,7 @@ def median_rate(run_once: Callable[[], float], repeats: int) -> float:
 
 def env_steps_per_s(env_id: str, steps: int, repeats: int) -> float:
     """Control steps per second of one environment, as ``gymnasium.make`` builds it."""
-    env = gymnasium.make(env_id, episode_duration_s=(steps + 1) / 100.0)
+    env = sim.make(env_id, episode_duration_s=(steps + 1) / 100.0)
     actions = (
         np.random.default_rng(0)
         .uniform(0.2 * env.action_space.low, 0.2 * env.action_space.high, (steps, *env.action_space.shape))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import sim  # noqa: F401
+import sim
 from sim.tasks import HuskyTask, PandaTask
 
 ENV_IDS = ["metarl/PandaPayload-v0", "metarl/HuskyTerrain-v0"]
@@ -188,4 +188,10 @@ def test_observation_holds_no_task_truth() -> None:
     second, info = env.reset(seed=1)
     np.testing.assert_array_equal(first, second)
     assert "task" not in info
+    env.close()
+
+
+def test_sim_make_keeps_the_time_limit_in_step_with_the_episode_duration() -> None:
+    env = sim.make("metarl/PandaPayload-v0", episode_duration_s=6.0)
+    assert env.spec.max_episode_steps == 600 and env.unwrapped.max_episode_steps == 600
     env.close()

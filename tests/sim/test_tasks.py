@@ -79,14 +79,16 @@ def test_json_names_the_task_type() -> None:
 
 def test_panda_splits_are_disjoint() -> None:
     rng = np.random.default_rng(1)
-    masses = {
-        split: np.array([PandaTask.sample(rng, split).payload_mass_kg for _ in range(2000)])
-        for split in SPLITS
-    }
-    assert np.all((masses["train"] < 1.25) | (masses["train"] > 1.75))
-    assert np.all((masses["interp"] >= 1.25) & (masses["interp"] <= 1.75))
-    assert np.all(masses["extrap"] > masses["train"].max()) and np.all(masses["extrap"] > 3.0)
-    assert masses["train"].max() <= 3.0
+    tasks = {split: [PandaTask.sample(rng, split) for _ in range(2000)] for split in SPLITS}
+    for field, hole, top in [
+        ("payload_mass_kg", (1.25, 1.75), 3.0),
+        ("joint_damping_scale", (0.9, 1.1), 2.0),
+        ("joint_friction_scale", (0.9, 1.1), 2.0),
+    ]:
+        values = {split: np.array([getattr(t, field) for t in tasks[split]]) for split in SPLITS}
+        assert np.all((values["train"] < hole[0]) | (values["train"] > hole[1])), field
+        assert np.all((values["interp"] >= hole[0]) & (values["interp"] <= hole[1])), field
+        assert values["train"].max() <= top < values["extrap"].min(), field
 
 
 def test_husky_splits_are_disjoint() -> None:
