@@ -167,9 +167,12 @@ class PandaPayloadEnv(PyBulletTaskEnv[PandaTask]):
         position, orientation = client.multiplyTransforms(
             link_position, link_orientation, pivot_in_link.tolist(), [0.0, 0.0, 0.0, 1.0]
         )
-        hand_velocity = client.getLinkState(self.arm, HAND_LINK, computeLinkVelocity=True)[6:8]
+        # Start the payload moving with the hand (v + ω × r) so attaching it mid-motion is no jolt.
+        hand_state = client.getLinkState(self.arm, HAND_LINK, computeLinkVelocity=True)
+        hand_com_m, linear_m_s, angular_rad_s = hand_state[0], hand_state[6], hand_state[7]
+        linear_m_s = np.add(linear_m_s, np.cross(angular_rad_s, np.subtract(position, hand_com_m)))
         client.resetBasePositionAndOrientation(self.payload, position, orientation)
-        client.resetBaseVelocity(self.payload, hand_velocity[0], hand_velocity[1])
+        client.resetBaseVelocity(self.payload, linear_m_s.tolist(), angular_rad_s)
         inertia = 0.4 * mass_kg * PAYLOAD_RADIUS_M**2
         client.changeDynamics(self.payload, -1, mass=mass_kg, localInertiaDiagonal=[inertia] * 3)
         # The constraint's parent frame is the hand's inertial frame: express the pivot in it.
