@@ -8,6 +8,8 @@ lets both the mass and the centre-of-mass offset change on a live episode.
 
 from __future__ import annotations
 
+import math
+
 import gymnasium as gym
 import numpy as np
 import pybullet
@@ -22,6 +24,7 @@ ARM_JOINTS: list[int] = list(range(7))
 FINGER_JOINTS: list[int] = [9, 10]
 HAND_LINK = 8
 EFFORT_LIMIT_NM = np.array([87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0])
+INVERSE_EFFORT_LIMIT = 1.0 / EFFORT_LIMIT_NM
 JOINT_LOWER_RAD = np.array([-2.9671, -1.8326, -2.9671, -3.1416, -2.9671, -0.0873, -2.9671])
 JOINT_UPPER_RAD = np.array([2.9671, 1.8326, 2.9671, 0.0, 2.9671, 3.8223, 2.9671])
 HOME_RAD = np.array([0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.8])
@@ -237,13 +240,13 @@ class PandaPayloadEnv(PyBulletTaskEnv[PandaTask]):
         return obs
 
     def _reward(self, tracking_error: float, action: np.ndarray) -> float:
-        effort = float(np.mean((action / EFFORT_LIMIT_NM) ** 2))
-        return -tracking_error - self.TORQUE_PENALTY * effort
+        scaled = action * INVERSE_EFFORT_LIMIT
+        return -tracking_error - self.TORQUE_PENALTY * float(scaled @ scaled) / 7.0
 
     def tracking_error(self, obs: np.ndarray) -> float:
-        """RMS joint position error (rad) between state and reference in ``obs``."""
-        error = np.asarray(obs[..., 0:7], dtype=np.float64) - obs[..., 14:21]
-        return float(np.sqrt(np.mean(error * error)))
+        """RMS joint position error (rad) between state and reference in one observation."""
+        error = np.asarray(obs[0:7], dtype=np.float64) - obs[14:21]
+        return math.sqrt(float(error @ error) / 7.0)
 
     def _camera(self) -> tuple[list[float], float, float, float]:
         return [0.0, 0.0, 0.5], 1.6, 50.0, -25.0
