@@ -34,7 +34,7 @@ def rollout(env: gymnasium.Env, seed: int, n_steps: int) -> np.ndarray:
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_passes_gymnasium_env_checker(env_id) -> None:
     env = make(env_id)
-    check_env(env.unwrapped, skip_render_check=True)
+    check_env(env.unwrapped)
     env.close()
 
 
