@@ -8,7 +8,7 @@ docs/architecture.md) and refuse a bundle made for another robot.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 CommandInterface = Literal["effort_forward", "joint_trajectory", "twist"]
 
@@ -32,6 +32,30 @@ class RobotDescription:
     """Differential-drive wheel radius (bases only): converts wheel speeds to a body twist."""
     track_width_m: float | None = None
     """Distance between left and right wheel contact lines (bases only)."""
+
+    def __post_init__(self) -> None:
+        """Normalise sequences to tuples (so one read back from ``bundle.json`` lists compares
+        equal) and refuse an inconsistent description, naming the field."""
+        for name in ("joint_names", "state_fields", "reference_fields", "action_low", "action_high"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not isinstance(value, (list, tuple)):
+                raise ValueError(f"RobotDescription.{name}={value!r} must be a sequence")
+            object.__setattr__(self, name, tuple(value))
+        if len(self.action_low) != len(self.action_high):
+            raise ValueError(
+                f"RobotDescription: action_low has {len(self.action_low)} entries, "
+                f"action_high {len(self.action_high)}"
+            )
+        for index, (low, high) in enumerate(zip(self.action_low, self.action_high, strict=True)):
+            if not low < high:
+                raise ValueError(f"RobotDescription.action_low[{index}]={low} must be < action_high={high}")
+        if not self.control_rate_hz > 0.0:
+            raise ValueError(f"RobotDescription.control_rate_hz={self.control_rate_hz} must be > 0")
+        if self.command_interface not in get_args(CommandInterface):
+            raise ValueError(
+                f"RobotDescription.command_interface={self.command_interface!r} is not one of "
+                f"{get_args(CommandInterface)}"
+            )
 
     @property
     def state_dim(self) -> int:

@@ -65,3 +65,34 @@ def test_husky_description_carries_diff_drive_geometry() -> None:
     assert robot.state_dim == 11 and robot.reference_dim == 2 and robot.action_dim == 2
     assert robot.wheel_radius_m > 0.0 and robot.track_width_m > 0.0
     env.close()
+
+
+def test_description_read_back_from_json_lists_compares_equal(env) -> None:
+    robot = env.unwrapped.robot
+    as_json_would = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(robot).items()}
+    assert RobotDescription(**as_json_would) == robot
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"action_high": (1.0,)}, "action_low has 2 entries"),
+        ({"action_low": (0.0, 5.0)}, r"action_low\[1\]=5.0 must be < action_high"),
+        ({"control_rate_hz": 0.0}, "control_rate_hz=0.0"),
+        ({"command_interface": "torque"}, "command_interface='torque'"),
+        ({"joint_names": "wheel"}, "joint_names='wheel' must be a sequence"),
+    ],
+)
+def test_inconsistent_description_is_refused_naming_the_field(change, message) -> None:
+    fields = {
+        "name": "husky",
+        "joint_names": ("left", "right"),
+        "state_fields": ("odom.twist.linear.x",),
+        "reference_fields": ("reference.twist.linear.x",),
+        "action_low": (-1.0, -1.0),
+        "action_high": (1.0, 1.0),
+        "control_rate_hz": 100.0,
+        "command_interface": "twist",
+    }
+    with pytest.raises(ValueError, match=message):
+        RobotDescription(**{**fields, **change})
