@@ -131,6 +131,11 @@ class PandaPayloadEnv(PyBulletTaskEnv[PandaTask]):
         for joint in ARM_JOINTS:
             client.changeDynamics(self.arm, joint, maxJointVelocity=MAX_JOINT_SPEED_RAD_S)
         self.payload = client.createMultiBody(baseMass=0.0, baseCollisionShapeIndex=-1)
+        # A floor for the camera only: no collision shape, so the physics is the arm's alone.
+        floor = client.createVisualShape(
+            pybullet.GEOM_BOX, halfExtents=[1.0, 1.0, 0.005], rgbaColor=[0.55, 0.6, 0.65, 1.0]
+        )
+        client.createMultiBody(baseMass=0.0, baseVisualShapeIndex=floor, basePosition=[0.0, 0.0, -0.005])
         self._payload_constraint: int | None = None
         # Bound methods cached once: BulletClient builds a partial on every attribute access.
         self._set_motors = client.setJointMotorControlArray
@@ -249,4 +254,4 @@ class PandaPayloadEnv(PyBulletTaskEnv[PandaTask]):
         return math.sqrt(float(error @ error) / 7.0)
 
     def _camera(self) -> tuple[list[float], float, float, float]:
-        return [0.0, 0.0, 0.5], 1.6, 50.0, -25.0
+        return [0.3, 0.0, 0.4], 1.7, 50.0, -25.0
