@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from sim.robot_description import RobotDescription
 
 from metarl_core.dynamics_model import ModelShape, Normalizer, Params
+from sim.robot_description import RobotDescription
 
 CHECKPOINT_NAME = "checkpoint.pt"
 AdaptationMode = Literal["gradient", "rls"]

@@ -1,0 +1,112 @@
+"""MPPI (model-predictive path integral) planning through any batch dynamics function.
+
+Numpy only, so the same planner runs on the robot over the ONNX runtime and at training time
+over torch: all it needs is ``predict(params, states[K,S], actions[K,A]) -> next_states[K,S]``.
+Samples can carry a fixed PD feedback term inside the rollouts (the "feedback prior"): the
+sampled open-loop torques then only have to supply what the learned model knows and PD does not
+(gravity, payload), which makes a 7-D torque space tractable with ~100 samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from export.tracking_cost import TrackingCost
+
+PredictFn = Callable[[Sequence[np.ndarray], np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class MPPIConfig:
+    """Planner settings, shipped in ``bundle.json`` under ``planner``."""
+
+    samples: int = 128
+    horizon: int = 8
+    noise_fraction: float = 0.1
+    """Exploration noise std as a fraction of each action's half range."""
+    temperature: float = 1.0
+    """Softmax temperature on (cost − min cost), relative to the cost spread."""
+    feedback_kp: tuple[float, ...] = ()
+    """PD prior, per action: gain on (reference position − predicted position); empty for none."""
+    feedback_kd: tuple[float, ...] = ()
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, data: dict) -> MPPIConfig:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for key in ("feedback_kp", "feedback_kd"):
+            if key in known:
+                known[key] = tuple(known[key])
+        return cls(**known)
+
+
+class MPPIPlanner:
+    """Warm-started MPPI: the mean action sequence is shifted by one step after each plan."""
+
+    def __init__(
+        self,
+        config: MPPIConfig,
+        cost: TrackingCost,
+        action_low: np.ndarray,
+        action_high: np.ndarray,
+        period_s: float,
+        feedback_state_index: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        self.config, self.cost, self.period_s = config, cost, period_s
+        self.low, self.high = np.asarray(action_low, np.float64), np.asarray(action_high, np.float64)
+        self.sigma = config.noise_fraction * (self.high - self.low) / 2.0
+        self.feedback_state_index = feedback_state_index
+        self.rng = np.random.default_rng(config.seed)
+        self.reset()
+
+    def reset(self) -> None:
+        self.mean = np.zeros((self.config.horizon, len(self.low)))
+
+    def plan(
+        self, predict: PredictFn, params: Sequence[np.ndarray], state: np.ndarray, reference: np.ndarray
+    ) -> np.ndarray:
+        """The first action of the cost-weighted mean of sampled action sequences.
+
+        The mean sequence is the open-loop part only; the PD prior (if any) is recomputed from
+        the predicted state inside every rollout and for the returned first action.
+        """
+        k, h = self.config.samples, self.config.horizon
+        noise = self.rng.standard_normal((k, h, len(self.low))) * self.sigma
+        noise[0] = 0.0  # the current mean is always one candidate
+        open_loop = self.mean[None, :, :] + noise
+        targets = self.cost.reference_over_horizon(reference, h, self.period_s)
+        states = np.repeat(state[None, :].astype(np.float32), k, axis=0)
+        total = np.zeros(k)
+        first_actions = None
+        for t in range(h):
+            action = open_loop[:, t] + self._feedback(states, reference, t)
+            action = np.clip(action, self.low, self.high)
+            if t == 0:
+                first_actions = action
+            states = predict(params, states, action.astype(np.float32))
+            total += self.cost(states.astype(np.float64), targets[t], action)
+        finite = np.isfinite(total)
+        if not finite.any():
+            raise FloatingPointError("MPPI: every rollout's cost is NaN or inf")
+        total = np.where(finite, total, np.inf)
+        spread = max(float(np.ptp(total[finite])), 1e-9)
+        weights = np.exp(-(total - total[finite].min()) / (self.config.temperature * spread / 10.0))
+        weights /= weights.sum()
+        mean = np.einsum("k,kha->ha", weights, open_loop)
+        self.mean = np.vstack([mean[1:], mean[-1:]])
+        return np.clip(weights @ first_actions, self.low, self.high)
+
+    def _feedback(self, states: np.ndarray, reference: np.ndarray, t: int) -> np.ndarray | float:
+        """PD prior toward the reference extrapolated ``t`` steps ahead (0 without a prior)."""
+        if self.feedback_state_index is None or not self.config.feedback_kp:
+            return 0.0
+        position_index, velocity_index = self.feedback_state_index
+        kp, kd = np.asarray(self.config.feedback_kp), np.asarray(self.config.feedback_kd)
+        n = len(position_index)
+        q_ref = reference[:n] + reference[n : 2 * n] * self.period_s * t
+        return kp * (q_ref - states[:, position_index]) + kd * (
+            reference[n : 2 * n] - states[:, velocity_index]
+        )

@@ -1,0 +1,199 @@
+"""The robot side of a bundle: load, validate, adapt, predict, plan — numpy + onnxruntime only.
+
+Nothing here imports torch (a test runs it where ``import torch`` fails). The adaptation is a
+graph run: the exported ``adapt.onnx`` computes n gradient steps of the window loss from the
+meta-learned parameters, so the robot adapts exactly as training did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from export.bundle_manifest import (
+    BundleCorruptError,
+    BundleError,
+    BundleIntegrityError,
+    BundleManifest,
+    BundleSchemaError,
+    RobotMismatchError,
+    check_robot,
+    read_manifest,
+)
+from export.mppi import MPPIConfig, MPPIPlanner
+from export.tracking_cost import TrackingCost
+
+__all__ = [
+    "AdaptationResult",
+    "AdaptiveRuntime",
+    "BundleCorruptError",
+    "BundleError",
+    "BundleIntegrityError",
+    "BundleSchemaError",
+    "RobotMismatchError",
+    "WindowError",
+]
+
+RUNTIME_OPTIMIZATION_LEVEL = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+"""The level the robot runs at; every export is verified at it and at ORT_DISABLE_ALL."""
+
+
+class WindowError(ValueError):
+    """A transition window that cannot be adapted on (wrong shape, NaN or inf)."""
+
+
+@dataclass(frozen=True)
+class AdaptationResult:
+    """Parameters to plan with, and why: ``accepted`` is False when the meta-parameters were kept."""
+
+    params: list[np.ndarray]
+    loss_before: float
+    loss_after: float
+    accepted: bool
+    reason: str
+
+
+class AdaptiveRuntime:
+    """A loaded, validated bundle: ``adapt`` on a window, ``predict`` and ``plan`` with parameters."""
+
+    def __init__(
+        self,
+        manifest: BundleManifest,
+        adapt_session: ort.InferenceSession,
+        predict_session: ort.InferenceSession,
+        meta_params: list[np.ndarray],
+    ) -> None:
+        self.manifest = manifest
+        self.meta_params = meta_params
+        self._adapt = adapt_session
+        self._predict = predict_session
+        self._names = list(manifest.parameter_names)
+        self.planner = self._build_planner()
+
+    @classmethod
+    def load(
+        cls,
+        path: Path | str,
+        expected_robot: str | None = None,
+        intra_op_threads: int = 1,
+        available_joints: list[str] | None = None,
+        optimization_level: ort.GraphOptimizationLevel = RUNTIME_OPTIMIZATION_LEVEL,
+    ) -> AdaptiveRuntime:
+        """Load ``path`` after checking schema, sha256, robot, graph inputs and parameter shapes.
+
+        One intra-op thread by default: on a robot's computer the control loop gets one core and
+        must not compete with itself.
+        """
+        if intra_op_threads < 1:
+            raise ValueError(f"intra_op_threads={intra_op_threads} must be >= 1")
+        manifest = read_manifest(Path(path))
+        check_robot(manifest, expected_robot, available_joints)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = optimization_level
+        sessions = {}
+        for name in ("adapt.onnx", "predict.onnx"):
+            try:
+                sessions[name] = ort.InferenceSession(
+                    str(manifest.path / name), options, providers=["CPUExecutionProvider"]
+                )
+            except Exception as error:  # onnxruntime raises several unrelated types for a bad model
+                raise BundleCorruptError(f"{manifest.path / name}: not a loadable ONNX model ({error})") from None
+        meta_params = _load_meta_params(manifest)
+        _check_graph_inputs(manifest, sessions["adapt.onnx"], ["states", "actions", "next_states"], "adapt.onnx")
+        _check_graph_inputs(manifest, sessions["predict.onnx"], ["states", "actions"], "predict.onnx")
+        return cls(manifest, sessions["adapt.onnx"], sessions["predict.onnx"], meta_params)
+
+    # -- adaptation ----------------------------------------------------------------------
+    def adapt(self, states: np.ndarray, actions: np.ndarray, next_states: np.ndarray) -> AdaptationResult:
+        """n inner gradient steps from the meta-parameters on a window of transitions.
+
+        The result is accepted only when every adapted parameter is finite and the window loss
+        went down; otherwise the meta-parameters come back, with the reason.
+        """
+        window = self._check_window(states, actions, next_states)
+        feed = {name: value for name, value in zip(self._names, self.meta_params, strict=True)}
+        feed.update(window)
+        outputs = self._adapt.run(None, feed)
+        adapted, before, after = outputs[:-2], float(outputs[-2].item()), float(outputs[-1].item())
+        if not all(np.all(np.isfinite(p)) for p in adapted) or not np.isfinite(after):
+            return AdaptationResult(self.meta_params, before, after, False, "adapted parameters are not finite")
+        if not after < before:
+            return AdaptationResult(
+                self.meta_params, before, after, False, f"window loss did not drop ({before:.4g} -> {after:.4g})"
+            )
+        return AdaptationResult(list(adapted), before, after, True, "loss dropped")
+
+    def _check_window(self, states: np.ndarray, actions: np.ndarray, next_states: np.ndarray) -> dict[str, np.ndarray]:
+        s, a = self.manifest.state_dim, len(self.manifest.action_low)
+        arrays = {
+            "states": np.asarray(states, dtype=np.float32),
+            "actions": np.asarray(actions, dtype=np.float32),
+            "next_states": np.asarray(next_states, dtype=np.float32),
+        }
+        length = arrays["states"].shape[0] if arrays["states"].ndim == 2 else -1
+        expected = {"states": (length, s), "actions": (length, a), "next_states": (length, s)}
+        for name, array in arrays.items():
+            if array.ndim != 2 or array.shape != expected[name] or length < 1:
+                raise WindowError(
+                    f"window {name} has shape {array.shape}, expected (M, {expected[name][1]}) with M >= 1"
+                )
+            if not np.all(np.isfinite(array)):
+                rows = sorted({int(r) for r in np.argwhere(~np.isfinite(array))[:, 0]})
+                raise WindowError(f"window {name} has NaN or inf in rows {rows[:10]}")
+        return arrays
+
+    # -- prediction and planning ----------------------------------------------------------
+    def predict(self, params: Sequence[np.ndarray], states: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Next states ``(B, S)`` for a batch of states ``(B, S)`` and actions ``(B, A)``."""
+        feed = {name: value for name, value in zip(self._names, params, strict=True)}
+        feed["states"] = np.asarray(states, dtype=np.float32)
+        feed["actions"] = np.asarray(actions, dtype=np.float32)
+        return self._predict.run(None, feed)[0]
+
+    def plan(self, params: Sequence[np.ndarray], state: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        """One MPPI action through the model at ``params``, within the bundle's action limits."""
+        return self.planner.plan(self.predict, params, np.asarray(state, np.float32), np.asarray(reference))
+
+    def reset_planner(self) -> None:
+        self.planner.reset()
+
+    def _build_planner(self) -> MPPIPlanner:
+        m = self.manifest
+        config = MPPIConfig.from_dict(m.planner)
+        cost = TrackingCost.from_fields(m.state_fields, m.reference_fields)
+        feedback_index = None
+        if config.feedback_kp:
+            positions = [m.state_fields.index(f"joint_states.position:{j}") for j in m.joint_names]
+            velocities = [m.state_fields.index(f"joint_states.velocity:{j}") for j in m.joint_names]
+            feedback_index = (np.asarray(positions), np.asarray(velocities))
+        return MPPIPlanner(config, cost, m.action_low, m.action_high, 1.0 / m.control_rate_hz, feedback_index)
+
+
+def _load_meta_params(manifest: BundleManifest) -> list[np.ndarray]:
+    path = manifest.path / "meta_params.npz"
+    try:
+        with np.load(path) as stored:
+            params = [np.asarray(stored[name], dtype=np.float32) for name in manifest.parameter_names]
+    except KeyError as error:
+        raise BundleCorruptError(f"{path}: parameter {error} listed in bundle.json is missing") from None
+    except (OSError, ValueError) as error:
+        raise BundleCorruptError(f"{path}: unreadable ({error})") from None
+    for name, value, shape in zip(manifest.parameter_names, params, manifest.parameter_shapes, strict=True):
+        if value.shape != shape:
+            raise BundleCorruptError(f"{path}: parameter '{name}' has shape {value.shape}, bundle.json says {shape}")
+    return params
+
+
+def _check_graph_inputs(
+    manifest: BundleManifest, session: ort.InferenceSession, data_inputs: list[str], file_name: str
+) -> None:
+    expected = [*manifest.parameter_names, *data_inputs]
+    actual = [i.name for i in session.get_inputs()]
+    if actual != expected:
+        raise BundleCorruptError(f"{manifest.path / file_name}: graph inputs {actual} != expected {expected}")
