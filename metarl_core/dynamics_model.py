@@ -53,9 +53,7 @@ def init_params(shape: ModelShape, generator: torch.Generator | None = None) -> 
     return params
 
 
-def predict_normalized_delta(
-    params: Params, state_norm: torch.Tensor, action_norm: torch.Tensor
-) -> torch.Tensor:
+def predict_normalized_delta(params: Params, state_norm: torch.Tensor, action_norm: torch.Tensor) -> torch.Tensor:
     """Normalised state change for a batch ``(B, S)``, ``(B, A)`` -> ``(B, S)``."""
     hidden = torch.cat([state_norm, action_norm], dim=-1)
     n_layers = len(params) // 2

@@ -82,9 +82,7 @@ def bare_panda_steps_per_s(substeps: int, physics_dt_s: float, steps: int, repea
         physicsClientId=client,
     )
     joints = list(range(7))
-    pybullet.setJointMotorControlArray(
-        arm, joints, pybullet.VELOCITY_CONTROL, forces=[0.8] * 7, physicsClientId=client
-    )
+    pybullet.setJointMotorControlArray(arm, joints, pybullet.VELOCITY_CONTROL, forces=[0.8] * 7, physicsClientId=client)
     torques = np.random.default_rng(0).uniform(-5.0, 5.0, (steps, 7)).tolist()
 
     def run_once() -> float:
@@ -203,9 +201,7 @@ def run(args: argparse.Namespace) -> str:
         bare_rate = bare[robot](substeps, physics_dt_s, args.steps, args.repeats)
         vector_rates = [vector_steps_per_s(env_id, n, args.steps, args.repeats) for n in worker_counts]
         scaling = vector_rates[-1] / vector_rates[0] if len(vector_rates) > 1 else 1.0
-        print(
-            f"{robot}: env {env_rate:.0f}/s, bare {bare_rate:.0f}/s, vector {vector_rates}", file=sys.stderr
-        )
+        print(f"{robot}: env {env_rate:.0f}/s, bare {bare_rate:.0f}/s, vector {vector_rates}", file=sys.stderr)
         lines.append(
             f"| {robot} | {substeps} × {physics_dt_s * 1e3:g} ms | {env_rate:.0f} | {bare_rate:.0f} | "
             f"{env_rate / bare_rate:.0%} | "

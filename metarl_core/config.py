@@ -1,0 +1,121 @@
+"""GrBAL training configuration: one documented dataclass, read from YAML.
+
+An unknown key or a value of the wrong type is an error naming the field and the file, so a
+typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass(frozen=True)
+class GrBALConfig:
+    """Meta-training of an adaptive dynamics model (Nagabandi et al., ICLR 2019), and its planner."""
+
+    algo: str = "grbal"
+    """Which trainer reads this file (grbal here)."""
+    name: str = "panda"
+    """Run name: the default run directory is runs/<name>."""
+    env_id: str = "metarl/PandaPayload-v0"
+    """Registered task-suite environment to meta-train on."""
+    seed: int = 0
+    """Seeds tasks, data collection, initialisation and batches."""
+    episode_duration_s: float = 4.0
+    """Length of each collected episode (s)."""
+    train_tasks: int = 16
+    """Training tasks drawn from the train split; one replay buffer each."""
+    exploration_episodes_per_task: int = 2
+    """Episodes per task of the exploration controller before any meta-training."""
+    exploration_noise_fraction: float = 0.15
+    """Gaussian action noise of exploration, as a fraction of each action's half range."""
+    iterations: int = 4
+    """Outer iterations: meta-train, then (after the first) collect with the adaptive planner."""
+    planner_episodes_per_iteration: int = 0
+    """Episodes per iteration collected by the adapted MPPI controller on random train tasks."""
+    gradient_steps_per_iteration: int = 300
+    """Adam steps on the meta-objective per iteration."""
+    task_batch_size: int = 8
+    """Tasks per meta-batch (vmapped)."""
+    windows_per_task: int = 4
+    """Windows per task in each meta-batch."""
+    past_window: int = 16
+    """M: transitions the model adapts on (the robot's window)."""
+    future_window: int = 16
+    """K: transitions the adapted model is judged on."""
+    inner_steps: int = 1
+    """n: SGD steps of the adaptation."""
+    inner_lr: float = 0.01
+    """Initial inner step size."""
+    learn_step_sizes: bool = True
+    """Meta-SGD: learn one step size per parameter entry."""
+    first_order: bool = False
+    """Ignore second derivatives in the meta-gradient (cheaper, less exact)."""
+    outer_lr: float = 1e-3
+    """Adam learning rate of the meta-parameters."""
+    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
+    """Hidden layers of the dynamics MLP."""
+    mb_gradient_steps: int = 300
+    """Adam steps per iteration of the non-adaptive MB baseline trained on the same data."""
+    planner: dict[str, Any] = field(default_factory=dict)
+    """MPPI settings shipped in the bundle (samples, horizon, noise_fraction, feedback gains...)."""
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> GrBALConfig:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise ValueError(f"config file not found: {path}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: must hold a YAML mapping")
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> GrBALConfig:
+        hints = typing.get_type_hints(cls)
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key, value in data.items():
+            if key not in known:
+                raise ValueError(f"{source}: unknown field '{key}'; valid fields are {sorted(known)}")
+            if not _matches(value, hints[key]):
+                raise ValueError(f"{source}: field '{key}'={value!r} must be {hints[key]}")
+        config = cls(**data)
+        for key in (
+            "train_tasks",
+            "iterations",
+            "gradient_steps_per_iteration",
+            "task_batch_size",
+            "past_window",
+            "future_window",
+            "inner_steps",
+            "windows_per_task",
+        ):
+            if getattr(config, key) < 1:
+                raise ValueError(f"{source}: field '{key}'={getattr(config, key)} must be >= 1")
+        if config.algo != "grbal":
+            raise ValueError(f"{source}: field 'algo'={config.algo!r} must be 'grbal' for this trainer")
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_matches(v, item) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)

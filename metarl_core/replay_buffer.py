@@ -1,0 +1,92 @@
+"""Per-task trajectory replay: windows of M past and K future consecutive transitions.
+
+GrBAL adapts on the M most recent transitions and is judged on the K that follow, so a window
+must be consecutive in time and must never span two episodes (the transition across a reset is
+not dynamics). Windows are therefore sampled only from start indices whose M + K transitions
+lie inside one episode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class TransitionWindows:
+    """A batch of windows: arrays of shape ``(B, M or K, dim)``."""
+
+    past_states: np.ndarray
+    past_actions: np.ndarray
+    past_next_states: np.ndarray
+    future_states: np.ndarray
+    future_actions: np.ndarray
+    future_next_states: np.ndarray
+
+
+class TaskReplayBuffer:
+    """The transitions of one task, episode by episode (the seeds' experience replay)."""
+
+    def __init__(self, state_dim: int, action_dim: int) -> None:
+        self.state_dim, self.action_dim = state_dim, action_dim
+        self.episodes: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def add_episode(self, states: np.ndarray, actions: np.ndarray, next_states: np.ndarray) -> None:
+        """Append one episode's consecutive transitions ``(T, S)``, ``(T, A)``, ``(T, S)``."""
+        states, actions, next_states = (np.asarray(x, dtype=np.float32) for x in (states, actions, next_states))
+        length = len(states)
+        if actions.shape != (length, self.action_dim) or states.shape != (length, self.state_dim):
+            raise ValueError(
+                f"episode shapes {states.shape}, {actions.shape}, {next_states.shape} do not match "
+                f"state_dim={self.state_dim}, action_dim={self.action_dim}"
+            )
+        if next_states.shape != states.shape:
+            raise ValueError(f"next_states shape {next_states.shape} != states shape {states.shape}")
+        if length:
+            self.episodes.append((states, actions, next_states))
+
+    def add_trajectory(
+        self, states: np.ndarray, actions: np.ndarray, next_states: np.ndarray, dones: np.ndarray
+    ) -> None:
+        """Split a trajectory at its episode ends (``dones``) and add each piece as an episode."""
+        start = 0
+        for end in [*(np.flatnonzero(dones) + 1).tolist(), len(states)]:
+            if end > start:
+                self.add_episode(states[start:end], actions[start:end], next_states[start:end])
+            start = end
+
+    @property
+    def num_transitions(self) -> int:
+        return sum(len(e[0]) for e in self.episodes)
+
+    def all_transitions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return tuple(np.concatenate([e[i] for e in self.episodes]) for i in range(3))  # type: ignore[return-value]
+
+    def window_starts(self, length: int) -> list[tuple[int, int]]:
+        """Every (episode, start) whose ``length`` transitions lie inside that episode."""
+        return [(e, s) for e, episode in enumerate(self.episodes) for s in range(len(episode[0]) - length + 1)]
+
+    def sample_windows(self, past: int, future: int, count: int, rng: np.random.Generator) -> TransitionWindows:
+        """``count`` windows of ``past`` then ``future`` consecutive transitions of one episode."""
+        starts = self.window_starts(past + future)
+        if not starts:
+            raise ValueError(
+                f"no episode holds {past}+{future} consecutive transitions "
+                f"(longest has {max((len(e[0]) for e in self.episodes), default=0)})"
+            )
+        picks = [starts[i] for i in rng.integers(len(starts), size=count)]
+        pieces = [[], [], [], [], [], []]
+        for episode, start in picks:
+            states, actions, next_states = self.episodes[episode]
+            middle, end = start + past, start + past + future
+            for slot, array, lo, hi in (
+                (0, states, start, middle),
+                (1, actions, start, middle),
+                (2, next_states, start, middle),
+                (3, states, middle, end),
+                (4, actions, middle, end),
+                (5, next_states, middle, end),
+            ):
+                pieces[slot].append(array[lo:hi])
+        return TransitionWindows(*(np.stack(p) for p in pieces))

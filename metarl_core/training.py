@@ -1,0 +1,254 @@
+"""``metarl train`` for GrBAL: collect, meta-train, checkpoint, repeat — resumable after a kill.
+
+Reads top to bottom in the order it runs: seeding, task sampling and exploration data, the
+normaliser, then per iteration the meta-training steps (and the MB baseline on the same data),
+optional collection with the adapted planner, metrics and an atomic checkpoint. Everything a
+resumed run needs (buffers, optimiser, RNG states) is saved with each checkpoint, so a resumed
+run writes the same next checkpoint as one that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+import sim
+from metarl_core.adaptive_control import AdaptiveMPCController
+from metarl_core.checkpoint import CHECKPOINT_NAME, TrainedDynamics, load_checkpoint, save_checkpoint
+from metarl_core.config import GrBALConfig
+from metarl_core.dynamics_model import ModelShape, Normalizer, init_params, window_loss
+from metarl_core.exploration import exploration_controller
+from metarl_core.meta_training import make_step_sizes, meta_loss
+from metarl_core.replay_buffer import TaskReplayBuffer
+
+REPLAY_NAME = "replay.pkl"
+
+
+def _atomic_pickle(path: Path, value: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as stream:
+        pickle.dump(value, stream)
+    os.replace(tmp, path)
+
+
+def collect_episodes(
+    config: GrBALConfig,
+    env: Any,
+    task: Any,
+    controller: Any,
+    episodes: int,
+    seed: int,
+    buffer: TaskReplayBuffer,
+) -> list[float]:
+    """Run ``episodes`` of ``controller`` on ``task``; add them to ``buffer``; return tracking RMSEs."""
+    env.unwrapped.set_task(task)
+    state_dim = env.unwrapped.robot.state_dim
+    errors = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        controller.reset()
+        states, actions, next_states, tracking = [], [], [], []
+        done = False
+        while not done:
+            action = np.clip(controller(obs), env.action_space.low, env.action_space.high)
+            next_obs, _, terminated, truncated, info = env.step(action)
+            states.append(obs[:state_dim])
+            actions.append(action)
+            next_states.append(next_obs[:state_dim])
+            tracking.append(info["tracking_error"])
+            obs, done = next_obs, terminated or truncated
+        buffer.add_episode(np.array(states), np.array(actions), np.array(next_states))
+        errors.append(float(np.sqrt(np.mean(np.square(tracking)))))
+    return errors
+
+
+def _to_torch(windows: list[np.ndarray], device: torch.device) -> tuple[torch.Tensor, ...]:
+    return tuple(torch.from_numpy(np.ascontiguousarray(w)).to(device) for w in windows)
+
+
+def run_training(config_path: Path, run_dir: Path | None, device: str, resume: bool) -> Path:
+    """Train (or resume) the run described by ``config_path``; return the run directory."""
+    config = GrBALConfig.from_yaml(Path(config_path))
+    run_dir = Path(run_dir) if run_dir is not None else Path("runs") / config.name
+    checkpoint_path = run_dir / CHECKPOINT_NAME
+    if checkpoint_path.exists() and not resume:
+        raise FileExistsError(f"{run_dir} already holds a run: pass --resume to continue it, or another --run-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+    torch_device = torch.device(device)
+    torch.manual_seed(config.seed)
+
+    env = sim.make(config.env_id, episode_duration_s=config.episode_duration_s)
+    robot = env.unwrapped.robot
+    shape = ModelShape(robot.state_dim, robot.action_dim, tuple(config.hidden_sizes))
+
+    if resume and checkpoint_path.exists():
+        model, state = load_checkpoint(checkpoint_path)
+        with open(run_dir / REPLAY_NAME, "rb") as stream:
+            replay = pickle.load(stream)
+        buffers, tasks = replay["buffers"], replay["tasks"]
+        rng = np.random.default_rng()
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        start_iteration = state["iteration"] + 1
+        normalizer = model.normalizer
+        params = {k: v.to(torch_device).requires_grad_() for k, v in model.params.items()}
+        step_sizes = (
+            {k: v.to(torch_device).requires_grad_() for k, v in model.step_sizes.items()}
+            if isinstance(model.step_sizes, dict)
+            else model.step_sizes
+        )
+        mb_params = {k: v.to(torch_device).requires_grad_() for k, v in state["mb_params"].items()}
+    else:
+        rng = np.random.default_rng(config.seed)
+        tasks = env.unwrapped.sample_tasks(config.train_tasks, rng, "train")
+        buffers = [TaskReplayBuffer(robot.state_dim, robot.action_dim) for _ in tasks]
+        for index, task in enumerate(tqdm(tasks, desc="exploration", unit="task", leave=False)):
+            controller = exploration_controller(robot.name, config.exploration_noise_fraction, config.seed + index)
+            collect_episodes(
+                config,
+                env,
+                task,
+                controller,
+                config.exploration_episodes_per_task,
+                config.seed + 1000 * index,
+                buffers[index],
+            )
+        normalizer = Normalizer.fit(
+            *(np.concatenate(x) for x in zip(*(b.all_transitions() for b in buffers), strict=True))
+        )
+        params = {
+            k: v.to(torch_device).requires_grad_()
+            for k, v in init_params(shape, torch.Generator().manual_seed(config.seed)).items()
+        }
+        step_sizes = make_step_sizes(params, config.inner_lr, config.learn_step_sizes)
+        mb_params = {k: v.detach().clone().requires_grad_() for k, v in params.items()}
+        start_iteration = 0
+        state = {}
+
+    meta_variables = list(params.values()) + (list(step_sizes.values()) if isinstance(step_sizes, dict) else [])
+    optimizer = torch.optim.Adam(meta_variables, lr=config.outer_lr)
+    mb_optimizer = torch.optim.Adam(list(mb_params.values()), lr=config.outer_lr)
+    if state:
+        optimizer.load_state_dict(state["optimizer"])
+        mb_optimizer.load_state_dict(state["mb_optimizer"])
+    stats = {k: v.to(torch_device) for k, v in normalizer.torch().items()}
+    writer = _tensorboard(run_dir)
+    total = config.iterations * config.gradient_steps_per_iteration
+    progress = tqdm(total=total, initial=start_iteration * config.gradient_steps_per_iteration, desc="meta-train")
+
+    for iteration in range(start_iteration, config.iterations):
+        losses = []
+        for _ in range(config.gradient_steps_per_iteration):
+            chosen = rng.choice(len(buffers), size=min(config.task_batch_size, len(buffers)), replace=False)
+            batches = [
+                buffers[i].sample_windows(config.past_window, config.future_window, config.windows_per_task, rng)
+                for i in chosen
+            ]
+            past = _to_torch(
+                [
+                    np.concatenate([getattr(b, f"past_{n}") for b in batches])
+                    for n in ("states", "actions", "next_states")
+                ],
+                torch_device,
+            )
+            future = _to_torch(
+                [
+                    np.concatenate([getattr(b, f"future_{n}") for b in batches])
+                    for n in ("states", "actions", "next_states")
+                ],
+                torch_device,
+            )
+            loss = meta_loss(params, step_sizes, past, future, stats, config.inner_steps, config.first_order)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            # MB baseline: the same windows, plain regression on all their transitions.
+            mb_loss = window_loss(
+                mb_params,
+                *(torch.cat([p.flatten(0, 1), f.flatten(0, 1)]) for p, f in zip(past, future, strict=True)),
+                stats,
+            )
+            mb_optimizer.zero_grad()
+            mb_loss.backward()
+            mb_optimizer.step()
+            losses.append((loss.item(), mb_loss.item()))
+            progress.update(1)
+            progress.set_postfix(meta_loss=f"{losses[-1][0]:.4f}", mb_loss=f"{losses[-1][1]:.4f}")
+
+        model = TrainedDynamics(
+            robot=robot,
+            shape=shape,
+            params={k: v.detach().cpu() for k, v in params.items()},
+            normalizer=normalizer,
+            window_size=config.past_window,
+            inner_steps=config.inner_steps,
+            step_sizes=(
+                {k: v.detach().cpu() for k, v in step_sizes.items()} if isinstance(step_sizes, dict) else step_sizes
+            ),
+            planner=dict(config.planner),
+            config=config.to_dict(),
+        )
+        planner_errors = []
+        for episode in range(config.planner_episodes_per_iteration):
+            index = int(rng.integers(len(tasks)))
+            controller = AdaptiveMPCController(model, seed=config.seed + iteration)
+            planner_errors += collect_episodes(
+                config, env, tasks[index], controller, 1, config.seed + 7919 * (iteration + 1) + episode, buffers[index]
+            )
+        metrics = {
+            "losses/meta_loss": float(np.mean([m for m, _ in losses])),
+            "losses/mb_loss": float(np.mean([b for _, b in losses])),
+            "charts/transitions": sum(b.num_transitions for b in buffers),
+        }
+        if planner_errors:
+            metrics["charts/planner_tracking_rmse"] = float(np.mean(planner_errors))
+        _log(run_dir, writer, iteration, metrics)
+        _atomic_pickle(run_dir / REPLAY_NAME, {"buffers": buffers, "tasks": tasks})
+        save_checkpoint(
+            checkpoint_path,
+            model,
+            {
+                "iteration": iteration,
+                "optimizer": optimizer.state_dict(),
+                "mb_optimizer": mb_optimizer.state_dict(),
+                "mb_params": {k: v.detach().cpu() for k, v in mb_params.items()},
+                "numpy_rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+            },
+        )
+    progress.close()
+    env.close()
+    if writer is not None:
+        writer.close()
+    return run_dir
+
+
+def _tensorboard(run_dir: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional at run time; CSV metrics are always written
+        return None
+    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+
+
+def _log(run_dir: Path, writer: Any, iteration: int, metrics: dict[str, float]) -> None:
+    path = run_dir / "metrics.csv"
+    new = not path.exists()
+    with open(path, "a", newline="", encoding="utf-8") as stream:
+        out = csv.writer(stream)
+        if new:
+            out.writerow(["iteration", *metrics])
+        out.writerow([iteration, *metrics.values()])
+    if writer is not None:
+        for key, value in metrics.items():
+            writer.add_scalar(key, value, iteration)
