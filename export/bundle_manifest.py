@@ -124,9 +124,7 @@ def read_manifest(bundle_dir: Path) -> BundleManifest:
         if field not in data:
             raise BundleSchemaError(f"{path}: missing field '{field}'")
         if not isinstance(data[field], kind) or isinstance(data[field], bool):
-            raise BundleSchemaError(
-                f"{path}: field '{field}' must be {kind}, got {type(data[field]).__name__}"
-            )
+            raise BundleSchemaError(f"{path}: field '{field}' must be {kind}, got {type(data[field]).__name__}")
     if data["schema_version"] < 1:
         raise BundleSchemaError(f"{path}: schema_version {data['schema_version']} is not a valid version")
     if data["mode"] not in MODES:
@@ -189,9 +187,7 @@ def _check_files(bundle_dir: Path, files: dict[str, str]) -> None:
             )
 
 
-def check_robot(
-    manifest: BundleManifest, expected_robot: str | None, available_joints: list[str] | None
-) -> None:
+def check_robot(manifest: BundleManifest, expected_robot: str | None, available_joints: list[str] | None) -> None:
     """Refuse a bundle made for another robot, or one that commands joints the robot lacks."""
     if expected_robot is not None and manifest.robot != expected_robot:
         raise RobotMismatchError(

@@ -32,6 +32,9 @@ class MPPIConfig:
     feedback_kp: tuple[float, ...] = ()
     """PD prior, per action: gain on (reference position − predicted position); empty for none."""
     feedback_kd: tuple[float, ...] = ()
+    model_inverse: bool = False
+    """Start each plan from the action that, through the (adapted) model's local linearisation,
+    brings the velocities to where the PD prior wants them: computed torque with the learned model."""
     seed: int = 0
 
     @classmethod
@@ -76,6 +79,10 @@ class MPPIPlanner:
         k, h = self.config.samples, self.config.horizon
         noise = self.rng.standard_normal((k, h, len(self.low))) * self.sigma
         noise[0] = 0.0  # the current mean is always one candidate
+        if self.config.model_inverse and self.feedback_state_index is not None:
+            self.mean[0] = (
+                self._model_inverse(predict, params, state, reference) - self._feedback(state[None, :], reference, 0)[0]
+            )
         open_loop = self.mean[None, :, :] + noise
         targets = self.cost.reference_over_horizon(reference, h, self.period_s)
         states = np.repeat(state[None, :].astype(np.float32), k, axis=0)
@@ -99,6 +106,34 @@ class MPPIPlanner:
         self.mean = np.vstack([mean[1:], mean[-1:]])
         return np.clip(weights @ first_actions, self.low, self.high)
 
+    def _model_inverse(
+        self, predict: PredictFn, params: Sequence[np.ndarray], state: np.ndarray, reference: np.ndarray
+    ) -> np.ndarray:
+        """Least-squares action whose predicted next velocity is ``v + (PD acceleration)·dt``.
+
+        The model is linearised around the current mean action by finite differences (one batched
+        predict of A + 1 rows), so the learned gravity and payload terms are compensated directly.
+        """
+        position_index, velocity_index = self.feedback_state_index
+        base = np.clip(self.mean[0] + self._feedback(state[None, :], reference, 0)[0], self.low, self.high)
+        step = 0.05 * (self.high - self.low) / 2.0
+        actions = np.repeat(base[None, :], len(base) + 1, axis=0)
+        actions[1:] += np.diag(step)
+        predicted = predict(params, np.repeat(state[None, :], len(base) + 1, axis=0), actions.astype(np.float32))
+        velocities = predicted[:, velocity_index].astype(np.float64)
+        jacobian = (velocities[1:] - velocities[0]).T / step[None, :]
+        n = len(position_index)
+        kp, kd = np.asarray(self.config.feedback_kp), np.asarray(self.config.feedback_kd)
+        # The PD gains are in torque units; as accelerations use them relative to the first joint's.
+        error = reference[:n] - state[position_index] + reference[n : 2 * n] * self.period_s
+        desired = (
+            reference[n : 2 * n]
+            + (kp / kp.max() * 100.0 * error + (kd / kd.max()) * 20.0 * (reference[n : 2 * n] - state[velocity_index]))
+            * self.period_s
+        )
+        delta, *_ = np.linalg.lstsq(jacobian + 1e-6 * np.eye(n), desired - velocities[0], rcond=None)
+        return np.clip(base + delta, self.low, self.high)
+
     def _feedback(self, states: np.ndarray, reference: np.ndarray, t: int) -> np.ndarray | float:
         """PD prior toward the reference extrapolated ``t`` steps ahead (0 without a prior)."""
         if self.feedback_state_index is None or not self.config.feedback_kp:
@@ -107,6 +142,4 @@ class MPPIPlanner:
         kp, kd = np.asarray(self.config.feedback_kp), np.asarray(self.config.feedback_kd)
         n = len(position_index)
         q_ref = reference[:n] + reference[n : 2 * n] * self.period_s * t
-        return kp * (q_ref - states[:, position_index]) + kd * (
-            reference[n : 2 * n] - states[:, velocity_index]
-        )
+        return kp * (q_ref - states[:, position_index]) + kd * (reference[n : 2 * n] - states[:, velocity_index])

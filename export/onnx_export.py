@@ -27,11 +27,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from export.runtime import RUNTIME_OPTIMIZATION_LEVEL
 from torch.export import Dim
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from export.bundle_manifest import MANIFEST_NAME, SCHEMA_VERSION, sha256_of
+from export.runtime import RUNTIME_OPTIMIZATION_LEVEL
 from metarl_core.checkpoint import TrainedDynamics, load_checkpoint
 from metarl_core.dynamics_model import adapt_params, predict_next_state, window_loss
 
@@ -158,9 +158,7 @@ def _check_parity(
             error = float(np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want))))
             worst = max(worst, error)
             if not error <= PARITY_TOLERANCE:
-                raise ExportParityError(
-                    f"{what}: ORT ({level}) differs from torch by {error:.2e} > {PARITY_TOLERANCE}"
-                )
+                raise ExportParityError(f"{what}: ORT ({level}) differs from torch by {error:.2e} > {PARITY_TOLERANCE}")
     return worst
 
 
@@ -200,15 +198,9 @@ def export_trained_dynamics(model: TrainedDynamics, out_dir: Path, seed: int = 0
     stats = model.normalizer.torch()
 
     def window(length: int) -> list[torch.Tensor]:
-        states = stats["state_mean"] + stats["state_std"] * torch.randn(
-            length, state_dim, generator=generator
-        )
-        actions = stats["action_mean"] + stats["action_std"] * torch.randn(
-            length, action_dim, generator=generator
-        )
-        deltas = stats["delta_mean"] + stats["delta_std"] * torch.randn(
-            length, state_dim, generator=generator
-        )
+        states = stats["state_mean"] + stats["state_std"] * torch.randn(length, state_dim, generator=generator)
+        actions = stats["action_mean"] + stats["action_std"] * torch.randn(length, action_dim, generator=generator)
+        deltas = stats["delta_mean"] + stats["delta_std"] * torch.randn(length, state_dim, generator=generator)
         return [states, actions, states + deltas]
 
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -293,9 +285,7 @@ def _write_manifest(model: TrainedDynamics, staging: Path, parity: float) -> Non
         "inner_steps": model.inner_steps,
         "step_sizes": step_sizes,
         "normalizer": model.normalizer.to_dict(),
-        "parameters": [
-            {"name": k, "shape": list(model.params[k].shape)} for k in model.shape.parameter_names()
-        ],
+        "parameters": [{"name": k, "shape": list(model.params[k].shape)} for k in model.shape.parameter_names()],
         "hidden_sizes": list(model.shape.hidden_sizes),
         "planner": model.planner,
         "provenance": {
@@ -304,9 +294,7 @@ def _write_manifest(model: TrainedDynamics, staging: Path, parity: float) -> Non
             "versions": _versions(),
             "parity_max_relative_error": parity,
         },
-        "files": {
-            name: sha256_of(staging / name) for name in ("adapt.onnx", "predict.onnx", "meta_params.npz")
-        },
+        "files": {name: sha256_of(staging / name) for name in ("adapt.onnx", "predict.onnx", "meta_params.npz")},
     }
     (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
 

@@ -16,7 +16,7 @@ import torch
 from export.mppi import MPPIConfig, MPPIPlanner
 from export.tracking_cost import TrackingCost
 from metarl_core.checkpoint import TrainedDynamics
-from metarl_core.dynamics_model import Params, StepSizes, adapt_params, predict_next_state
+from metarl_core.dynamics_model import Params, StepSizes, adapt_params, predict_next_state, window_loss
 
 
 def make_planner(model: TrainedDynamics, seed: int = 0) -> MPPIPlanner:
@@ -70,6 +70,7 @@ class AdaptiveMPCController:
         if not self.adapt_enabled or len(self.history) < 2:
             return self.params
         states, actions, next_states = (torch.from_numpy(np.stack(x)) for x in zip(*self.history, strict=True))
+        before = window_loss(self.params, states, actions, next_states, self.stats)
         adapted = adapt_params(
             self.params,
             states,
@@ -80,7 +81,12 @@ class AdaptiveMPCController:
             self.model.inner_steps,
             create_graph=False,
         )
-        return {k: v.detach() for k, v in adapted.items()}
+        adapted = {k: v.detach() for k, v in adapted.items()}
+        after = window_loss(adapted, states, actions, next_states, self.stats)
+        # The robot's guard: keep the meta-parameters unless the adaptation is finite and helped.
+        if not torch.isfinite(after) or not after < before:
+            return self.params
+        return adapted
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         state = np.asarray(obs[: self.state_dim], dtype=np.float32)
