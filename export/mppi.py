@@ -132,7 +132,9 @@ class MPPIPlanner:
             * self.period_s
         )
         delta, *_ = np.linalg.lstsq(jacobian + 1e-6 * np.eye(n), desired - velocities[0], rcond=None)
-        return np.clip(base + delta, self.low, self.high)
+        # A linearisation is only trusted near where it was taken: bound the correction.
+        trust = 0.2 * (self.high - self.low) / 2.0
+        return np.clip(base + np.clip(delta, -trust, trust), self.low, self.high)
 
     def _feedback(self, states: np.ndarray, reference: np.ndarray, t: int) -> np.ndarray | float:
         """PD prior toward the reference extrapolated ``t`` steps ahead (0 without a prior)."""
