@@ -10,9 +10,6 @@ run writes the same next checkpoint as one that was never interrupted.
 from __future__ import annotations
 
 import csv
-import os
-import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +26,6 @@ from metarl_core.dynamics_model import ModelShape, Normalizer, init_params, wind
 from metarl_core.exploration import exploration_controller
 from metarl_core.meta_training import make_step_sizes, meta_loss
 from metarl_core.replay_buffer import TaskReplayBuffer
-
-REPLAY_NAME = "replay.pkl"
-
-
-def _atomic_pickle(path: Path, value: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as stream:
-        pickle.dump(value, stream)
-    os.replace(tmp, path)
 
 
 def collect_episodes(
@@ -93,9 +81,7 @@ def run_training(config_path: Path, run_dir: Path | None, device: str, resume: b
 
     if resume and checkpoint_path.exists():
         model, state = load_checkpoint(checkpoint_path)
-        with open(run_dir / REPLAY_NAME, "rb") as stream:
-            replay = pickle.load(stream)
-        buffers, tasks = replay["buffers"], replay["tasks"]
+        buffers, tasks = state["replay_buffers"], state["tasks"]
         rng = np.random.default_rng()
         rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
@@ -213,7 +199,6 @@ def run_training(config_path: Path, run_dir: Path | None, device: str, resume: b
         if planner_errors:
             metrics["charts/planner_tracking_rmse"] = float(np.mean(planner_errors))
         _log(run_dir, writer, iteration, metrics)
-        _atomic_pickle(run_dir / REPLAY_NAME, {"buffers": buffers, "tasks": tasks})
         save_checkpoint(
             checkpoint_path,
             model,
@@ -224,6 +209,9 @@ def run_training(config_path: Path, run_dir: Path | None, device: str, resume: b
                 "mb_params": {k: v.detach().cpu() for k, v in mb_params.items()},
                 "numpy_rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),
+                # The replay lives in the same atomically written file: model and data never disagree.
+                "replay_buffers": buffers,
+                "tasks": tasks,
             },
         )
     progress.close()

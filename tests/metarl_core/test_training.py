@@ -1,0 +1,73 @@
+"""Training runs from a config, names bad fields, and resumes after a kill to the same checkpoint."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from metarl_core.checkpoint import load_checkpoint
+from metarl_core.config import GrBALConfig
+from metarl_core.training import run_training
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = yaml.safe_load((ROOT / "configs" / "panda_tiny.yaml").read_text())
+
+
+def write_config(tmp_path: Path, **changes: object) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({**TINY, **changes}))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"inner_step": 2}, "unknown field 'inner_step'"),
+        ({"inner_steps": "two"}, "field 'inner_steps'='two' must be <class 'int'>"),
+        ({"inner_steps": 0}, "field 'inner_steps'=0 must be >= 1"),
+        ({"hidden_sizes": [32, "x"]}, "field 'hidden_sizes'"),
+    ],
+)
+def test_config_error_names_the_field(tmp_path: Path, changes: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        GrBALConfig.from_yaml(write_config(tmp_path, **changes))
+
+
+def test_refuses_to_overwrite_a_run_without_resume(tmp_path: Path) -> None:
+    config = write_config(tmp_path, iterations=1, gradient_steps_per_iteration=2, train_tasks=2)
+    run_training(config, tmp_path / "run", "cpu", resume=False)
+    with pytest.raises(FileExistsError, match="pass --resume"):
+        run_training(config, tmp_path / "run", "cpu", resume=False)
+
+
+@pytest.mark.slow
+def test_resume_after_a_kill_reaches_the_same_checkpoint(tmp_path: Path) -> None:
+    config = write_config(tmp_path, iterations=3, gradient_steps_per_iteration=40, train_tasks=3)
+    reference = load_checkpoint(run_training(config, tmp_path / "uninterrupted", "cpu", resume=False))[0]
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "metarl_core.cli", "train", "--config", str(config), "--run-dir", str(killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
+    deadline = time.monotonic() + 120
+    while not (killed / "checkpoint.pt").exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    _, state = load_checkpoint(killed)
+    assert state["iteration"] < 2, "the kill must land before the last checkpoint for this test to mean anything"
+
+    resumed = load_checkpoint(run_training(config, killed, "cpu", resume=True))[0]
+    for key, value in reference.params.items():
+        torch.testing.assert_close(resumed.params[key], value, rtol=0, atol=0)
