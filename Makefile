@@ -13,11 +13,10 @@ $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(BIN)/activate setup.py ros2_ws/src/metarl_ros/setup.py
+$(VENV)/.installed: $(BIN)/activate setup.py
 	# torch 2.13.0 first: on this machine it is a local CPU wheel; a range would pull CUDA builds.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[ros,dev]"
-	$(BIN)/pip install --quiet -e ros2_ws/src/metarl_ros
 	touch $@
 
 setup: $(VENV)/.installed
@@ -26,7 +25,7 @@ demo: setup
 	$(BIN)/metarl demo --out demo_output
 
 test: setup
-	ROS_DOMAIN_ID=$${ROS_DOMAIN_ID:-$$(( ($$$$ % 200) + 20 ))} $(BIN)/python -m pytest -q
+	ROS_DOMAIN_ID=$${ROS_DOMAIN_ID:-$$(( ($$$$ % 80) + 20 ))} $(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check .
