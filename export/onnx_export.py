@@ -34,6 +34,7 @@ from export.bundle_manifest import MANIFEST_NAME, SCHEMA_VERSION, sha256_of
 from export.runtime import RUNTIME_OPTIMIZATION_LEVEL
 from metarl_core.checkpoint import TrainedDynamics, load_checkpoint
 from metarl_core.dynamics_model import adapt_params, predict_next_state, window_loss
+from metarl_core.last_layer_rls import features
 
 PARITY_TOLERANCE = 1e-5
 """Largest allowed |ORT − torch|, relative to max(1, |torch|), of any output."""
@@ -107,6 +108,22 @@ def prediction_step(model: TrainedDynamics) -> Callable[..., torch.Tensor]:
         states, actions = inputs[n_params : n_params + 2]
         stats = dict(zip(STAT_NAMES, inputs[n_params + 2 : n_params + 2 + len(STAT_NAMES)], strict=True))
         return predict_next_state(params, states, actions, stats)
+
+    return step
+
+
+def feature_step(model: TrainedDynamics) -> Callable[..., torch.Tensor]:
+    """The function the RLS feature graph computes: (params..., states, actions, stats...) -> φ."""
+    names = model.shape.parameter_names()
+    n_params = len(names)
+
+    def step(*inputs: torch.Tensor) -> torch.Tensor:
+        params = dict(zip(names, inputs[:n_params], strict=True))
+        states, actions = inputs[n_params : n_params + 2]
+        stats = dict(zip(STAT_NAMES, inputs[n_params + 2 : n_params + 2 + len(STAT_NAMES)], strict=True))
+        state_norm = (states - stats["state_mean"]) / stats["state_std"]
+        action_norm = (actions - stats["action_mean"]) / stats["action_std"]
+        return features(params, state_norm, action_norm)
 
     return step
 
@@ -187,8 +204,8 @@ def _versions() -> dict[str, str]:
 
 def export_trained_dynamics(model: TrainedDynamics, out_dir: Path, seed: int = 0) -> Path:
     """Write ``model`` as a verified bundle directory at ``out_dir`` (replaced atomically)."""
-    if model.mode != "gradient":
-        raise ValueError(f"mode={model.mode!r}: only gradient-mode bundles are exported so far")
+    if model.mode not in ("gradient", "rls"):
+        raise ValueError(f"mode={model.mode!r} is not one of gradient, rls")
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     names = model.shape.parameter_names()
@@ -205,18 +222,37 @@ def export_trained_dynamics(model: TrainedDynamics, out_dir: Path, seed: int = 0
 
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        adapt_inputs = [*names, *WINDOW_INPUTS]
-        adapt_outputs = [f"adapted.{k}" for k in names] + ["loss_before", "loss_after"]
-        adapt = adaptation_step(model)
-        _export_graph(
-            adapt,
-            model,
-            params + window(model.window_size),
-            adapt_inputs,
-            adapt_outputs,
-            "window",
-            staging / "adapt.onnx",
-        )
+        constants = list(_constants(model).values())
+        parity = 0.0
+        if model.mode == "gradient":
+            adapt_inputs = [*names, *WINDOW_INPUTS]
+            adapt_outputs = [f"adapted.{k}" for k in names] + ["loss_before", "loss_after"]
+            adapt = adaptation_step(model)
+            example = params + window(model.window_size)
+            _export_graph(adapt, model, example, adapt_inputs, adapt_outputs, "window", staging / "adapt.onnx")
+            for length in sorted({1, max(1, model.window_size // 2), model.window_size}):
+                parity = max(
+                    parity,
+                    _check_parity(
+                        staging / "adapt.onnx",
+                        lambda *x: adapt(*x, *constants),
+                        params + window(length),
+                        adapt_inputs,
+                        "adapt.onnx",
+                    ),
+                )
+        else:
+            feature_inputs = [*names, "states", "actions"]
+            feature_fn = feature_step(model)
+            example = params + window(8)[:2]
+            _export_graph(feature_fn, model, example, feature_inputs, ["features"], "batch", staging / "features.onnx")
+            parity = _check_parity(
+                staging / "features.onnx",
+                lambda *x: feature_fn(*x, *constants),
+                params + window(model.window_size)[:2],
+                feature_inputs,
+                "features.onnx",
+            )
         predict = prediction_step(model)
         predict_inputs = [*names, "states", "actions"]
         _export_graph(
@@ -228,20 +264,6 @@ def export_trained_dynamics(model: TrainedDynamics, out_dir: Path, seed: int = 0
             "batch",
             staging / "predict.onnx",
         )
-        constants = list(_constants(model).values())
-        parity = 0.0
-        for length in sorted({1, max(1, model.window_size // 2), model.window_size}):
-            example = params + window(length)
-            parity = max(
-                parity,
-                _check_parity(
-                    staging / "adapt.onnx",
-                    lambda *x: adapt(*x, *constants),
-                    example,
-                    adapt_inputs,
-                    "adapt.onnx",
-                ),
-            )
         parity = max(
             parity,
             _check_parity(
@@ -294,7 +316,8 @@ def _write_manifest(model: TrainedDynamics, staging: Path, parity: float) -> Non
             "versions": _versions(),
             "parity_max_relative_error": parity,
         },
-        "files": {name: sha256_of(staging / name) for name in ("adapt.onnx", "predict.onnx", "meta_params.npz")},
+        "rls_prior_precision": model.rls_prior_precision if model.mode == "rls" else None,
+        "files": {path.name: sha256_of(path) for path in sorted(staging.iterdir()) if path.name != MANIFEST_NAME},
     }
     (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
 

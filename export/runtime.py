@@ -24,6 +24,7 @@ from export.bundle_manifest import (
     check_robot,
     read_manifest,
 )
+from export.last_layer_rls import output_layer_loss, rls_output_layer
 from export.mppi import MPPIConfig, MPPIPlanner
 from export.tracking_cost import TrackingCost
 
@@ -96,8 +97,9 @@ class AdaptiveRuntime:
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = optimization_level
+        adapt_graph = "adapt.onnx" if manifest.mode == "gradient" else "features.onnx"
         sessions = {}
-        for name in ("adapt.onnx", "predict.onnx"):
+        for name in (adapt_graph, "predict.onnx"):
             try:
                 sessions[name] = ort.InferenceSession(
                     str(manifest.path / name), options, providers=["CPUExecutionProvider"]
@@ -105,9 +107,12 @@ class AdaptiveRuntime:
             except Exception as error:  # onnxruntime raises several unrelated types for a bad model
                 raise BundleCorruptError(f"{manifest.path / name}: not a loadable ONNX model ({error})") from None
         meta_params = _load_meta_params(manifest)
-        _check_graph_inputs(manifest, sessions["adapt.onnx"], ["states", "actions", "next_states"], "adapt.onnx")
+        adapt_inputs = ["states", "actions", "next_states"] if manifest.mode == "gradient" else ["states", "actions"]
+        _check_graph_inputs(manifest, sessions[adapt_graph], adapt_inputs, adapt_graph)
         _check_graph_inputs(manifest, sessions["predict.onnx"], ["states", "actions"], "predict.onnx")
-        return cls(manifest, sessions["adapt.onnx"], sessions["predict.onnx"], meta_params)
+        if manifest.mode == "rls" and not (manifest.rls_prior_precision or 0) > 0:
+            raise BundleSchemaError(f"{manifest.path}: rls bundle needs a positive 'rls_prior_precision'")
+        return cls(manifest, sessions[adapt_graph], sessions["predict.onnx"], meta_params)
 
     # -- adaptation ----------------------------------------------------------------------
     def adapt(self, states: np.ndarray, actions: np.ndarray, next_states: np.ndarray) -> AdaptationResult:
@@ -117,10 +122,13 @@ class AdaptiveRuntime:
         went down; otherwise the meta-parameters come back, with the reason.
         """
         window = self._check_window(states, actions, next_states)
-        feed = {name: value for name, value in zip(self._names, self.meta_params, strict=True)}
-        feed.update(window)
-        outputs = self._adapt.run(None, feed)
-        adapted, before, after = outputs[:-2], float(outputs[-2].item()), float(outputs[-1].item())
+        if self.manifest.mode == "rls":
+            adapted, before, after = self._adapt_last_layer(window)
+        else:
+            feed = {name: value for name, value in zip(self._names, self.meta_params, strict=True)}
+            feed.update(window)
+            outputs = self._adapt.run(None, feed)
+            adapted, before, after = outputs[:-2], float(outputs[-2].item()), float(outputs[-1].item())
         if not all(np.all(np.isfinite(p)) for p in adapted) or not np.isfinite(after):
             return AdaptationResult(self.meta_params, before, after, False, "adapted parameters are not finite")
         if not after < before:
@@ -128,6 +136,19 @@ class AdaptiveRuntime:
                 self.meta_params, before, after, False, f"window loss did not drop ({before:.4g} -> {after:.4g})"
             )
         return AdaptationResult(list(adapted), before, after, True, "loss dropped")
+
+    def _adapt_last_layer(self, window: dict[str, np.ndarray]) -> tuple[list[np.ndarray], float, float]:
+        """RLS mode: features from the graph, the output layer in closed form (numpy)."""
+        feed = {name: value for name, value in zip(self._names, self.meta_params, strict=True)}
+        feed["states"], feed["actions"] = window["states"], window["actions"]
+        phi = self._adapt.run(None, feed)[0]
+        norm = self.manifest.normalizer
+        targets = (window["next_states"] - window["states"] - norm["delta_mean"]) / norm["delta_std"]
+        weight, bias = self.meta_params[-2], self.meta_params[-1]
+        new_weight, new_bias = rls_output_layer(phi, targets, weight, bias, float(self.manifest.rls_prior_precision))
+        before = output_layer_loss(phi, targets, weight, bias)
+        after = output_layer_loss(phi, targets, new_weight, new_bias)
+        return [*self.meta_params[:-2], new_weight, new_bias], before, after
 
     def _check_window(self, states: np.ndarray, actions: np.ndarray, next_states: np.ndarray) -> dict[str, np.ndarray]:
         s, a = self.manifest.state_dim, len(self.manifest.action_low)

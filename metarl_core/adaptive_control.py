@@ -17,6 +17,7 @@ from export.mppi import MPPIConfig, MPPIPlanner
 from export.tracking_cost import TrackingCost
 from metarl_core.checkpoint import TrainedDynamics
 from metarl_core.dynamics_model import Params, StepSizes, adapt_params, predict_next_state, window_loss
+from metarl_core.last_layer_rls import rls_adapt_params
 
 
 def make_planner(model: TrainedDynamics, seed: int = 0) -> MPPIPlanner:
@@ -71,16 +72,21 @@ class AdaptiveMPCController:
             return self.params
         states, actions, next_states = (torch.from_numpy(np.stack(x)) for x in zip(*self.history, strict=True))
         before = window_loss(self.params, states, actions, next_states, self.stats)
-        adapted = adapt_params(
-            self.params,
-            states,
-            actions,
-            next_states,
-            self.stats,
-            self.step_sizes,
-            self.model.inner_steps,
-            create_graph=False,
-        )
+        if self.model.mode == "rls":
+            adapted = rls_adapt_params(
+                self.params, states, actions, next_states, self.stats, self.model.rls_prior_precision
+            )
+        else:
+            adapted = adapt_params(
+                self.params,
+                states,
+                actions,
+                next_states,
+                self.stats,
+                self.step_sizes,
+                self.model.inner_steps,
+                create_graph=False,
+            )
         adapted = {k: v.detach() for k, v in adapted.items()}
         after = window_loss(adapted, states, actions, next_states, self.stats)
         # The robot's guard: keep the meta-parameters unless the adaptation is finite and helped.

@@ -49,6 +49,10 @@ class GrBALConfig:
     """M: transitions the model adapts on (the robot's window)."""
     future_window: int = 16
     """K: transitions the adapted model is judged on."""
+    adaptation: str = "gradient"
+    """How the robot adapts: "gradient" (n inner SGD steps) or "rls" (closed-form last layer)."""
+    rls_prior_precision: float = 1.0
+    """Ridge precision pulling the RLS output layer toward the meta-learned one."""
     inner_steps: int = 1
     """n: SGD steps of the adaptation."""
     inner_lr: float = 0.01
@@ -99,6 +103,10 @@ class GrBALConfig:
         ):
             if getattr(config, key) < 1:
                 raise ValueError(f"{source}: field '{key}'={getattr(config, key)} must be >= 1")
+        if config.adaptation not in ("gradient", "rls"):
+            raise ValueError(f"{source}: field 'adaptation'={config.adaptation!r} must be 'gradient' or 'rls'")
+        if config.rls_prior_precision <= 0:
+            raise ValueError(f"{source}: field 'rls_prior_precision'={config.rls_prior_precision} must be > 0")
         if config.algo != "grbal":
             raise ValueError(f"{source}: field 'algo'={config.algo!r} must be 'grbal' for this trainer")
         return config

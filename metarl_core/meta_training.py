@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import torch
 
 from metarl_core.dynamics_model import Params, StepSizes, adapt_params, window_loss
+from metarl_core.last_layer_rls import rls_adapt_params
 
 
 def adapted_future_loss(
@@ -23,9 +24,17 @@ def adapted_future_loss(
     stats: Mapping[str, torch.Tensor],
     inner_steps: int,
     first_order: bool,
+    rls_prior_precision: float | None = None,
 ) -> torch.Tensor:
-    """Loss on the K future transitions after adapting on the M past ones (one window)."""
-    adapted = adapt_params(params, *past, stats, step_sizes, inner_steps, create_graph=not first_order)
+    """Loss on the K future transitions after adapting on the M past ones (one window).
+
+    With ``rls_prior_precision`` the adaptation is the closed-form last-layer RLS instead of
+    gradient steps (``inner_steps`` and ``step_sizes`` are then unused).
+    """
+    if rls_prior_precision is not None:
+        adapted = rls_adapt_params(params, *past, stats, rls_prior_precision)
+    else:
+        adapted = adapt_params(params, *past, stats, step_sizes, inner_steps, create_graph=not first_order)
     return window_loss(adapted, *future, stats)
 
 
@@ -37,12 +46,13 @@ def meta_loss(
     stats: Mapping[str, torch.Tensor],
     inner_steps: int,
     first_order: bool,
+    rls_prior_precision: float | None = None,
 ) -> torch.Tensor:
     """Mean adapted future loss over a batch of windows: tensors ``(B, M|K, dim)``."""
 
     def one(p_s, p_a, p_n, f_s, f_a, f_n):
         return adapted_future_loss(
-            params, step_sizes, (p_s, p_a, p_n), (f_s, f_a, f_n), stats, inner_steps, first_order
+            params, step_sizes, (p_s, p_a, p_n), (f_s, f_a, f_n), stats, inner_steps, first_order, rls_prior_precision
         )
 
     return torch.func.vmap(one)(*past, *future).mean()

@@ -128,6 +128,7 @@ def run_training(config_path: Path, run_dir: Path | None, device: str, resume: b
         optimizer.load_state_dict(state["optimizer"])
         mb_optimizer.load_state_dict(state["mb_optimizer"])
     stats = {k: v.to(torch_device) for k, v in normalizer.torch().items()}
+    rls = config.rls_prior_precision if config.adaptation == "rls" else None
     writer = _tensorboard(run_dir)
     total = config.iterations * config.gradient_steps_per_iteration
     progress = tqdm(total=total, initial=start_iteration * config.gradient_steps_per_iteration, desc="meta-train")
@@ -154,7 +155,7 @@ def run_training(config_path: Path, run_dir: Path | None, device: str, resume: b
                 ],
                 torch_device,
             )
-            loss = meta_loss(params, step_sizes, past, future, stats, config.inner_steps, config.first_order)
+            loss = meta_loss(params, step_sizes, past, future, stats, config.inner_steps, config.first_order, rls)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -181,6 +182,8 @@ def run_training(config_path: Path, run_dir: Path | None, device: str, resume: b
             step_sizes=(
                 {k: v.detach().cpu() for k, v in step_sizes.items()} if isinstance(step_sizes, dict) else step_sizes
             ),
+            mode=config.adaptation,
+            rls_prior_precision=config.rls_prior_precision,
             planner=dict(config.planner),
             config=config.to_dict(),
         )

@@ -129,7 +129,7 @@ def test_adaptation_that_raises_the_loss_is_rejected(tmp_path: Path) -> None:
 
     from .conftest import tiny_model
 
-    model = dataclasses.replace(tiny_model(1), step_sizes=50.0)
+    model = dataclasses.replace(tiny_model(1), step_sizes=5.0)
     runtime = AdaptiveRuntime.load(export_trained_dynamics(model, tmp_path / "overshoot"))
     result = runtime.adapt(*window(runtime, 6))
     assert not result.accepted

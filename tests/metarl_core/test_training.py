@@ -71,3 +71,16 @@ def test_resume_after_a_kill_reaches_the_same_checkpoint(tmp_path: Path) -> None
     resumed = load_checkpoint(run_training(config, killed, "cpu", resume=True))[0]
     for key, value in reference.params.items():
         torch.testing.assert_close(resumed.params[key], value, rtol=0, atol=0)
+
+
+def test_rls_adaptation_trains_and_exports(tmp_path: Path) -> None:
+    """``adaptation: rls`` meta-trains through the closed form and yields an rls bundle."""
+    from export.onnx_export import export_bundle
+    from export.runtime import AdaptiveRuntime
+
+    config = write_config(tmp_path, iterations=1, gradient_steps_per_iteration=5, train_tasks=2, adaptation="rls")
+    run = run_training(config, tmp_path / "run", "cpu", resume=False)
+    model, _ = load_checkpoint(run)
+    assert model.mode == "rls"
+    runtime = AdaptiveRuntime.load(export_bundle(run, tmp_path / "bundle"), expected_robot="panda")
+    assert runtime.manifest.mode == "rls"

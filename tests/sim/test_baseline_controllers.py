@@ -50,9 +50,7 @@ def mean_tracking_error(env: gymnasium.Env, controller, task, seed: int = 0) -> 
         ("metarl/HuskyTerrain-v0", HuskyPIController, HuskyTask(), HARDEST_HUSKY),
     ],
 )
-def test_hardest_held_out_task_triples_the_fixed_controllers_error(
-    env_id, controller_type, nominal, hardest
-) -> None:
+def test_hardest_held_out_task_triples_the_fixed_controllers_error(env_id, controller_type, nominal, hardest) -> None:
     env = gymnasium.make(env_id, episode_duration_s=EPISODE_S)
     env.unwrapped.sample_tasks(1, np.random.default_rng(0), "extrap")[0].validate()
     hardest.validate()

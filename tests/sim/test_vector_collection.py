@@ -56,9 +56,7 @@ def test_trajectories_are_consecutive_and_mark_episode_ends() -> None:
         assert np.flatnonzero(trajectory.dones).tolist() == [episode_steps - 1, 2 * episode_steps - 1]
         assert trajectory.truncated[episode_steps - 1] and not trajectory.terminated.any()
         within = ~trajectory.dones[:-1]
-        np.testing.assert_array_equal(
-            trajectory.next_observations[:-1][within], trajectory.observations[1:][within]
-        )
+        np.testing.assert_array_equal(trajectory.next_observations[:-1][within], trajectory.observations[1:][within])
         # At an episode end, next_obs is the true final observation, not the next episode's first.
         end = episode_steps - 1
         assert not np.array_equal(trajectory.next_observations[end], trajectory.observations[end + 1])
