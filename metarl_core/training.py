@@ -29,7 +29,6 @@ from metarl_core.replay_buffer import TaskReplayBuffer
 
 
 def collect_episodes(
-    config: GrBALConfig,
     env: Any,
     task: Any,
     controller: Any,
@@ -101,7 +100,6 @@ def run_training(config_path: Path, run_dir: Path | None, device: str, resume: b
         for index, task in enumerate(tqdm(tasks, desc="exploration", unit="task", leave=False)):
             controller = exploration_controller(robot.name, config.exploration_noise_fraction, config.seed + index)
             collect_episodes(
-                config,
                 env,
                 task,
                 controller,
@@ -192,7 +190,7 @@ def run_training(config_path: Path, run_dir: Path | None, device: str, resume: b
             index = int(rng.integers(len(tasks)))
             controller = AdaptiveMPCController(model, seed=config.seed + iteration)
             planner_errors += collect_episodes(
-                config, env, tasks[index], controller, 1, config.seed + 7919 * (iteration + 1) + episode, buffers[index]
+                env, tasks[index], controller, 1, config.seed + 7919 * (iteration + 1) + episode, buffers[index]
             )
         metrics = {
             "losses/meta_loss": float(np.mean([m for m, _ in losses])),
