@@ -1,0 +1,169 @@
+"""``sim_bridge``: a task-suite PyBullet robot behind the topics a ros2_control robot has.
+
+Publishes ``/joint_states`` (and ``/imu``, ``/odom`` for bases), the environment's reference on
+``/reference`` and ``/clock``; takes commands on the command topic. Task parameters are ROS
+parameters that can change at run time (``ros2 param set /sim_bridge payload_mass_kg 4.0``).
+
+Free-running mode steps the simulation on a timer at the control rate, holding the last command.
+Lock-step mode advances exactly one control period per received command, which makes closed-loop
+tests deterministic whatever the machine's load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Imu, JointState
+from std_msgs.msg import Float64MultiArray
+
+import sim
+from metarl_ros.sensor_mapping import twist_to_wheel_speeds
+
+TASK_PARAMETERS = {
+    "metarl/PandaPayload-v0": ("payload_mass_kg", "joint_damping_scale", "joint_friction_scale"),
+    "metarl/HuskyTerrain-v0": ("payload_mass_kg", "ground_friction", "slope_rad", "motor_strength_scale"),
+}
+
+
+class SimBridgeNode(Node):
+    """One simulated robot, its sensors out and its commands in."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("sim_bridge", **kwargs)
+        self.declare_parameter("env_id", "metarl/PandaPayload-v0", ParameterDescriptor(description="task-suite env id"))
+        self.declare_parameter("lock_step", False, ParameterDescriptor(description="one control period per command"))
+        self.declare_parameter("seed", 0, ParameterDescriptor(description="reset seed (reference trajectory)"))
+        self.declare_parameter("episode_duration_s", 3600.0, ParameterDescriptor(description="simulated time limit"))
+        self.declare_parameter("command_topic", "/effort_controller/commands", ParameterDescriptor(description="input"))
+        env_id = self.get_parameter("env_id").value
+        if env_id not in TASK_PARAMETERS:
+            raise ValueError(f"env_id={env_id!r}: sim_bridge knows {sorted(TASK_PARAMETERS)}")
+        self.env = sim.make(env_id, episode_duration_s=self.get_parameter("episode_duration_s").value)
+        self.robot = self.env.unwrapped.robot
+        task = self.env.unwrapped.get_task()
+        for name in TASK_PARAMETERS[env_id]:
+            self.declare_parameter(name, float(getattr(task, name)), ParameterDescriptor(description=f"task {name}"))
+        self.add_on_set_parameters_callback(self.on_set_parameters)
+        self.obs, _ = self.env.reset(seed=self.get_parameter("seed").value)
+        self.sim_time_s = 0.0
+        self.command = np.zeros(self.robot.action_dim)
+        self.lock_step = self.get_parameter("lock_step").value
+        self.joint_states = self.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
+        self.reference = self.create_publisher(
+            JointState if self.robot.command_interface != "twist" else Twist, "/reference", 10
+        )
+        self.clock = self.create_publisher(Clock, "/clock", 10)
+        self.imu = self.create_publisher(Imu, "/imu", qos_profile_sensor_data) if self.robot.name == "husky" else None
+        self.odom = (
+            self.create_publisher(Odometry, "/odom", qos_profile_sensor_data) if self.robot.name == "husky" else None
+        )
+        command_type = Twist if self.robot.command_interface == "twist" else Float64MultiArray
+        self.create_subscription(command_type, self.get_parameter("command_topic").value, self.on_command, 10)
+        period_s = 1.0 / self.robot.control_rate_hz
+        # In lock-step the timer only re-publishes the current state, so a controller can start.
+        self.create_timer(period_s if not self.lock_step else 0.05, self.on_timer)
+        self.steps = 0
+
+    def on_set_parameters(self, parameters) -> SetParametersResult:
+        task = self.env.unwrapped.get_task()
+        changes = {p.name: float(p.value) for p in parameters if p.name in TASK_PARAMETERS[self.env.spec.id]}
+        if not changes:
+            return SetParametersResult(successful=True)
+        try:
+            self.env.unwrapped.set_task(dataclasses.replace(task, **changes))
+        except (ValueError, TypeError) as error:
+            return SetParametersResult(successful=False, reason=str(error))
+        self.get_logger().info(f"task changed: {changes}")
+        return SetParametersResult(successful=True)
+
+    def on_command(self, msg) -> None:
+        if isinstance(msg, Twist):
+            command = twist_to_wheel_speeds(
+                msg.linear.x, msg.angular.z, self.robot.wheel_radius_m, self.robot.track_width_m
+            )
+        else:
+            command = np.asarray(msg.data, dtype=np.float64)
+        if command.shape != (self.robot.action_dim,) or not np.all(np.isfinite(command)):
+            self.get_logger().error(f"ignoring command {list(command)}: need {self.robot.action_dim} finite values")
+            return
+        self.command = command
+        if self.lock_step:
+            self.step_and_publish()
+
+    def on_timer(self) -> None:
+        if self.lock_step:
+            self.publish_sensors()
+        else:
+            self.step_and_publish()
+
+    def step_and_publish(self) -> None:
+        self.obs, _, terminated, truncated, _ = self.env.step(self.command.astype(np.float32))
+        self.sim_time_s += 1.0 / self.robot.control_rate_hz
+        self.steps += 1
+        if terminated or truncated:
+            self.obs, _ = self.env.reset()
+        self.publish_sensors()
+
+    def publish_sensors(self) -> None:
+        stamp = rclpy.time.Time(seconds=self.sim_time_s).to_msg()
+        self.clock.publish(Clock(clock=stamp))
+        state_dim = self.robot.state_dim
+        state, reference = self.obs[:state_dim].astype(float), self.obs[state_dim:].astype(float)
+        if self.robot.name == "panda":
+            n = len(self.robot.joint_names)
+            msg = JointState(name=list(self.robot.joint_names), position=list(state[:n]), velocity=list(state[n:]))
+            msg.header.stamp = stamp
+            self.joint_states.publish(msg)
+            ref = JointState(
+                name=list(self.robot.joint_names), position=list(reference[:n]), velocity=list(reference[n:])
+            )
+            ref.header.stamp = stamp
+            self.reference.publish(ref)
+            return
+        self._publish_husky(state, reference, stamp)
+
+    def _publish_husky(self, state: np.ndarray, reference: np.ndarray, stamp) -> None:
+        wheels = JointState(name=list(self.robot.joint_names), position=[0.0] * 4, velocity=list(state[7:11]))
+        wheels.header.stamp = stamp
+        self.joint_states.publish(wheels)
+        odom = Odometry()
+        odom.header.stamp = stamp
+        odom.twist.twist.linear.x, odom.twist.twist.linear.y, odom.twist.twist.angular.z = state[0], state[1], state[2]
+        self.odom.publish(odom)
+        imu = Imu()
+        imu.header.stamp = stamp
+        roll, pitch = state[3], state[4]
+        cr, sr, cp, sp = math.cos(roll / 2), math.sin(roll / 2), math.cos(pitch / 2), math.sin(pitch / 2)
+        imu.orientation.w, imu.orientation.x, imu.orientation.y, imu.orientation.z = cr * cp, sr * cp, cr * sp, -sr * sp
+        imu.angular_velocity.x, imu.angular_velocity.y = state[5], state[6]
+        self.imu.publish(imu)
+        twist = Twist()
+        twist.linear.x, twist.angular.z = reference[0], reference[1]
+        self.reference.publish(twist)
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = SimBridgeNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.env.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
