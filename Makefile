@@ -13,10 +13,11 @@ $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(BIN)/activate setup.py
+$(VENV)/.installed: $(BIN)/activate setup.py ros2_ws/src/metarl_ros/setup.py
 	# torch 2.13.0 first: on this machine it is a local CPU wheel; a range would pull CUDA builds.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[ros,dev]"
+	$(BIN)/pip install --quiet -e ros2_ws/src/metarl_ros
 	touch $@
 
 setup: $(VENV)/.installed

@@ -1,0 +1,179 @@
+"""adaptive_controller as a process: its lifecycle, and bad input it must survive and count."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diagnostic_msgs.msg import DiagnosticArray
+from lifecycle_msgs.msg import Transition
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+
+from export.onnx_export import export_trained_dynamics
+from metarl_core.checkpoint import TrainedDynamics
+from metarl_core.dynamics_model import ModelShape, Normalizer, init_params
+from sim.panda_payload import HOME_RAD, PANDA
+
+from .ros_harness import change_state, spin_until, start_node, stop
+
+JOINTS = list(PANDA.joint_names)
+
+
+@pytest.fixture(scope="module")
+def untrained_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Panda bundle with random weights: plumbing tests need a valid bundle, not a good model."""
+    rng = np.random.default_rng(0)
+    normalizer = Normalizer.fit(
+        rng.normal(size=(64, 14)).astype(np.float32),
+        (rng.normal(size=(64, 7)) * 5).astype(np.float32),
+        (rng.normal(size=(64, 14)) * 0.01).astype(np.float32),
+    )
+    shape = ModelShape(14, 7, (16, 16))
+    model = TrainedDynamics(
+        PANDA,
+        shape,
+        init_params(shape, torch.Generator().manual_seed(0)),
+        normalizer,
+        8,
+        1,
+        0.01,
+        planner={"samples": 16, "horizon": 3},
+    )
+    return export_trained_dynamics(model, tmp_path_factory.mktemp("bundle") / "panda")
+
+
+class Probe:
+    """Publishes joint states and references like a robot; records commands and diagnostics."""
+
+    def __init__(self, node) -> None:
+        self.node = node
+        self.joint_states = node.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
+        self.reference = node.create_publisher(JointState, "/reference", 10)
+        self.commands: list[tuple[float, np.ndarray]] = []
+        self.diagnostics: dict[str, str] = {}
+        node.create_subscription(
+            Float64MultiArray,
+            "/effort_controller/commands",
+            lambda m: self.commands.append((time.monotonic(), np.array(m.data))),
+            100,
+        )
+        node.create_subscription(
+            DiagnosticArray,
+            "/diagnostics",
+            lambda m: self.diagnostics.update({kv.key: kv.value for kv in m.status[0].values}),
+            10,
+        )
+        self.stamp_s = 1.0
+
+    def publish(self, names=JOINTS, positions=None, velocities=None, stamp_s=None) -> None:
+        self.stamp_s += 0.01
+        msg = JointState(
+            name=list(names),
+            position=list(HOME_RAD) if positions is None else list(positions),
+            velocity=[0.0] * 7 if velocities is None else list(velocities),
+        )
+        stamp = self.stamp_s if stamp_s is None else stamp_s
+        msg.header.stamp.sec, msg.header.stamp.nanosec = int(stamp), int((stamp % 1) * 1e9)
+        self.joint_states.publish(msg)
+        reference = JointState(name=JOINTS, position=list(HOME_RAD), velocity=[0.0] * 7)
+        reference.header.stamp = msg.header.stamp
+        self.reference.publish(reference)
+
+    def stream(self, seconds: float) -> None:
+        """Publish good data at ~100 Hz while spinning."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.publish()
+            spin_until(self.node, lambda: False, 0.01)
+
+
+@pytest.mark.integration
+def test_lifecycle_commands_only_while_active(ros_node, untrained_bundle: Path, tmp_path: Path) -> None:
+    controller = start_node(
+        "adaptive_controller", {"bundle_path": str(untrained_bundle), "expected_robot": "panda"}, tmp_path / "c.log"
+    )
+    probe = Probe(ros_node)
+    try:
+        assert change_state(ros_node, "adaptive_controller", Transition.TRANSITION_CONFIGURE)
+        probe.stream(1.0)
+        assert probe.commands == [], "an inactive (configured) node must not command"
+        assert change_state(ros_node, "adaptive_controller", Transition.TRANSITION_ACTIVATE)
+        probe.stream(1.5)
+        assert len(probe.commands) > 50
+        assert all(np.all(np.isfinite(c)) and np.all(np.abs(c) <= PANDA.action_high) for _, c in probe.commands)
+        assert change_state(ros_node, "adaptive_controller", Transition.TRANSITION_DEACTIVATE)
+        stopped_at = time.monotonic()
+        probe.stream(1.0)
+        assert not [t for t, _ in probe.commands if t > stopped_at + 0.2], "commands continued after deactivate"
+        assert change_state(ros_node, "adaptive_controller", Transition.TRANSITION_CLEANUP)
+        assert change_state(ros_node, "adaptive_controller", Transition.TRANSITION_UNCONFIGURED_SHUTDOWN)
+    finally:
+        stop(controller)
+
+
+@pytest.mark.integration
+def test_bad_input_is_counted_and_never_reaches_the_command(ros_node, untrained_bundle: Path, tmp_path: Path) -> None:
+    controller = start_node(
+        "adaptive_controller",
+        {"bundle_path": str(untrained_bundle), "stale_timeout_s": 0.2},
+        tmp_path / "c.log",
+    )
+    probe = Probe(ros_node)
+    try:
+        assert change_state(ros_node, "adaptive_controller", Transition.TRANSITION_CONFIGURE)
+        assert change_state(ros_node, "adaptive_controller", Transition.TRANSITION_ACTIVATE)
+        probe.stream(1.0)
+        probe.publish(positions=[0.0] * 6)  # mismatched lengths
+        spin_until(ros_node, lambda: False, 0.1)  # sensor QoS keeps only the last few: deliver each
+        probe.publish(positions=[math.nan] * 7)  # NaN
+        spin_until(ros_node, lambda: False, 0.1)  # sensor QoS keeps only the last few: deliver each
+        probe.publish(velocities=[math.inf] * 7)  # inf
+        spin_until(ros_node, lambda: False, 0.1)  # sensor QoS keeps only the last few: deliver each
+        probe.publish(names=JOINTS[:6], positions=[0.0] * 6, velocities=[0.0] * 6)  # missing joint
+        spin_until(ros_node, lambda: False, 0.1)  # sensor QoS keeps only the last few: deliver each
+        probe.publish(names=[*JOINTS, "gripper"], positions=[*HOME_RAD, 0.0], velocities=[0.0] * 8)  # unknown
+        spin_until(ros_node, lambda: False, 0.1)
+        probe.publish(stamp_s=0.5)  # out of order
+        spin_until(ros_node, lambda: False, 0.1)  # sensor QoS keeps only the last few: deliver each
+        for _ in range(10_000):  # a burst
+            probe.publish()
+        probe.stream(1.0)
+        silent_from = time.monotonic()
+        spin_until(ros_node, lambda: False, 1.5)  # the stream goes stale
+        assert spin_until(ros_node, lambda: "count.stale_hold" in probe.diagnostics, 3)
+        counts = probe.diagnostics
+        for reason in (
+            "length_mismatch",
+            "non_finite",
+            "missing_joint",
+            "unknown_joint",
+            "out_of_order_stamp",
+            "stale_hold",
+        ):
+            assert int(counts.get(f"count.{reason}", 0)) >= 1, (reason, counts)
+        assert controller.poll() is None, "the node must stay up"
+        held = [c for t, c in probe.commands if t > silent_from + 0.5]
+        assert held and all(np.all(c == 0.0) for c in held), "stale sensors must give the safe hold"
+        assert all(np.all(np.isfinite(c)) for _, c in probe.commands)
+    finally:
+        stop(controller)
+
+
+@pytest.mark.integration
+def test_bundle_for_another_robot_is_refused_at_configure(ros_node, untrained_bundle: Path, tmp_path: Path) -> None:
+    log = tmp_path / "c.log"
+    controller = start_node(
+        "adaptive_controller", {"bundle_path": str(untrained_bundle), "expected_robot": "husky"}, log
+    )
+    try:
+        assert not change_state(ros_node, "adaptive_controller", Transition.TRANSITION_CONFIGURE)
+        assert controller.poll() is None
+        assert "bundle is for robot 'panda', this is 'husky'" in log.read_text()
+    finally:
+        stop(controller)
