@@ -1,7 +1,7 @@
 """``metarl demo``: train in PyBullet, export a bundle, and watch it adapt to a payload change.
 
 The controller under test is the robot's own code path: the exported bundle run by the
-torch-free runtime (``export.online_adaptation``). A 4 kg payload is put into the Panda's hand
+torch-free runtime (``export.runtime_control``). A 4 kg payload is put into the Panda's hand
 mid-episode; the same run is repeated with adaptation switched off and with the fixed nominal
 controller, and the tracking error of all three is tabled, plotted and (for the adaptive run)
 rendered as a GIF.
@@ -18,9 +18,9 @@ import torch
 from tqdm import tqdm
 
 import sim
-from export.online_adaptation import OnlineAdaptiveController
 from export.onnx_export import export_bundle
 from export.runtime import AdaptiveRuntime
+from export.runtime_control import OnlineAdaptiveController
 from metarl_core.checkpoint import CHECKPOINT_NAME
 from metarl_core.training import run_training
 from sim.baseline_controllers import PandaPDGravityController

@@ -49,9 +49,9 @@ def test_metarl_core_never_imports_ros() -> None:
 
 
 def runtime_closure() -> list[Path]:
-    """export/runtime.py and every export/ module it reaches through imports."""
+    """export/runtime*.py (what the robot runs) and every export/ module they reach through imports."""
     seen: set[Path] = set()
-    todo = [ROOT / "export" / "runtime.py"]
+    todo = sorted((ROOT / "export").glob("runtime*.py"))
     while todo:
         path = todo.pop()
         if path in seen or not path.exists():

@@ -33,8 +33,8 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from export.online_adaptation import OnlineAdaptiveController
 from export.runtime import AdaptiveRuntime, BundleError
+from export.runtime_control import OnlineAdaptiveController
 from metarl_ros.sensor_mapping import SensorAssembler, SensorRejected, wheel_speeds_to_twist
 
 COMMAND_INTERFACES = ("effort_forward", "joint_trajectory", "twist")
@@ -57,7 +57,7 @@ def _int_range(low: int, high: int, description: str) -> ParameterDescriptor:
 
 
 class AdaptiveControllerNode(Node):
-    """The robot-side adaptive controller; ROS at the edge, logic in ``export.online_adaptation``."""
+    """The robot-side adaptive controller; ROS at the edge, logic in ``export.runtime_control``."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__("adaptive_controller", **kwargs)
