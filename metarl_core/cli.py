@@ -60,9 +60,10 @@ def _eval(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    if _algo_of_run(args.run) == "rl2":
+    algo = _algo_of_run(args.run)
+    if algo == "rl2":
         from export.recurrent_export import export_recurrent_bundle as export_fn
-    elif _algo_of_run(args.run) == "maml-ppo":
+    elif algo == "maml-ppo":
         raise SystemExit("metarl: MAML-PPO runs are evaluated in sim; export an RL2 or GrBAL run")
     else:
         from export.onnx_export import export_bundle as export_fn

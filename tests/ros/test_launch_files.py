@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
-import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,7 +63,8 @@ def test_launch_file_is_consistent_with_the_package(launch_file: Path) -> None:
     for call in calls:
         executable = keyword(call, "executable").value
         assert executable in CONSOLE_SCRIPTS, f"{executable} is not a console script of metarl_ros"
-        assert shutil.which(executable), f"{executable} is not installed"
+        # Installed beside this interpreter, where `ros2 run` (or pip) puts console scripts.
+        assert (Path(sys.executable).parent / executable).exists(), f"{executable} is not installed"
         declared = declared_parameters(executable)
         parameters = keyword(call, "parameters")
         for item in parameters.elts:

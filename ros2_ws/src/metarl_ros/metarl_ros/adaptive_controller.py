@@ -130,8 +130,10 @@ class AdaptiveControllerNode(Node):
         ]
         self.command_publisher = self.create_lifecycle_publisher(message_type, p("command_topic").value, 10)
         self.diagnostics_publisher = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_service(Trigger, "~/reset_adaptation", self.on_reset_adaptation)
-        self.create_service(SetBool, "~/enable_adaptation", self.on_enable_adaptation)
+        self.configured_services = [
+            self.create_service(Trigger, "~/reset_adaptation", self.on_reset_adaptation),
+            self.create_service(SetBool, "~/enable_adaptation", self.on_enable_adaptation),
+        ]
         self.get_logger().info(f"configured: bundle for '{manifest.robot}' ({manifest.mode}), {interface} commands")
         return TransitionCallbackReturn.SUCCESS
 
@@ -149,9 +151,8 @@ class AdaptiveControllerNode(Node):
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         for subscription in list(self.subscriptions):
             self.destroy_subscription(subscription)
-        for service in list(self.services):
-            if "reset_adaptation" in service.srv_name or "enable_adaptation" in service.srv_name:
-                self.destroy_service(service)
+        for service in self.configured_services:
+            self.destroy_service(service)
         self.destroy_lifecycle_publisher(self.command_publisher)
         self.destroy_lifecycle_publisher(self.diagnostics_publisher)
         self.runtime = None

@@ -1,0 +1,131 @@
+"""Measures a running ``adaptive_controller`` from outside, as the robot's drivers would see it.
+
+Starts the controller (a separate process, as with ``ros2 run``), configures and activates it,
+publishes joint states and references at the control rate, and records for each command the
+time since the newest sensor message published before it (end-to-end latency: transport in,
+waiting for the tick, adapt + plan, transport out). Also reads the node's achieved rate,
+overruns and CPU time. Prints one JSON object; ``metarl bench ros`` runs this per rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+
+CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_PER_S  # utime + stime
+
+
+def measure(bundle: str, rate_hz: float, seconds: float) -> dict[str, float]:
+    controller = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "adaptive_controller"),
+            "--ros-args",
+            "-p",
+            f"bundle_path:={bundle}",
+            "-p",
+            f"control_rate_hz:={rate_hz}",
+            "-p",
+            "stale_timeout_s:=0.5",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    rclpy.init()
+    node = rclpy.create_node("latency_probe")
+    sent: list[float] = []
+    latencies: list[float] = []
+    diagnostics: dict[str, str] = {}
+
+    def on_command(_: Float64MultiArray) -> None:
+        now = time.perf_counter()
+        if sent:
+            latencies.append(now - sent[-1])
+
+    node.create_subscription(Float64MultiArray, "/effort_controller/commands", on_command, 100)
+    node.create_subscription(
+        DiagnosticArray,
+        "/diagnostics",
+        lambda m: diagnostics.update({kv.key: kv.value for kv in m.status[0].values}),
+        10,
+    )
+    states = node.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
+    reference = node.create_publisher(JointState, "/reference", 10)
+    client = node.create_client(ChangeState, "/adaptive_controller/change_state")
+    try:
+        if not client.wait_for_service(timeout_sec=20):
+            raise RuntimeError("adaptive_controller did not come up")
+        for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
+            future = client.call_async(ChangeState.Request(transition=Transition(id=transition)))
+            rclpy.spin_until_future_complete(node, future, timeout_sec=20)
+            if not future.result() or not future.result().success:
+                raise RuntimeError(f"transition {transition} failed")
+        joints = [f"panda_joint{i}" for i in range(1, 8)]
+        home = [0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.8]
+        period = 1.0 / rate_hz
+        start = time.perf_counter()
+        cpu_start, wall_start = cpu_seconds(controller.pid), time.monotonic()
+        next_send = start
+        while time.perf_counter() - start < seconds:
+            now = time.perf_counter()
+            if now >= next_send:
+                msg = JointState(name=joints, position=home, velocity=[0.0] * 7)
+                msg.header.stamp = node.get_clock().now().to_msg()
+                states.publish(msg)
+                reference.publish(JointState(name=joints, position=home, velocity=[0.0] * 7, header=msg.header))
+                sent.append(time.perf_counter())
+                next_send += period
+            rclpy.spin_once(node, timeout_sec=max(0.0, min(period / 4, next_send - time.perf_counter())))
+        cpu_used = cpu_seconds(controller.pid) - cpu_start
+        wall = time.monotonic() - wall_start
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.05)
+    finally:
+        controller.send_signal(signal.SIGINT)
+        controller.wait(timeout=10)
+        node.destroy_node()
+        rclpy.shutdown()
+    warm = np.asarray(latencies[int(rate_hz) :]) * 1e3  # skip the first second (ORT warm-up)
+    ticks = int(diagnostics.get("ticks", "0"))
+    return {
+        "rate_hz": rate_hz,
+        "latency_p50_ms": float(np.percentile(warm, 50)),
+        "latency_p99_ms": float(np.percentile(warm, 99)),
+        "achieved_rate_hz": float(diagnostics.get("loop_rate_hz", "nan")),
+        "tick_p99_ms": float(diagnostics.get("tick_latency_p99_ms", "nan")),
+        "overrun_percent": 100.0 * int(diagnostics.get("count.overrun", "0")) / max(ticks, 1),
+        "cpu_cores": cpu_used / wall,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", required=True)
+    parser.add_argument("--rate-hz", type=float, required=True)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    print(json.dumps(measure(args.bundle, args.rate_hz, args.seconds)))
+
+
+if __name__ == "__main__":
+    main()
