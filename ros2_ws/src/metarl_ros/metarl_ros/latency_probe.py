@@ -56,9 +56,11 @@ def measure(bundle: str, rate_hz: float, seconds: float) -> dict[str, float]:
     latencies: list[float] = []
     diagnostics: dict[str, str] = {}
 
+    measuring = [True]
+
     def on_command(_: Float64MultiArray) -> None:
         now = time.perf_counter()
-        if sent:
+        if sent and measuring[0]:
             latencies.append(now - sent[-1])
 
     node.create_subscription(Float64MultiArray, "/effort_controller/commands", on_command, 100)
@@ -95,6 +97,7 @@ def measure(bundle: str, rate_hz: float, seconds: float) -> dict[str, float]:
                 sent.append(time.perf_counter())
                 next_send += period
             rclpy.spin_once(node, timeout_sec=max(0.0, min(period / 4, next_send - time.perf_counter())))
+        measuring[0] = False  # commands after the stream stops are holds, not responses
         cpu_used = cpu_seconds(controller.pid) - cpu_start
         wall = time.monotonic() - wall_start
         deadline = time.monotonic() + 2.5
