@@ -29,6 +29,9 @@ CHASSIS_LINK_INDEX = 0
 GRAVITY_M_S2 = 9.81
 TERRAIN_CELLS = 128
 TERRAIN_CELL_M = 0.25
+TERRAIN_MAX_HEIGHT_M = HuskyTask.FIELD_RANGES["terrain_roughness_m"][1]
+"""Every terrain's heights lie in ``[0, TERRAIN_MAX_HEIGHT_M]``: the one heightfield shape an
+environment owns is built for that range, then its heights are replaced in place."""
 REFERENCE_SEGMENT_S = 2.0
 
 HUSKY = RobotDescription(
@@ -68,20 +71,22 @@ class TwistReference:
 
 
 def terrain_heights(task: HuskyTask, rng: np.random.Generator) -> np.ndarray:
-    """Heightfield (m) of ``task``'s terrain: white-noise relief for ``rough``, smooth
-    sinusoidal ridges for ``bumps`` (held out of training)."""
+    """Heightfield (m, within ``[0, TERRAIN_MAX_HEIGHT_M]``) of ``task``'s terrain: white-noise
+    relief for ``rough``, smooth sinusoidal ridges for ``bumps`` (held out of training)."""
     cells = TERRAIN_CELLS
     if task.terrain_type == "rough":
-        return rng.uniform(0.0, task.terrain_roughness_m, size=(cells, cells))
-    if task.terrain_type == "bumps":
+        heights = rng.uniform(0.0, task.terrain_roughness_m, size=(cells, cells))
+    elif task.terrain_type == "bumps":
         x = np.arange(cells) * TERRAIN_CELL_M
         phase = rng.uniform(0.0, 2.0 * np.pi, size=2)
         ridges = (
             np.sin(2.0 * np.pi * x / 1.5 + phase[0])[None, :]
             + np.sin(2.0 * np.pi * x / 2.3 + phase[1])[:, None]
         )
-        return 0.25 * task.terrain_roughness_m * (ridges + 2.0)
-    return np.zeros((cells, cells))
+        heights = 0.25 * task.terrain_roughness_m * (ridges + 2.0)
+    else:
+        heights = np.zeros((cells, cells))
+    return np.clip(heights, 0.0, TERRAIN_MAX_HEIGHT_M)
 
 
 class HuskyTerrainEnv(PyBulletTaskEnv[HuskyTask]):
@@ -111,6 +116,7 @@ class HuskyTerrainEnv(PyBulletTaskEnv[HuskyTask]):
         for index in self.wheel_indices:
             self.client.changeDynamics(self.body, index, lateralFriction=1.0)
         self.ground: int | None = None
+        self._heightfield_shape: int | None = None
         # Bound methods cached once: BulletClient builds a partial on every attribute access.
         self._set_motors = self.client.setJointMotorControlArray
         self._step_simulation = self.client.stepSimulation
@@ -122,23 +128,45 @@ class HuskyTerrainEnv(PyBulletTaskEnv[HuskyTask]):
         self.reference = TwistReference(np.random.default_rng(0), episode_duration_s)
 
     def _build_ground(self, task: HuskyTask, rng: np.random.Generator) -> None:
+        """A fresh ground body each episode (so no contact state carries over from the last one),
+        over one heightfield shape per environment whose heights are replaced in place.
+
+        PyBullet never frees a heightfield shape (removing its body leaves it behind, about 12 MB
+        for 128×128 cells), so creating one per episode grows the process without bound.
+        """
         if self.ground is not None:
             self.client.removeBody(self.ground)
         if task.terrain_type == "flat":
             self.ground = self.client.loadURDF("plane.urdf")
             self.ground_max_height_m = 0.0
-        else:
-            heights = terrain_heights(task, rng)
-            shape = self.client.createCollisionShape(
-                pybullet.GEOM_HEIGHTFIELD,
-                meshScale=[TERRAIN_CELL_M, TERRAIN_CELL_M, 1.0],
-                heightfieldData=heights.ravel().tolist(),
-                numHeightfieldRows=TERRAIN_CELLS,
-                numHeightfieldColumns=TERRAIN_CELLS,
+            return
+        heights = terrain_heights(task, rng)
+        shape = self._heightfield(heights)
+        # PyBullet centres a heightfield vertically on the height range it was built with, which
+        # is [0, TERRAIN_MAX_HEIGHT_M]: raising the body by half of it puts height h at z = h.
+        self.ground = self.client.createMultiBody(0, shape, basePosition=[0.0, 0.0, TERRAIN_MAX_HEIGHT_M / 2.0])
+        self.ground_max_height_m = float(heights.max())
+
+    def _heightfield(self, heights: np.ndarray) -> int:
+        """The environment's heightfield shape, holding ``heights`` (m)."""
+        arguments = {
+            "shapeType": pybullet.GEOM_HEIGHTFIELD,
+            "meshScale": [TERRAIN_CELL_M, TERRAIN_CELL_M, 1.0],
+            "numHeightfieldRows": TERRAIN_CELLS,
+            "numHeightfieldColumns": TERRAIN_CELLS,
+        }
+        if self._heightfield_shape is None:
+            # Built once over the full height range: its bounds (and vertical centring) stay
+            # those of the first data, which later replacements must lie within.
+            frame = np.zeros((TERRAIN_CELLS, TERRAIN_CELLS))
+            frame[0, 0] = TERRAIN_MAX_HEIGHT_M
+            self._heightfield_shape = self.client.createCollisionShape(
+                heightfieldData=frame.ravel().tolist(), **arguments
             )
-            # PyBullet centres a heightfield vertically on its height range.
-            self.ground = self.client.createMultiBody(0, shape, basePosition=[0.0, 0.0, 0.0])
-            self.ground_max_height_m = float(heights.max() - heights.min()) / 2.0
+        self.client.createCollisionShape(
+            heightfieldData=heights.ravel().tolist(), replaceHeightfieldIndex=self._heightfield_shape, **arguments
+        )
+        return self._heightfield_shape
 
     def _reset_scene(self, rng: np.random.Generator) -> None:
         self._build_ground(self._task, rng)
