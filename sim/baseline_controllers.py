@@ -38,9 +38,7 @@ class PandaPDGravityController:
         self.model = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
         self.model.setAdditionalSearchPath(pybullet_data.getDataPath())
         self.model.setGravity(0.0, 0.0, -9.81)
-        self.body = self.model.loadURDF(
-            PANDA_URDF, useFixedBase=True, flags=pybullet.URDF_USE_INERTIA_FROM_FILE
-        )
+        self.body = self.model.loadURDF(PANDA_URDF, useFixedBase=True, flags=pybullet.URDF_USE_INERTIA_FROM_FILE)
         self.low, self.high = np.array(PANDA.action_low), np.array(PANDA.action_high)
         self.reset()
 
@@ -48,9 +46,7 @@ class PandaPDGravityController:
         """Forget the previous reference velocity (used to feed the reference acceleration forward)."""
         self.previous_reference_velocity: np.ndarray | None = None
 
-    def inverse_dynamics(
-        self, position: np.ndarray, velocity: np.ndarray, acceleration: np.ndarray
-    ) -> np.ndarray:
+    def inverse_dynamics(self, position: np.ndarray, velocity: np.ndarray, acceleration: np.ndarray) -> np.ndarray:
         """Joint torques (N·m) of the nominal arm for the given motion (fingers held still)."""
         q = [*position.tolist(), FINGER_OPENING_M, FINGER_OPENING_M]
         qd = [*velocity.tolist(), 0.0, 0.0]
@@ -90,9 +86,7 @@ class HuskyPIController:
         twist = np.array([obs[0], obs[2]])  # vx (m/s), wz (rad/s)
         reference = obs[-2:].astype(np.float64)
         error = reference - twist
-        self.integral = np.clip(
-            self.integral + error * self.period_s, -self.integral_limit, self.integral_limit
-        )
+        self.integral = np.clip(self.integral + error * self.period_s, -self.integral_limit, self.integral_limit)
         v, w = reference + self.kp * error + self.ki * self.integral
         radius, track = HUSKY.wheel_radius_m, HUSKY.track_width_m
         left, right = (v - w * track / 2.0) / radius, (v + w * track / 2.0) / radius

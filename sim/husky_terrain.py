@@ -26,6 +26,8 @@ TRACK_WIDTH_M = 0.5708
 MAX_WHEEL_SPEED_RAD_S = 8.0
 NOMINAL_WHEEL_TORQUE_NM = 25.0
 CHASSIS_LINK_INDEX = 0
+PAYLOAD_BOX_M = (0.6, 0.4, 0.2)
+"""Length, width and height of the deck payload, a uniform box: its inertia adds to the chassis'."""
 GRAVITY_M_S2 = 9.81
 TERRAIN_CELLS = 128
 TERRAIN_CELL_M = 0.25
@@ -33,6 +35,8 @@ TERRAIN_MAX_HEIGHT_M = HuskyTask.FIELD_RANGES["terrain_roughness_m"][1]
 """Every terrain's heights lie in ``[0, TERRAIN_MAX_HEIGHT_M]``: the one heightfield shape an
 environment owns is built for that range, then its heights are replaced in place."""
 REFERENCE_SEGMENT_S = 2.0
+SETTLE_STEPS = 20
+"""Control periods with zero wheel speed at each reset, for the robot to come to rest on the ground."""
 
 HUSKY = RobotDescription(
     name="husky",
@@ -79,10 +83,7 @@ def terrain_heights(task: HuskyTask, rng: np.random.Generator) -> np.ndarray:
     elif task.terrain_type == "bumps":
         x = np.arange(cells) * TERRAIN_CELL_M
         phase = rng.uniform(0.0, 2.0 * np.pi, size=2)
-        ridges = (
-            np.sin(2.0 * np.pi * x / 1.5 + phase[0])[None, :]
-            + np.sin(2.0 * np.pi * x / 2.3 + phase[1])[:, None]
-        )
+        ridges = np.sin(2.0 * np.pi * x / 1.5 + phase[0])[None, :] + np.sin(2.0 * np.pi * x / 2.3 + phase[1])[:, None]
         heights = 0.25 * task.terrain_roughness_m * (ridges + 2.0)
     else:
         heights = np.zeros((cells, cells))
@@ -100,19 +101,18 @@ class HuskyTerrainEnv(PyBulletTaskEnv[HuskyTask]):
         render_mode: str | None = None,
         episode_duration_s: float = 10.0,
         physics_dt_s: float = 1.0 / 500.0,
+        render_size: tuple[int, int] = (320, 240),
     ) -> None:
-        super().__init__(physics_dt_s, HUSKY.control_rate_hz, episode_duration_s, render_mode)
+        super().__init__(physics_dt_s, HUSKY.control_rate_hz, episode_duration_s, render_mode, render_size)
         self.action_space = spaces.Box(
             np.array(HUSKY.action_low, dtype=np.float32), np.array(HUSKY.action_high, dtype=np.float32)
         )
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(13,), dtype=np.float32)
         self.body = self.client.loadURDF("husky/husky.urdf", [0.0, 0.0, 0.3])
-        names = [
-            self.client.getJointInfo(self.body, j)[1].decode()
-            for j in range(self.client.getNumJoints(self.body))
-        ]
+        names = [self.client.getJointInfo(self.body, j)[1].decode() for j in range(self.client.getNumJoints(self.body))]
         self.wheel_indices = [names.index(j) for j in WHEEL_JOINTS]
-        self.chassis_mass_kg = self.client.getDynamicsInfo(self.body, CHASSIS_LINK_INDEX)[0]
+        chassis = self.client.getDynamicsInfo(self.body, CHASSIS_LINK_INDEX)
+        self.chassis_mass_kg, self.chassis_inertia_kg_m2 = chassis[0], np.asarray(chassis[2])
         for index in self.wheel_indices:
             self.client.changeDynamics(self.body, index, lateralFriction=1.0)
         self.ground: int | None = None
@@ -171,26 +171,30 @@ class HuskyTerrainEnv(PyBulletTaskEnv[HuskyTask]):
     def _reset_scene(self, rng: np.random.Generator) -> None:
         self._build_ground(self._task, rng)
         self.reference = TwistReference(rng, self.episode_duration_s)
-        self.client.resetBasePositionAndOrientation(
-            self.body, [0.0, 0.0, 0.2 + self.ground_max_height_m], [0, 0, 0, 1]
-        )
+        self.client.resetBasePositionAndOrientation(self.body, [0.0, 0.0, 0.2 + self.ground_max_height_m], [0, 0, 0, 1])
         self.client.resetBaseVelocity(self.body, [0, 0, 0], [0, 0, 0])
         for index in self.wheel_indices:
             self.client.resetJointState(self.body, index, 0.0, 0.0)
         self._apply_task_live(self._task)
-        # Let the robot settle on its wheels before the episode starts.
-        self._apply_action_and_simulate(np.zeros(2))
-        for _ in range(19):
+        # Let the robot settle on its wheels (0.2 s) before the episode starts.
+        for _ in range(SETTLE_STEPS):
             self._apply_action_and_simulate(np.zeros(2))
 
     def _apply_task_live(self, task: HuskyTask) -> None:
         """Friction, slope, payload and motors apply at once; terrain shape at the next reset."""
         self.client.changeDynamics(self.ground, -1, lateralFriction=task.ground_friction)
-        self.client.setGravity(
-            -GRAVITY_M_S2 * math.sin(task.slope_rad), 0.0, -GRAVITY_M_S2 * math.cos(task.slope_rad)
+        self.client.setGravity(-GRAVITY_M_S2 * math.sin(task.slope_rad), 0.0, -GRAVITY_M_S2 * math.cos(task.slope_rad))
+        # The payload's own inertia adds to the chassis' (mass alone would make a loaded robot
+        # turn as readily as an empty one); its centre of mass is taken at the chassis'.
+        length, width, height = PAYLOAD_BOX_M
+        payload_inertia_kg_m2 = (task.payload_mass_kg / 12.0) * np.array(
+            [width**2 + height**2, length**2 + height**2, length**2 + width**2]
         )
         self.client.changeDynamics(
-            self.body, CHASSIS_LINK_INDEX, mass=self.chassis_mass_kg + task.payload_mass_kg
+            self.body,
+            CHASSIS_LINK_INDEX,
+            mass=self.chassis_mass_kg + task.payload_mass_kg,
+            localInertiaDiagonal=(self.chassis_inertia_kg_m2 + payload_inertia_kg_m2).tolist(),
         )
         self.max_wheel_torque_nm = NOMINAL_WHEEL_TORQUE_NM * task.motor_strength_scale
 

@@ -106,9 +106,7 @@ class PandaPayloadEnv(PyBulletTaskEnv[PandaTask]):
         render_mode: str | None = None,
         render_size: tuple[int, int] = (320, 240),
     ) -> None:
-        super().__init__(
-            physics_dt_s, self.robot.control_rate_hz, episode_duration_s, render_mode, render_size
-        )
+        super().__init__(physics_dt_s, self.robot.control_rate_hz, episode_duration_s, render_mode, render_size)
         self.action_space = gym.spaces.Box(
             np.array(self.robot.action_low, dtype=np.float32),
             np.array(self.robot.action_high, dtype=np.float32),
@@ -169,9 +167,7 @@ class PandaPayloadEnv(PyBulletTaskEnv[PandaTask]):
             client.changeDynamics(self.payload, -1, mass=0.0)
             return
         pivot_in_link = np.add(GRASP_OFFSET_M, offset_m)
-        link_position, link_orientation = client.getLinkState(
-            self.arm, HAND_LINK, computeForwardKinematics=True
-        )[4:6]
+        link_position, link_orientation = client.getLinkState(self.arm, HAND_LINK, computeForwardKinematics=True)[4:6]
         position, orientation = client.multiplyTransforms(
             link_position, link_orientation, pivot_in_link.tolist(), [0.0, 0.0, 0.0, 1.0]
         )
@@ -185,9 +181,7 @@ class PandaPayloadEnv(PyBulletTaskEnv[PandaTask]):
         client.changeDynamics(self.payload, -1, mass=mass_kg, localInertiaDiagonal=[inertia] * 3)
         # The constraint's parent frame is the hand's inertial frame: express the pivot in it.
         inertial_position, inertial_orientation = client.getDynamicsInfo(self.arm, HAND_LINK)[3:5]
-        inverse_position, inverse_orientation = client.invertTransform(
-            inertial_position, inertial_orientation
-        )
+        inverse_position, inverse_orientation = client.invertTransform(inertial_position, inertial_orientation)
         pivot_in_inertial, _ = client.multiplyTransforms(
             inverse_position, inverse_orientation, pivot_in_link.tolist(), [0.0, 0.0, 0.0, 1.0]
         )

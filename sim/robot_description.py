@@ -43,8 +43,7 @@ class RobotDescription:
             object.__setattr__(self, name, tuple(value))
         if len(self.action_low) != len(self.action_high):
             raise ValueError(
-                f"RobotDescription: action_low has {len(self.action_low)} entries, "
-                f"action_high {len(self.action_high)}"
+                f"RobotDescription: action_low has {len(self.action_low)} entries, action_high {len(self.action_high)}"
             )
         for index, (low, high) in enumerate(zip(self.action_low, self.action_high, strict=True)):
             if not low < high:

@@ -33,9 +33,7 @@ class Task:
         for name, (low, high) in self.FIELD_RANGES.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(
-                    f"{type(self).__name__}.{name}={value!r} must be a number in [{low}, {high}]"
-                )
+                raise ValueError(f"{type(self).__name__}.{name}={value!r} must be a number in [{low}, {high}]")
             if not math.isfinite(value) or not low <= value <= high:
                 raise ValueError(f"{type(self).__name__}.{name}={value!r} outside [{low}, {high}]")
 
@@ -108,34 +106,26 @@ class PandaTask(Task):
         offset = self.payload_com_offset_m
         limit = self.COM_OFFSET_LIMIT_M
         if not isinstance(offset, tuple) or len(offset) != 3:
-            raise ValueError(
-                f"PandaTask.payload_com_offset_m={offset!r} must be 3 numbers in [-{limit}, {limit}]"
-            )
+            raise ValueError(f"PandaTask.payload_com_offset_m={offset!r} must be 3 numbers in [-{limit}, {limit}]")
         for axis, value in zip("xyz", offset, strict=True):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"PandaTask.payload_com_offset_m[{axis}]={value!r} must be a finite number")
             if abs(value) > limit:
-                raise ValueError(
-                    f"PandaTask.payload_com_offset_m[{axis}]={value!r} outside [-{limit}, {limit}]"
-                )
+                raise ValueError(f"PandaTask.payload_com_offset_m[{axis}]={value!r} outside [-{limit}, {limit}]")
 
     @classmethod
     def sample(cls, rng: np.random.Generator, split: Split) -> PandaTask:
         """One task of ``split``; train and interp never overlap, extrap lies beyond train."""
         if split == "train":
             mass = _uniform_excluding(rng, *cls.PAYLOAD_TRAIN_KG, cls.PAYLOAD_INTERP_KG)
-            damping, friction = (
-                _uniform_excluding(rng, *cls.SCALE_TRAIN, cls.SCALE_INTERP) for _ in range(2)
-            )
+            damping, friction = (_uniform_excluding(rng, *cls.SCALE_TRAIN, cls.SCALE_INTERP) for _ in range(2))
         elif split == "interp":
             mass = rng.uniform(*cls.PAYLOAD_INTERP_KG)
             damping, friction = rng.uniform(*cls.SCALE_INTERP, size=2)
         elif split == "extrap":
             # Strictly above the training ranges: never 3.0 kg or a 2.0 scale itself.
             mass = float(np.nextafter(cls.PAYLOAD_EXTRAP_KG[0], np.inf)) + rng.uniform(0.0, 2.0 - 1e-9)
-            damping, friction = np.nextafter(cls.SCALE_EXTRAP[0], np.inf) + rng.uniform(
-                0.0, 2.0 - 1e-9, size=2
-            )
+            damping, friction = np.nextafter(cls.SCALE_EXTRAP[0], np.inf) + rng.uniform(0.0, 2.0 - 1e-9, size=2)
         else:
             raise ValueError(f"split={split!r} is not one of {SPLITS}")
         offset = rng.uniform(-0.05, 0.05, size=3)
@@ -186,11 +176,7 @@ class HuskyTask(Task):
         """One task of ``split``: interp owns a payload interval, extrap a terrain and harsher ground."""
         if split in ("train", "interp"):
             terrain: TerrainType = cls.TRAIN_TERRAINS[int(rng.integers(len(cls.TRAIN_TERRAINS)))]
-            payload = (
-                _uniform_excluding(rng, 0.0, 40.0, (15.0, 25.0))
-                if split == "train"
-                else rng.uniform(15.0, 25.0)
-            )
+            payload = _uniform_excluding(rng, 0.0, 40.0, (15.0, 25.0)) if split == "train" else rng.uniform(15.0, 25.0)
             friction = rng.uniform(0.5, 1.2)
             slope = rng.uniform(-0.1, 0.1)
             strength = rng.uniform(0.6, 1.2)

@@ -60,9 +60,7 @@ class GymVectorBackend:
 
     def __init__(self, vector_env: VectorEnv) -> None:
         if vector_env.metadata.get("autoreset_mode") != AutoresetMode.SAME_STEP:
-            raise ValueError(
-                "GymVectorBackend needs a vector env with autoreset_mode=AutoresetMode.SAME_STEP"
-            )
+            raise ValueError("GymVectorBackend needs a vector env with autoreset_mode=AutoresetMode.SAME_STEP")
         self.vector_env = vector_env
         self.num_envs = vector_env.num_envs
         self.single_observation_space = vector_env.single_observation_space
@@ -96,9 +94,7 @@ def make_sync_backend(env_id: str, num_envs: int, **env_kwargs: Any) -> GymVecto
     return GymVectorBackend(SyncVectorEnv([factory] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP))
 
 
-def make_process_backend(
-    env_id: str, num_envs: int, context: str = "forkserver", **env_kwargs: Any
-) -> ProcessBackend:
+def make_process_backend(env_id: str, num_envs: int, context: str = "forkserver", **env_kwargs: Any) -> ProcessBackend:
     """One worker process per environment. ``forkserver``/``spawn`` start clean interpreters:
     forking a process that already holds PyBullet clients (or torch threads) is unsafe."""
     return ProcessBackend(functools.partial(make_env, env_id, **env_kwargs), num_envs, context)
@@ -158,9 +154,7 @@ class ProcessBackend:
     per worker. Worker errors (e.g. a non-finite action) are re-raised here with their type.
     """
 
-    def __init__(
-        self, env_factory: Callable[[], gymnasium.Env], num_envs: int, context: str = "forkserver"
-    ) -> None:
+    def __init__(self, env_factory: Callable[[], gymnasium.Env], num_envs: int, context: str = "forkserver") -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs={num_envs} must be >= 1")
         ctx = multiprocessing.get_context(context)
@@ -169,9 +163,7 @@ class ProcessBackend:
         self._processes = []
         for index in range(num_envs):
             parent, child = ctx.Pipe()
-            process = ctx.Process(
-                target=_worker, args=(child, env_factory), daemon=True, name=f"sim-worker-{index}"
-            )
+            process = ctx.Process(target=_worker, args=(child, env_factory), daemon=True, name=f"sim-worker-{index}")
             process.start()
             child.close()
             self._connections.append(parent)
