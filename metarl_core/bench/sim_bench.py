@@ -9,7 +9,9 @@ Three figures per robot:
   second across workers, and the scaling from 1 to 2 (target ≥ 1.6× on two free cores).
 
 Each figure is the median of ``--repeats`` timed runs after a warm-up run, because the machine
-may be shared: a single run measures the neighbours as much as the code.
+may be shared: a single run measures the neighbours as much as the code. Figures that are
+compared (env with bare, one worker count with another) are measured interleaved, one run of
+each in turn, so a change in the neighbours' load falls on both sides of a ratio alike.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import argparse
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 
 import gymnasium
 import numpy as np
@@ -40,14 +43,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts for the vector env")
 
 
-def median_rate(run_once: Callable[[], float], repeats: int) -> float:
-    """Median of ``repeats`` rates after one untimed warm-up run."""
-    run_once()
-    return statistics.median(run_once() for _ in range(repeats))
+RunOnce = Callable[[], float]
+"""One timed run; returns its rate (steps per second)."""
 
 
-def env_steps_per_s(env_id: str, steps: int, repeats: int) -> float:
-    """Control steps per second of one environment, as ``gymnasium.make`` builds it."""
+def interleaved_median_rates(runs: Sequence[RunOnce], repeats: int) -> list[float]:
+    """Median rate of each run over ``repeats`` rounds (one run of each per round, in turn),
+    after one untimed warm-up round."""
+    for run_once in runs:
+        run_once()
+    samples: list[list[float]] = [[] for _ in runs]
+    for _ in range(repeats):
+        for run_once, rates in zip(runs, samples, strict=True):
+            rates.append(run_once())
+    return [statistics.median(rates) for rates in samples]
+
+
+@contextmanager
+def env_run(env_id: str, steps: int) -> Iterator[RunOnce]:
+    """Timed runs of one environment, as ``gymnasium.make`` builds it (wrappers included)."""
     env = sim.make(env_id, episode_duration_s=(steps + 1) / 100.0)
     actions = (
         np.random.default_rng(0)
@@ -63,12 +77,13 @@ def env_steps_per_s(env_id: str, steps: int, repeats: int) -> float:
         return steps / (time.perf_counter() - start)
 
     try:
-        return median_rate(run_once, repeats)
+        yield run_once
     finally:
         env.close()
 
 
-def bare_panda_steps_per_s(substeps: int, physics_dt_s: float, steps: int, repeats: int) -> float:
+@contextmanager
+def bare_panda_run(substeps: int, physics_dt_s: float, steps: int) -> Iterator[RunOnce]:
     """The Panda env's physics work per control step in bare PyBullet: torques re-applied each
     sub-step, then the arm's joint states read."""
     client = pybullet.connect(pybullet.DIRECT)
@@ -99,12 +114,13 @@ def bare_panda_steps_per_s(substeps: int, physics_dt_s: float, steps: int, repea
         return steps / (time.perf_counter() - start)
 
     try:
-        return median_rate(run_once, repeats)
+        yield run_once
     finally:
         pybullet.disconnect(client)
 
 
-def bare_husky_steps_per_s(substeps: int, physics_dt_s: float, steps: int, repeats: int) -> float:
+@contextmanager
+def bare_husky_run(substeps: int, physics_dt_s: float, steps: int) -> Iterator[RunOnce]:
     """The Husky env's physics work per control step in bare PyBullet: one velocity-motor command,
     the sub-steps, then the base pose, base velocity and wheel states read."""
     client = pybullet.connect(pybullet.DIRECT)
@@ -136,13 +152,14 @@ def bare_husky_steps_per_s(substeps: int, physics_dt_s: float, steps: int, repea
         return steps / (time.perf_counter() - start)
 
     try:
-        return median_rate(run_once, repeats)
+        yield run_once
     finally:
         pybullet.disconnect(client)
 
 
-def vector_steps_per_s(env_id: str, workers: int, steps: int, repeats: int) -> float:
-    """Total control steps per second over ``workers`` worker processes, one env each."""
+@contextmanager
+def vector_run(env_id: str, workers: int, steps: int) -> Iterator[RunOnce]:
+    """Timed runs of ``workers`` worker processes, one env each; the rate is their total."""
     backend = make_process_backend(env_id, workers, episode_duration_s=(steps + 1) / 100.0)
     action_space = backend.single_action_space
     actions = (
@@ -159,9 +176,40 @@ def vector_steps_per_s(env_id: str, workers: int, steps: int, repeats: int) -> f
         return workers * steps / (time.perf_counter() - start)
 
     try:
-        return median_rate(run_once, repeats)
+        yield run_once
     finally:
         backend.close()
+
+
+BARE_RUNS = {"panda": bare_panda_run, "husky": bare_husky_run}
+
+
+def measure_robot(robot: str, steps: int, repeats: int, worker_counts: Sequence[int]) -> dict[str, float]:
+    """Env and bare rates (interleaved), then the vector rates (interleaved across worker counts).
+
+    The two groups are timed apart: while the workers of a vector env wait for their next
+    command they hold no core, but an in-process env timed beside them would compete with them.
+    """
+    env_id = ENV_IDS[robot]
+    probe = gymnasium.make(env_id)
+    substeps, physics_dt_s = probe.unwrapped.substeps, probe.unwrapped.physics_dt_s
+    probe.close()
+    with ExitStack() as stack:
+        runs = [
+            stack.enter_context(env_run(env_id, steps)),
+            stack.enter_context(BARE_RUNS[robot](substeps, physics_dt_s, steps)),
+        ]
+        env_rate, bare_rate = interleaved_median_rates(runs, repeats)
+    with ExitStack() as stack:
+        runs = [stack.enter_context(vector_run(env_id, n, steps)) for n in worker_counts]
+        vector_rates = interleaved_median_rates(runs, repeats)
+    return {
+        "substeps": substeps,
+        "physics_dt_s": physics_dt_s,
+        "env": env_rate,
+        "bare": bare_rate,
+        **{f"vector_{n}": rate for n, rate in zip(worker_counts, vector_rates, strict=True)},
+    }
 
 
 def run(args: argparse.Namespace) -> str:
@@ -171,7 +219,8 @@ def run(args: argparse.Namespace) -> str:
     if unknown:
         raise SystemExit(f"metarl bench sim: unknown robot(s) {unknown}; choose from {sorted(ENV_IDS)}")
     worker_counts = [int(n) for n in args.workers.split(",")]
-    bare = {"panda": bare_panda_steps_per_s, "husky": bare_husky_steps_per_s}
+    if not worker_counts or min(worker_counts) < 1:
+        raise SystemExit(f"metarl bench sim: --workers {args.workers!r} must list worker counts >= 1")
     command = (
         f"metarl bench sim --robots {','.join(robots)} --steps {args.steps} "
         f"--repeats {args.repeats} --workers {args.workers}"
@@ -185,7 +234,8 @@ def run(args: argparse.Namespace) -> str:
         "A step is one 10 ms control step (several physics sub-steps). *Bare* is PyBullet doing the",
         "same physics work per step (same robot, sub-steps, motor commands and sensor reads) with no",
         "Python layer; the ratio is the cost of the environment. Vector: worker processes, one env",
-        "each, total steps/s. Medians of the repeats after a warm-up.",
+        "each, total steps/s; scaling is the last worker count's rate over the first's. Medians of",
+        "the repeats after a warm-up; compared figures are timed interleaved, one run each in turn.",
         "",
         "| robot | sub-steps | env steps/s | bare PyBullet steps/s | env / bare | "
         + " | ".join(f"vector {n}w steps/s" for n in worker_counts)
@@ -193,18 +243,13 @@ def run(args: argparse.Namespace) -> str:
         "|---|---|---|---|---|" + "---|" * len(worker_counts) + "---|",
     ]
     for robot in robots:
-        env_id = ENV_IDS[robot]
-        probe = gymnasium.make(env_id)
-        substeps, physics_dt_s = probe.unwrapped.substeps, probe.unwrapped.physics_dt_s
-        probe.close()
-        env_rate = env_steps_per_s(env_id, args.steps, args.repeats)
-        bare_rate = bare[robot](substeps, physics_dt_s, args.steps, args.repeats)
-        vector_rates = [vector_steps_per_s(env_id, n, args.steps, args.repeats) for n in worker_counts]
-        scaling = vector_rates[-1] / vector_rates[0] if len(vector_rates) > 1 else 1.0
-        print(f"{robot}: env {env_rate:.0f}/s, bare {bare_rate:.0f}/s, vector {vector_rates}", file=sys.stderr)
+        rates = measure_robot(robot, args.steps, args.repeats, worker_counts)
+        vector_rates = [rates[f"vector_{n}"] for n in worker_counts]
+        scaling = vector_rates[-1] / vector_rates[0]
+        print(f"{robot}: {rates}", file=sys.stderr)
         lines.append(
-            f"| {robot} | {substeps} × {physics_dt_s * 1e3:g} ms | {env_rate:.0f} | {bare_rate:.0f} | "
-            f"{env_rate / bare_rate:.0%} | "
+            f"| {robot} | {rates['substeps']} × {rates['physics_dt_s'] * 1e3:g} ms | {rates['env']:.0f} | "
+            f"{rates['bare']:.0f} | {rates['env'] / rates['bare']:.0%} | "
             + " | ".join(f"{rate:.0f}" for rate in vector_rates)
             + f" | {scaling:.2f}× |"
         )

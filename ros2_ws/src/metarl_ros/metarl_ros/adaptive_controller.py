@@ -1,7 +1,9 @@
 """``adaptive_controller``: a lifecycle node that adapts a metarl bundle online and commands the robot.
 
 configure: load and validate the bundle (refusing one for another robot or for joints the robot
-lacks). activate: the control timer starts publishing. Each tick: take the latest validated state
+lacks). activate: commands start. A tick runs when a new joint state arrives (at most at
+``control_rate_hz``, so latency is compute only), or from a timer when sensors are late, which
+then holds safely if they are stale. Each tick: take the latest validated state
 and reference, append the transition, adapt every N ticks from the meta-parameters (kept only
 if finite and the window loss dropped), plan, clamp, publish. Stale sensors -> safe hold.
 
@@ -138,7 +140,7 @@ class AdaptiveControllerNode(Node):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
-        self.timer = self.create_timer(self.period_s, self.on_tick)
+        self.timer = self.create_timer(self.period_s, self.on_timer)
         self.diagnostics_timer = self.create_timer(1.0, self.publish_diagnostics)
         return super().on_activate(state)
 
@@ -162,20 +164,30 @@ class AdaptiveControllerNode(Node):
         return TransitionCallbackReturn.SUCCESS
 
     # -- sensors ---------------------------------------------------------------------
-    def _accept(self, update, *args) -> None:
+    def _accept(self, update, *args) -> bool:
+        """Apply a sensor update; count and log a refused one. True when it was accepted."""
         try:
             with self.lock:
                 result = update(*args)
                 self.last_sensor_time = time.monotonic()
-            if result:
-                self.get_logger().warn(f"joint_states: ignoring joints the bundle does not use: {result}")
-                self.counters["unknown_joint"] += 1
         except SensorRejected as error:
             self.counters[error.reason] += 1
             self.get_logger().error(str(error), throttle_duration_sec=1.0)
+            return False
+        if result:
+            self.get_logger().warning(f"joint_states: ignoring joints the bundle does not use: {result}")
+            self.counters["unknown_joint"] += 1
+        return True
 
     def on_joint_states(self, msg: JointState) -> None:
-        self._accept(self.sensors.update_joint_states, msg.name, msg.position, msg.velocity, _stamp_s(msg.header.stamp))
+        accepted = self._accept(
+            self.sensors.update_joint_states, msg.name, msg.position, msg.velocity, _stamp_s(msg.header.stamp)
+        )
+        # Tick as soon as a new state arrives (latency = compute only), at most twice per control
+        # period: a late message may catch up, a burst cannot flood the loop.
+        if accepted and self.timer is not None:
+            if not self.tick_times or time.perf_counter() - self.tick_times[-1] >= 0.5 * self.period_s:
+                self.on_tick()
 
     def on_reference_joints(self, msg: JointState) -> None:
         self._accept(
@@ -199,10 +211,14 @@ class AdaptiveControllerNode(Node):
         )
 
     # -- control ---------------------------------------------------------------------
+    def on_timer(self) -> None:
+        """Watchdog and fallback clock: ticks only when no sensor message has driven a tick for
+        1.5 periods (sensors late or stale), so a silent robot still gets its safe hold."""
+        if not self.tick_times or time.perf_counter() - self.tick_times[-1] >= 1.5 * self.period_s:
+            self.on_tick()
+
     def on_tick(self) -> None:
         started = time.perf_counter()
-        if self.tick_times and started - self.tick_times[-1] > 1.5 * self.period_s:
-            self.counters["overrun"] += 1
         self.tick_times.append(started)
         with self.lock:
             fresh = (
@@ -216,7 +232,10 @@ class AdaptiveControllerNode(Node):
         else:
             command = self.controller(state, reference)
         self.publish_command(command)
-        self.tick_latencies_ms.append((time.perf_counter() - started) * 1e3)
+        elapsed_s = time.perf_counter() - started
+        self.tick_latencies_ms.append(elapsed_s * 1e3)
+        if elapsed_s > self.period_s:
+            self.counters["overrun"] += 1
 
     def publish_command(self, command: np.ndarray) -> None:
         manifest = self.runtime.manifest

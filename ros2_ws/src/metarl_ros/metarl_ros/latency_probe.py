@@ -115,6 +115,7 @@ def measure(bundle: str, rate_hz: float, seconds: float) -> dict[str, float]:
         "latency_p50_ms": float(np.percentile(warm, 50)),
         "latency_p99_ms": float(np.percentile(warm, 99)),
         "achieved_rate_hz": float(diagnostics.get("loop_rate_hz", "nan")),
+        "sensor_rate_hz": len(sent) / seconds,
         "tick_p99_ms": float(diagnostics.get("tick_latency_p99_ms", "nan")),
         "overrun_percent": 100.0 * int(diagnostics.get("count.overrun", "0")) / max(ticks, 1),
         "cpu_cores": cpu_used / wall,

@@ -102,7 +102,8 @@ class SimBridgeNode(Node):
 
     def on_timer(self) -> None:
         if self.lock_step:
-            self.publish_sensors()
+            if self.steps == 0:  # until the controller answers, so that it can start
+                self.publish_sensors()
         else:
             self.step_and_publish()
 
