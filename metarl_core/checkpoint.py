@@ -66,6 +66,13 @@ def save_checkpoint(path: Path, model: TrainedDynamics, training_state: dict[str
         "config": model.config,
         "training_state": training_state,
     }
+    atomic_torch_save(payload, path)
+
+
+def atomic_torch_save(payload: dict[str, Any], path: Path) -> None:
+    """``torch.save`` to a temp file in the same directory, then ``os.replace``: a kill mid-write
+    leaves the previous file whole, never a truncated one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
