@@ -145,3 +145,27 @@ class MPPIPlanner:
         n = len(position_index)
         q_ref = reference[:n] + reference[n : 2 * n] * self.period_s * t
         return kp * (q_ref - states[:, position_index]) + kd * (reference[n : 2 * n] - states[:, velocity_index])
+
+
+def build_tracking_planner(
+    planner_settings: dict,
+    joint_names: Sequence[str],
+    state_fields: Sequence[str],
+    reference_fields: Sequence[str],
+    action_low: Sequence[float],
+    action_high: Sequence[float],
+    period_s: float,
+) -> MPPIPlanner:
+    """The tracking MPPI planner of a robot, built from its field names alone.
+
+    Training (torch) and the robot (a bundle) both build their planner here, so the two can
+    never disagree on the cost or on where the feedback prior finds joint positions and speeds.
+    """
+    config = MPPIConfig.from_dict(planner_settings)
+    cost = TrackingCost.from_fields(state_fields, reference_fields)
+    feedback_index = None
+    if config.feedback_kp:
+        positions = [list(state_fields).index(f"joint_states.position:{j}") for j in joint_names]
+        velocities = [list(state_fields).index(f"joint_states.velocity:{j}") for j in joint_names]
+        feedback_index = (np.asarray(positions), np.asarray(velocities))
+    return MPPIPlanner(config, cost, np.asarray(action_low), np.asarray(action_high), period_s, feedback_index)

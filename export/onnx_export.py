@@ -33,7 +33,7 @@ from torch.fx.experimental.proxy_tensor import make_fx
 from export.bundle_manifest import MANIFEST_NAME, SCHEMA_VERSION, sha256_of
 from export.runtime import RUNTIME_OPTIMIZATION_LEVEL
 from metarl_core.checkpoint import TrainedDynamics, load_checkpoint
-from metarl_core.dynamics_model import adapt_params, predict_next_state, window_loss
+from metarl_core.dynamics_model import Params, adapt_params, predict_next_state, window_loss
 from metarl_core.last_layer_rls import features
 
 PARITY_TOLERANCE = 1e-5
@@ -98,29 +98,32 @@ def adaptation_step(model: TrainedDynamics) -> Callable[..., tuple[torch.Tensor,
     return step
 
 
-def prediction_step(model: TrainedDynamics) -> Callable[..., torch.Tensor]:
-    """The function the prediction graph computes: (params..., states, actions, stats...) -> next states."""
+def _split_model_inputs(
+    model: TrainedDynamics, inputs: tuple[torch.Tensor, ...]
+) -> tuple[Params, torch.Tensor, torch.Tensor, Params]:
+    """The flat graph inputs ``(params..., states, actions, stats...)`` back into named pieces."""
     names = model.shape.parameter_names()
     n_params = len(names)
+    params = dict(zip(names, inputs[:n_params], strict=True))
+    states, actions = inputs[n_params : n_params + 2]
+    stats = dict(zip(STAT_NAMES, inputs[n_params + 2 : n_params + 2 + len(STAT_NAMES)], strict=True))
+    return params, states, actions, stats
+
+
+def prediction_step(model: TrainedDynamics) -> Callable[..., torch.Tensor]:
+    """The function the prediction graph computes: (params..., states, actions, stats...) -> next states."""
 
     def step(*inputs: torch.Tensor) -> torch.Tensor:
-        params = dict(zip(names, inputs[:n_params], strict=True))
-        states, actions = inputs[n_params : n_params + 2]
-        stats = dict(zip(STAT_NAMES, inputs[n_params + 2 : n_params + 2 + len(STAT_NAMES)], strict=True))
-        return predict_next_state(params, states, actions, stats)
+        return predict_next_state(*_split_model_inputs(model, inputs))
 
     return step
 
 
 def feature_step(model: TrainedDynamics) -> Callable[..., torch.Tensor]:
     """The function the RLS feature graph computes: (params..., states, actions, stats...) -> φ."""
-    names = model.shape.parameter_names()
-    n_params = len(names)
 
     def step(*inputs: torch.Tensor) -> torch.Tensor:
-        params = dict(zip(names, inputs[:n_params], strict=True))
-        states, actions = inputs[n_params : n_params + 2]
-        stats = dict(zip(STAT_NAMES, inputs[n_params + 2 : n_params + 2 + len(STAT_NAMES)], strict=True))
+        params, states, actions, stats = _split_model_inputs(model, inputs)
         state_norm = (states - stats["state_mean"]) / stats["state_std"]
         action_norm = (actions - stats["action_mean"]) / stats["action_std"]
         return features(params, state_norm, action_norm)

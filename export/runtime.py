@@ -25,8 +25,7 @@ from export.bundle_manifest import (
     read_manifest,
 )
 from export.last_layer_rls import output_layer_loss, rls_output_layer
-from export.mppi import MPPIConfig, MPPIPlanner
-from export.tracking_cost import TrackingCost
+from export.mppi import MPPIPlanner, build_tracking_planner
 
 __all__ = [
     "AdaptationResult",
@@ -186,14 +185,15 @@ class AdaptiveRuntime:
 
     def _build_planner(self) -> MPPIPlanner:
         m = self.manifest
-        config = MPPIConfig.from_dict(m.planner)
-        cost = TrackingCost.from_fields(m.state_fields, m.reference_fields)
-        feedback_index = None
-        if config.feedback_kp:
-            positions = [m.state_fields.index(f"joint_states.position:{j}") for j in m.joint_names]
-            velocities = [m.state_fields.index(f"joint_states.velocity:{j}") for j in m.joint_names]
-            feedback_index = (np.asarray(positions), np.asarray(velocities))
-        return MPPIPlanner(config, cost, m.action_low, m.action_high, 1.0 / m.control_rate_hz, feedback_index)
+        return build_tracking_planner(
+            m.planner,
+            m.joint_names,
+            m.state_fields,
+            m.reference_fields,
+            m.action_low,
+            m.action_high,
+            1.0 / m.control_rate_hz,
+        )
 
 
 def _load_meta_params(manifest: BundleManifest) -> list[np.ndarray]:

@@ -13,8 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from export.mppi import MPPIConfig, MPPIPlanner
-from export.tracking_cost import TrackingCost
+from export.mppi import MPPIPlanner, build_tracking_planner
 from metarl_core.checkpoint import TrainedDynamics
 from metarl_core.dynamics_model import Params, StepSizes, adapt_params, predict_next_state, window_loss
 from metarl_core.last_layer_rls import rls_adapt_params
@@ -23,15 +22,14 @@ from metarl_core.last_layer_rls import rls_adapt_params
 def make_planner(model: TrainedDynamics, seed: int = 0) -> MPPIPlanner:
     """The bundle's planner, built from the same field names and settings the robot will use."""
     robot = model.robot
-    config = MPPIConfig.from_dict({**model.planner, "seed": seed})
-    cost = TrackingCost.from_fields(robot.state_fields, robot.reference_fields)
-    feedback = None
-    if config.feedback_kp:
-        positions = [robot.state_fields.index(f"joint_states.position:{j}") for j in robot.joint_names]
-        velocities = [robot.state_fields.index(f"joint_states.velocity:{j}") for j in robot.joint_names]
-        feedback = (np.asarray(positions), np.asarray(velocities))
-    return MPPIPlanner(
-        config, cost, np.array(robot.action_low), np.array(robot.action_high), robot.control_period_s, feedback
+    return build_tracking_planner(
+        {**model.planner, "seed": seed},
+        robot.joint_names,
+        robot.state_fields,
+        robot.reference_fields,
+        robot.action_low,
+        robot.action_high,
+        robot.control_period_s,
     )
 
 
