@@ -1,0 +1,37 @@
+"""The payload-switch figures: recovery time and steady error on synthetic error traces."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from metarl_core.payload_switch import SWITCH_S, recovery_time_s, summarize
+
+RATE_HZ = 100.0
+TICKS = 600
+
+
+def trace(decay_s: float) -> np.ndarray:
+    """0.01 rad before the switch; a 0.1 rad jump decaying with ``decay_s`` to 0.02 rad after."""
+    t = np.arange(TICKS) / RATE_HZ
+    after = 0.02 + 0.08 * np.exp(-np.clip(t - SWITCH_S, 0.0, None) / decay_s)
+    return np.where(t < SWITCH_S, 0.01, after)
+
+
+def test_recovery_time_grows_with_the_decay_time() -> None:
+    fast, slow = recovery_time_s(trace(0.05), RATE_HZ), recovery_time_s(trace(0.3), RATE_HZ)
+    # 0.08·exp(-t/τ) ≤ 0.2·0.02 at t = τ·ln(20): ≈ 0.15 s and 0.9 s, plus the 0.1 s smoothing window.
+    assert 0.1 < fast < 0.3
+    assert 0.8 < slow < 1.1
+
+
+def test_recovery_time_is_inf_when_the_error_never_settles() -> None:
+    errors = trace(0.05)
+    errors[-20:] = 0.5  # a late excursion that outlasts the end of the episode
+    assert recovery_time_s(errors, RATE_HZ) == float("inf")
+
+
+def test_summary_separates_before_and_steady_after() -> None:
+    summary = summarize(trace(0.05), RATE_HZ)
+    assert abs(summary["before_switch"] - 0.01) < 1e-9
+    assert abs(summary["steady_after"] - 0.02) < 1e-4
+    assert summary["first_second_after"] > summary["steady_after"]
