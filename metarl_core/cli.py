@@ -113,6 +113,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("demo_output"))
     demo.add_argument("--config", type=Path, default=None, help="training config (default: the demo's own)")
     demo.add_argument("--device", default="cpu")
+    demo.add_argument("--no-ros", action="store_true", help="run the bundle in-process instead of over ROS 2")
     demo.set_defaults(func=_demo)
 
     bench = commands.add_parser("bench", help="measure speed; results go to BENCHMARKS.md")

@@ -1,17 +1,25 @@
 """``metarl demo``: train in PyBullet, export a bundle, and watch it adapt to a payload change.
 
-The controller under test is the robot's own code path: the exported bundle run by the
-torch-free runtime (``export.runtime_control``). A 4 kg payload is put into the Panda's hand
-mid-episode; the same run is repeated with adaptation switched off and with the fixed nominal
-controller, and the tracking error of all three is tabled, plotted and (for the adaptive run)
-rendered as a GIF.
+The controller under test is the robot's own: the ``adaptive_controller`` ROS 2 node running the
+exported bundle, talking over real topics to ``sim_bridge`` (the Panda in PyBullet), each in its
+own process, while a 4 kg payload is put into the hand mid-run by setting a ROS parameter. The
+run is repeated with adaptation switched off, and the task suite's fixed nominal controller is run
+beside them in sim; the tracking errors are tabled, plotted and (adaptive run) rendered as a GIF.
+
+``metarl_core`` never imports ROS: the ROS side is the ``payload_switch_session`` console script
+of the ``metarl_ros`` package, run as a subprocess. ``--no-ros`` runs the same bundle through the
+same numpy controller in-process, for machines without ROS 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -20,6 +28,7 @@ from export.runtime import AdaptiveRuntime
 from export.runtime_control import OnlineAdaptiveController
 from metarl_core.checkpoint import CHECKPOINT_NAME
 from metarl_core.payload_switch import (
+    EPISODE_S,
     GIF_EVERY_N_TICKS,
     PAYLOAD_AFTER_KG,
     SWITCH_S,
@@ -32,6 +41,10 @@ from metarl_core.training import run_training
 from sim.baseline_controllers import PandaPDGravityController
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "panda.yaml"
+DEMO_SEED = 3
+"""Reset seed of the sim (its reference trajectory), the same for every controller."""
+DEMO_DOMAIN_IDS = range(1, 20)
+"""ROS domains the demo picks from when ``ROS_DOMAIN_ID`` is unset (tests use 20–99)."""
 
 
 def run_demo(args: argparse.Namespace) -> None:
@@ -50,33 +63,71 @@ def run_demo(args: argparse.Namespace) -> None:
     runtime = AdaptiveRuntime.load(bundle, expected_robot="panda")
     rate = runtime.manifest.control_rate_hz
 
-    print(f"[3/4] payload 0 -> {PAYLOAD_AFTER_KG} kg at t = {SWITCH_S} s, three controllers ...")
-    runs = {}
-    for name, make in tqdm(
-        [
-            ("adaptive (bundle, adaptation on)", lambda: OnlineAdaptiveController(runtime, adaptation_enabled=True)),
-            ("same bundle, adaptation off", lambda: OnlineAdaptiveController(runtime, adaptation_enabled=False)),
-            ("fixed nominal controller", lambda: ObservationController(PandaPDGravityController())),
-        ],
-        unit="run",
-    ):
-        errors, frames = run_payload_switch(make(), seed=0, render=name.startswith("adaptive"))
-        runs[name] = errors
-        if frames:
-            import imageio.v2 as imageio
-
-            imageio.mimsave(out / "demo.gif", frames, duration=GIF_EVERY_N_TICKS / rate, loop=0)
+    where = "in-process (--no-ros)" if args.no_ros else "over ROS 2: sim_bridge + adaptive_controller"
+    print(f"[3/4] payload 0 -> {PAYLOAD_AFTER_KG} kg at t = {SWITCH_S} s, {where} ...")
+    runs: dict[str, np.ndarray] = {}
+    for adaptation in tqdm((True, False), unit="run"):
+        name = f"adaptive controller, adaptation {'on' if adaptation else 'off'}"
+        gif = out / "demo.gif" if adaptation else None
+        if args.no_ros:
+            runs[name] = _run_in_process(runtime, adaptation, gif)
+        else:
+            runs[name] = _run_over_ros(bundle, out, adaptation, gif)
+    runs["fixed nominal controller (sim)"], _ = run_payload_switch(
+        ObservationController(PandaPDGravityController()), seed=DEMO_SEED
+    )
 
     print("[4/4] results\n")
     table = [
-        "| controller | RMS error before switch (rad) | first 1 s after (rad) | steady after (rad) |",
-        "|---|---|---|---|",
+        "| controller | RMS error before switch (rad) | first 1 s after (rad) | steady after (rad) | recovery (s) |",
+        "|---|---|---|---|---|",
     ]
     for name, errors in runs.items():
         s = summarize(errors, rate)
-        table.append(f"| {name} | {s['before_switch']:.4f} | {s['first_second_after']:.4f} | {s['steady_after']:.4f} |")
+        table.append(
+            f"| {name} | {s['before_switch']:.4f} | {s['first_second_after']:.4f} | {s['steady_after']:.4f} "
+            f"| {s['recovery_s']:.2f} |"
+        )
     text = "\n".join(table)
     print(text)
     (out / "results.md").write_text(text + "\n", encoding="utf-8")
-    plot_switch(runs, rate, out / "tracking.png", "Panda, payload switched mid-episode")
+    plot_switch(runs, rate, out / "tracking.png", "Panda, payload switched mid-run")
     print(f"\nwrote {out / 'results.md'}, {out / 'tracking.png'}, {out / 'demo.gif'}")
+
+
+def _run_over_ros(bundle: Path, out: Path, adaptation: bool, gif: Path | None) -> np.ndarray:
+    """One ``payload_switch_session`` (the nodes in their own processes); its error per tick."""
+    session = Path(sys.executable).parent / "payload_switch_session"
+    if not session.exists():
+        raise SystemExit(
+            f"metarl demo: {session} not found: install the ROS package (pip install -e ros2_ws/src/metarl_ros "
+            "with the [ros] extra) or run `metarl demo --no-ros`"
+        )
+    result = out / f"ros_adaptation_{'on' if adaptation else 'off'}.npz"
+    command = [str(session), "--bundle", str(bundle), "--out", str(result), "--seed", str(DEMO_SEED)]
+    command += ["--adaptation", "on" if adaptation else "off", "--switch-s", str(SWITCH_S)]
+    command += ["--duration-s", str(EPISODE_S), "--payload-kg", str(PAYLOAD_AFTER_KG)]
+    if gif is not None:
+        command += ["--gif", str(gif)]
+    environment = {
+        **os.environ,
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+        "ROS_DOMAIN_ID": os.environ.get("ROS_DOMAIN_ID", str(DEMO_DOMAIN_IDS[0] + os.getpid() % len(DEMO_DOMAIN_IDS))),
+    }
+    completed = subprocess.run(command, env=environment, capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise SystemExit(f"metarl demo: the ROS session failed (logs in {out / 'logs'}):\n{completed.stderr[-2000:]}")
+    with np.load(result) as stored:
+        return stored["errors"]
+
+
+def _run_in_process(runtime: AdaptiveRuntime, adaptation: bool, gif: Path | None) -> np.ndarray:
+    """The same bundle and numpy controller as the node, called directly on the sim."""
+    controller = OnlineAdaptiveController(runtime, adaptation_enabled=adaptation)
+    errors, frames = run_payload_switch(controller, seed=DEMO_SEED, render=gif is not None)
+    if gif is not None:
+        import imageio.v2 as imageio
+
+        rate = runtime.manifest.control_rate_hz
+        imageio.mimsave(gif, frames, duration=GIF_EVERY_N_TICKS / rate, loop=0)
+    return errors

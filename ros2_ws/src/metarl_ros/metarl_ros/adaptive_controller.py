@@ -115,6 +115,10 @@ class AdaptiveControllerNode(Node):
         self.last_sensor_time = None
         self.tick_latencies_ms: list[float] = []
         self.tick_times: list[float] = []
+        self.last_state_stamp_s = float("-inf")
+        """Stamp of the newest joint state; a repeat of it is no new measurement to act on."""
+        self.untreated_state = False
+        """A new joint state arrived that no tick has acted on yet (the rate cap skipped it)."""
 
         self.create_subscription(
             JointState, p("joint_states_topic").value, self.on_joint_states, qos_profile_sensor_data
@@ -183,9 +187,14 @@ class AdaptiveControllerNode(Node):
         accepted = self._accept(
             self.sensors.update_joint_states, msg.name, msg.position, msg.velocity, _stamp_s(msg.header.stamp)
         )
+        stamp_s = _stamp_s(msg.header.stamp)
+        if not accepted or stamp_s <= self.last_state_stamp_s:
+            return
+        self.last_state_stamp_s = stamp_s
+        self.untreated_state = True
         # Tick as soon as a new state arrives (latency = compute only), at most twice per control
         # period: a late message may catch up, a burst cannot flood the loop.
-        if accepted and self.timer is not None:
+        if self.timer is not None:
             if not self.tick_times or time.perf_counter() - self.tick_times[-1] >= 0.5 * self.period_s:
                 self.on_tick()
 
@@ -212,14 +221,28 @@ class AdaptiveControllerNode(Node):
 
     # -- control ---------------------------------------------------------------------
     def on_timer(self) -> None:
-        """Watchdog and fallback clock: ticks only when no sensor message has driven a tick for
-        1.5 periods (sensors late or stale), so a silent robot still gets its safe hold."""
-        if not self.tick_times or time.perf_counter() - self.tick_times[-1] >= 1.5 * self.period_s:
+        """Watchdog and fallback clock, acting only when no joint state has driven a tick for 1.5
+        periods: a new state the rate cap skipped gets its tick; stale (or never received) sensors
+        get the safe hold. Merely late sensors get nothing new: re-planning on a state already
+        acted on would put a duplicate transition into the adaptation window, and the command
+        already sent stays in force until the next measurement or the stale timeout. Until the
+        first sensor message the node commands nothing: it has not acted, so it has nothing to
+        hold, and a zero command would override whatever holds the robot before it is heard."""
+        if self.tick_times and time.perf_counter() - self.tick_times[-1] < 1.5 * self.period_s:
+            return
+        with self.lock:
+            never_heard = self.last_sensor_time is None
+            stale = never_heard or time.monotonic() - self.last_sensor_time > self.stale_timeout_s
+        if never_heard:
+            self.get_logger().warning("no sensor message yet: commanding nothing", throttle_duration_sec=2.0)
+            return
+        if stale or self.untreated_state:
             self.on_tick()
 
     def on_tick(self) -> None:
         started = time.perf_counter()
         self.tick_times.append(started)
+        self.untreated_state = False
         with self.lock:
             fresh = (
                 self.last_sensor_time is not None and time.monotonic() - self.last_sensor_time <= self.stale_timeout_s

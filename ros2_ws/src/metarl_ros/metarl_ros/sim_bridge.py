@@ -33,6 +33,8 @@ TASK_PARAMETERS = {
     "metarl/PandaPayload-v0": ("payload_mass_kg", "joint_damping_scale", "joint_friction_scale"),
     "metarl/HuskyTerrain-v0": ("payload_mass_kg", "ground_friction", "slope_rad", "motor_strength_scale"),
 }
+GIF_EVERY_N_STEPS = 4
+"""With ``record_gif_path`` set, one frame every this many control steps (25 fps at 100 Hz)."""
 
 
 class SimBridgeNode(Node):
@@ -45,10 +47,21 @@ class SimBridgeNode(Node):
         self.declare_parameter("seed", 0, ParameterDescriptor(description="reset seed (reference trajectory)"))
         self.declare_parameter("episode_duration_s", 3600.0, ParameterDescriptor(description="simulated time limit"))
         self.declare_parameter("command_topic", "/effort_controller/commands", ParameterDescriptor(description="input"))
+        self.declare_parameter(
+            "record_gif_path",
+            "",
+            ParameterDescriptor(description="write a GIF of the run here at shutdown (empty: no rendering)"),
+        )
         env_id = self.get_parameter("env_id").value
         if env_id not in TASK_PARAMETERS:
             raise ValueError(f"env_id={env_id!r}: sim_bridge knows {sorted(TASK_PARAMETERS)}")
-        self.env = sim.make(env_id, episode_duration_s=self.get_parameter("episode_duration_s").value)
+        self.gif_path = self.get_parameter("record_gif_path").value
+        self.frames: list[np.ndarray] = []
+        self.env = sim.make(
+            env_id,
+            episode_duration_s=self.get_parameter("episode_duration_s").value,
+            render_mode="rgb_array" if self.gif_path else None,
+        )
         self.robot = self.env.unwrapped.robot
         task = self.env.unwrapped.get_task()
         for name in TASK_PARAMETERS[env_id]:
@@ -113,27 +126,43 @@ class SimBridgeNode(Node):
         self.steps += 1
         if terminated or truncated:
             self.obs, _ = self.env.reset()
+        if self.gif_path and self.steps % GIF_EVERY_N_STEPS == 0:
+            self.frames.append(self.env.render())
         self.publish_sensors()
+
+    def write_gif(self) -> None:
+        """Save the recorded frames (played back in real time) to ``record_gif_path``."""
+        if not (self.gif_path and self.frames):
+            return
+        import imageio.v2 as imageio
+
+        period_s = GIF_EVERY_N_STEPS / self.robot.control_rate_hz
+        imageio.mimsave(self.gif_path, self.frames, duration=period_s, loop=0)
 
     def publish_sensors(self) -> None:
         stamp = rclpy.time.Time(seconds=self.sim_time_s).to_msg()
         self.clock.publish(Clock(clock=stamp))
         state_dim = self.robot.state_dim
         state, reference = self.obs[:state_dim].astype(float), self.obs[state_dim:].astype(float)
+        # The reference goes out first: a controller that ticks on each joint state then usually
+        # has the reference of the same instant, not the previous one.
         if self.robot.name == "panda":
             n = len(self.robot.joint_names)
-            msg = JointState(name=list(self.robot.joint_names), position=list(state[:n]), velocity=list(state[n:]))
-            msg.header.stamp = stamp
-            self.joint_states.publish(msg)
             ref = JointState(
                 name=list(self.robot.joint_names), position=list(reference[:n]), velocity=list(reference[n:])
             )
             ref.header.stamp = stamp
             self.reference.publish(ref)
+            msg = JointState(name=list(self.robot.joint_names), position=list(state[:n]), velocity=list(state[n:]))
+            msg.header.stamp = stamp
+            self.joint_states.publish(msg)
             return
         self._publish_husky(state, reference, stamp)
 
     def _publish_husky(self, state: np.ndarray, reference: np.ndarray, stamp) -> None:
+        twist = Twist()
+        twist.linear.x, twist.angular.z = reference[0], reference[1]
+        self.reference.publish(twist)
         wheels = JointState(name=list(self.robot.joint_names), position=[0.0] * 4, velocity=list(state[7:11]))
         wheels.header.stamp = stamp
         self.joint_states.publish(wheels)
@@ -148,9 +177,6 @@ class SimBridgeNode(Node):
         imu.orientation.w, imu.orientation.x, imu.orientation.y, imu.orientation.z = cr * cp, sr * cp, cr * sp, -sr * sp
         imu.angular_velocity.x, imu.angular_velocity.y = state[5], state[6]
         self.imu.publish(imu)
-        twist = Twist()
-        twist.linear.x, twist.angular.z = reference[0], reference[1]
-        self.reference.publish(twist)
 
 
 def main(args: list[str] | None = None) -> None:
@@ -161,6 +187,7 @@ def main(args: list[str] | None = None) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        node.write_gif()
         node.env.close()
         node.destroy_node()
         rclpy.try_shutdown()
