@@ -10,12 +10,16 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from collections import deque
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from std_msgs.msg import String
+
+FAILURE_TAIL_LINES = 20
+"""Lines of a failed step's output logged as the error (the traceback and its message)."""
 
 
 class MetaTrainNode(Node):
@@ -34,13 +38,18 @@ class MetaTrainNode(Node):
     def _run_step(self, command: list[str]) -> int:
         self.get_logger().info("running: " + " ".join(command))
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        tail: deque[str] = deque(maxlen=FAILURE_TAIL_LINES)
         for line in process.stdout:
             # tqdm redraws with carriage returns: report the latest state of each line.
             text = line.strip().split("\r")[-1]
             if text:
+                tail.append(text)
                 self.progress.publish(String(data=text))
                 self.get_logger().info(text, throttle_duration_sec=2.0)
-        return process.wait()
+        returncode = process.wait()
+        if returncode != 0:  # the progress log is throttled: show why it failed in full
+            self.get_logger().error("\n".join(tail))
+        return returncode
 
     def run(self) -> None:
         p = self.get_parameter
