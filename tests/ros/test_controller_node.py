@@ -8,44 +8,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from export.onnx_export import export_trained_dynamics
-from metarl_core.checkpoint import TrainedDynamics
-from metarl_core.dynamics_model import ModelShape, Normalizer, init_params
 from sim.panda_payload import HOME_RAD, PANDA
 
 from .ros_harness import change_state, spin_until, start_node, stop
+from .untrained_bundles import untrained_bundle
 
 JOINTS = list(PANDA.joint_names)
 
 
 @pytest.fixture(scope="module")
-def untrained_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Panda bundle with random weights: plumbing tests need a valid bundle, not a good model."""
-    rng = np.random.default_rng(0)
-    normalizer = Normalizer.fit(
-        rng.normal(size=(64, 14)).astype(np.float32),
-        (rng.normal(size=(64, 7)) * 5).astype(np.float32),
-        (rng.normal(size=(64, 14)) * 0.01).astype(np.float32),
-    )
-    shape = ModelShape(14, 7, (16, 16))
-    model = TrainedDynamics(
-        PANDA,
-        shape,
-        init_params(shape, torch.Generator().manual_seed(0)),
-        normalizer,
-        8,
-        1,
-        0.01,
-        planner={"samples": 16, "horizon": 3},
-    )
-    return export_trained_dynamics(model, tmp_path_factory.mktemp("bundle") / "panda")
+def untrained_panda_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return untrained_bundle(PANDA, tmp_path_factory.mktemp("bundle") / "panda")
 
 
 class Probe:
@@ -94,9 +73,11 @@ class Probe:
 
 
 @pytest.mark.integration
-def test_lifecycle_commands_only_while_active(ros_node, untrained_bundle: Path, tmp_path: Path) -> None:
+def test_lifecycle_commands_only_while_active(ros_node, untrained_panda_bundle: Path, tmp_path: Path) -> None:
     controller = start_node(
-        "adaptive_controller", {"bundle_path": str(untrained_bundle), "expected_robot": "panda"}, tmp_path / "c.log"
+        "adaptive_controller",
+        {"bundle_path": str(untrained_panda_bundle), "expected_robot": "panda"},
+        tmp_path / "c.log",
     )
     probe = Probe(ros_node)
     try:
@@ -118,10 +99,12 @@ def test_lifecycle_commands_only_while_active(ros_node, untrained_bundle: Path, 
 
 
 @pytest.mark.integration
-def test_bad_input_is_counted_and_never_reaches_the_command(ros_node, untrained_bundle: Path, tmp_path: Path) -> None:
+def test_bad_input_is_counted_and_never_reaches_the_command(
+    ros_node, untrained_panda_bundle: Path, tmp_path: Path
+) -> None:
     controller = start_node(
         "adaptive_controller",
-        {"bundle_path": str(untrained_bundle), "stale_timeout_s": 0.2},
+        {"bundle_path": str(untrained_panda_bundle), "stale_timeout_s": 0.2},
         tmp_path / "c.log",
     )
     probe = Probe(ros_node)
@@ -166,10 +149,12 @@ def test_bad_input_is_counted_and_never_reaches_the_command(ros_node, untrained_
 
 
 @pytest.mark.integration
-def test_bundle_for_another_robot_is_refused_at_configure(ros_node, untrained_bundle: Path, tmp_path: Path) -> None:
+def test_bundle_for_another_robot_is_refused_at_configure(
+    ros_node, untrained_panda_bundle: Path, tmp_path: Path
+) -> None:
     log = tmp_path / "c.log"
     controller = start_node(
-        "adaptive_controller", {"bundle_path": str(untrained_bundle), "expected_robot": "husky"}, log
+        "adaptive_controller", {"bundle_path": str(untrained_panda_bundle), "expected_robot": "husky"}, log
     )
     try:
         assert not change_state(ros_node, "adaptive_controller", Transition.TRANSITION_CONFIGURE)
