@@ -35,6 +35,8 @@ class MPPIConfig:
     model_inverse: bool = False
     """Start each plan from the action that, through the (adapted) model's local linearisation,
     brings the velocities to where the PD prior wants them: computed torque with the learned model."""
+    model_inverse_trust: float = 0.2
+    """Bound on the model-inverse correction, as a fraction of each action's half range."""
     seed: int = 0
 
     @classmethod
@@ -133,7 +135,7 @@ class MPPIPlanner:
         )
         delta, *_ = np.linalg.lstsq(jacobian + 1e-6 * np.eye(n), desired - velocities[0], rcond=None)
         # A linearisation is only trusted near where it was taken: bound the correction.
-        trust = 0.2 * (self.high - self.low) / 2.0
+        trust = self.config.model_inverse_trust * (self.high - self.low) / 2.0
         return np.clip(base + np.clip(delta, -trust, trust), self.low, self.high)
 
     def _feedback(self, states: np.ndarray, reference: np.ndarray, t: int) -> np.ndarray | float:

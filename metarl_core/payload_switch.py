@@ -24,7 +24,7 @@ PAYLOAD_AFTER_KG = 4.0
 STEADY_AFTER_S = 1.5
 """Steady state is taken from this long after the switch to the end of the episode."""
 RECOVERY_BAND = 0.2
-"""Recovered: the smoothed error is within this fraction of its steady value from then on."""
+"""Recovered: the smoothed error stays at most this fraction above its steady value from then on."""
 SMOOTHING_S = 0.1
 GIF_EVERY_N_TICKS = 4
 
@@ -79,14 +79,15 @@ def _rms(values: np.ndarray) -> float:
 
 
 def recovery_time_s(errors: np.ndarray, rate_hz: float, switch_s: float = SWITCH_S) -> float:
-    """Seconds from the switch until the smoothed error is within ``RECOVERY_BAND`` of its
-    steady value and stays there (inf when it never settles before the steady window)."""
+    """Seconds from the switch until the smoothed error is no more than ``RECOVERY_BAND`` above
+    its steady value and stays there (inf when it never settles before the end). One-sided: an
+    error below the steady value is not a transient still to recover from."""
     switch = round(switch_s * rate_hz)
     steady = _rms(errors[switch + round(STEADY_AFTER_S * rate_hz) :])
     width = max(1, round(SMOOTHING_S * rate_hz))
     squared = np.square(errors[switch:])
     smoothed = np.sqrt(np.convolve(squared, np.ones(width) / width, mode="valid"))
-    outside = np.flatnonzero(np.abs(smoothed - steady) > RECOVERY_BAND * steady)
+    outside = np.flatnonzero(smoothed > (1.0 + RECOVERY_BAND) * steady)
     if len(outside) == 0:
         return 0.0
     last_outside = outside[-1] + width  # the window's end: the first tick after it is inside the band

@@ -35,3 +35,10 @@ def test_summary_separates_before_and_steady_after() -> None:
     assert abs(summary["before_switch"] - 0.01) < 1e-9
     assert abs(summary["steady_after"] - 0.02) < 1e-4
     assert summary["first_second_after"] > summary["steady_after"]
+
+
+def test_an_error_below_its_steady_value_counts_as_recovered() -> None:
+    errors = trace(0.05)
+    t = np.arange(TICKS) / RATE_HZ
+    errors[(t > SWITCH_S + 0.3) & (t < SWITCH_S + 1.0)] = 0.005  # better than steady for a while
+    assert recovery_time_s(errors, RATE_HZ) < 0.3
