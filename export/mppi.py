@@ -37,6 +37,11 @@ class MPPIConfig:
     brings the velocities to where the PD prior wants them: computed torque with the learned model."""
     model_inverse_trust: float = 0.2
     """Bound on the model-inverse correction, as a fraction of each action's half range."""
+    model_inverse_position_gain: float = 100.0
+    """Desired acceleration per rad of position error (1/s²) for the stiffest joint; the others
+    scale with their ``feedback_kp``. 400 with a velocity gain of 40 is critically damped at 20 rad/s."""
+    model_inverse_velocity_gain: float = 20.0
+    """Desired acceleration per rad/s of velocity error (1/s) for the stiffest joint."""
     seed: int = 0
 
     @classmethod
@@ -126,13 +131,13 @@ class MPPIPlanner:
         jacobian = (velocities[1:] - velocities[0]).T / step[None, :]
         n = len(position_index)
         kp, kd = np.asarray(self.config.feedback_kp), np.asarray(self.config.feedback_kd)
-        # The PD gains are in torque units; as accelerations use them relative to the first joint's.
-        error = reference[:n] - state[position_index] + reference[n : 2 * n] * self.period_s
-        desired = (
-            reference[n : 2 * n]
-            + (kp / kp.max() * 100.0 * error + (kd / kd.max()) * 20.0 * (reference[n : 2 * n] - state[velocity_index]))
-            * self.period_s
-        )
+        # The PD gains are in torque units; as accelerations use them relative to the stiffest joint's.
+        position_gain = kp / kp.max() * self.config.model_inverse_position_gain
+        velocity_gain = kd / kd.max() * self.config.model_inverse_velocity_gain
+        reference_velocity = reference[n : 2 * n]
+        error = reference[:n] - state[position_index] + reference_velocity * self.period_s
+        acceleration = position_gain * error + velocity_gain * (reference_velocity - state[velocity_index])
+        desired = reference_velocity + acceleration * self.period_s
         delta, *_ = np.linalg.lstsq(jacobian + 1e-6 * np.eye(n), desired - velocities[0], rcond=None)
         # A linearisation is only trusted near where it was taken: bound the correction.
         trust = self.config.model_inverse_trust * (self.high - self.low) / 2.0

@@ -3,7 +3,7 @@
 One function runs any ``(state, reference) -> command`` controller through it and returns the
 tracking error per tick; ``summarize`` turns that into the figures the issue asks for: the error
 before the switch, in the first second after it, at steady state, and the recovery time (how
-long after the switch the error is back within 20 % of its steady value and stays there).
+long after the switch the error is back within 20 % of its steady value, and stays there for 1 s).
 Evaluation (torch controllers), the in-process demo and the ROS demo all use the same numbers.
 """
 
@@ -24,8 +24,10 @@ PAYLOAD_AFTER_KG = 4.0
 STEADY_AFTER_S = 1.5
 """Steady state is taken from this long after the switch to the end of the episode."""
 RECOVERY_BAND = 0.2
-"""Recovered: the smoothed error stays at most this fraction above its steady value from then on."""
+"""Recovered: the smoothed error is at most this fraction above its steady value."""
 SMOOTHING_S = 0.1
+RECOVERY_DWELL_S = 1.0
+"""Recovered: inside the band for at least this long."""
 GIF_EVERY_N_TICKS = 4
 
 Controller = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -79,21 +81,25 @@ def _rms(values: np.ndarray) -> float:
 
 
 def recovery_time_s(errors: np.ndarray, rate_hz: float, switch_s: float = SWITCH_S) -> float:
-    """Seconds from the switch until the smoothed error is no more than ``RECOVERY_BAND`` above
-    its steady value and stays there (inf when it never settles before the end). One-sided: an
-    error below the steady value is not a transient still to recover from."""
+    """Seconds from the switch until the smoothed error is back at most ``RECOVERY_BAND`` above
+    its steady value and stays there for ``RECOVERY_DWELL_S`` (inf if it never does).
+
+    One-sided: an error below the steady value is no transient still to recover from. The dwell
+    (rather than "for the rest of the run") keeps a later bump of the reference trajectory from
+    being counted as slow recovery from the switch. Resolution: the smoothing window.
+    """
     switch = round(switch_s * rate_hz)
     steady = _rms(errors[switch + round(STEADY_AFTER_S * rate_hz) :])
     width = max(1, round(SMOOTHING_S * rate_hz))
-    squared = np.square(errors[switch:])
-    smoothed = np.sqrt(np.convolve(squared, np.ones(width) / width, mode="valid"))
-    outside = np.flatnonzero(smoothed > (1.0 + RECOVERY_BAND) * steady)
-    if len(outside) == 0:
-        return 0.0
-    last_outside = outside[-1] + width  # the window's end: the first tick after it is inside the band
-    if last_outside >= len(squared):
+    dwell = max(1, round(RECOVERY_DWELL_S * rate_hz))
+    smoothed = np.sqrt(np.convolve(np.square(errors[switch:]), np.ones(width) / width, mode="valid"))
+    inside = smoothed <= (1.0 + RECOVERY_BAND) * steady
+    # Windows of ``dwell`` smoothed values all inside the band, by a running count of inside ones.
+    counts = np.convolve(inside.astype(int), np.ones(dwell, dtype=int), mode="valid")
+    settled = np.flatnonzero(counts == dwell)
+    if len(settled) == 0:
         return float("inf")
-    return last_outside / rate_hz
+    return (settled[0] + width - 1) / rate_hz  # the trailing window's last tick
 
 
 def summarize(errors: np.ndarray, rate_hz: float, switch_s: float = SWITCH_S) -> dict[str, float]:

@@ -25,9 +25,17 @@ def test_recovery_time_grows_with_the_decay_time() -> None:
 
 
 def test_recovery_time_is_inf_when_the_error_never_settles() -> None:
+    t = np.arange(TICKS) / RATE_HZ
     errors = trace(0.05)
-    errors[-20:] = 0.5  # a late excursion that outlasts the end of the episode
+    bursts = (t > SWITCH_S) & (np.sin(2.0 * np.pi * (t - SWITCH_S) / 0.6) > 0.0)  # 0.3 s on, 0.3 s off
+    errors[bursts] = 0.1
     assert recovery_time_s(errors, RATE_HZ) == float("inf")
+
+
+def test_a_late_bump_of_the_trajectory_is_not_slow_recovery() -> None:
+    errors = trace(0.05)
+    errors[-30:] *= 3.0  # after more than the dwell time inside the band
+    assert recovery_time_s(errors, RATE_HZ) < 0.3
 
 
 def test_summary_separates_before_and_steady_after() -> None:
