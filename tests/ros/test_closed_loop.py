@@ -17,14 +17,14 @@ from metarl_core.training import run_training
 from metarl_ros.payload_switch_session import CONTROL_RATE_HZ, run_session
 
 ROOT = Path(__file__).resolve().parents[2]
-SWITCH_S, DURATION_S = 1.5, 4.0
+SWITCH_S, DURATION_S = 2.0, 6.0
 LIMITS = np.array([87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0])
 
 
 @pytest.fixture(scope="session")
 def panda_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("trained")
-    run = run_training(ROOT / "configs" / "panda_tiny.yaml", root / "run", "cpu", resume=False)
+    run = run_training(ROOT / "configs" / "panda_closed_loop.yaml", root / "run", "cpu", resume=False)
     return export_bundle(run, root / "bundle")
 
 
@@ -47,7 +47,9 @@ def test_closed_loop_adapts_to_a_payload_change_safely(ros_node, panda_bundle: P
     assert int(fixed["adaptations"]) == 0
 
     summaries = {a: summarize(run.errors, CONTROL_RATE_HZ, run.switch_time_s) for a, run in runs.items()}
-    ratio = summaries[True]["steady_after"] / summaries[False]["steady_after"]
-    print(f"after the switch: adaptation on {summaries[True]}, off {summaries[False]}, steady ratio {ratio:.2f}")
-    # Tracking stays bounded under the 4 kg payload in both runs (the arm does not fall away).
-    assert summaries[True]["steady_after"] < 0.3 and summaries[False]["steady_after"] < 0.3
+    report = {a: {**summaries[a], **runs[a].diagnostics} for a in runs}
+    print(f"adaptation on: {report[True]}\nadaptation off: {report[False]}")
+    # The bar: adapted steady error ≤ 0.6× the same run without adaptation, and back
+    # within 20 % of steady within 1 s of the switch.
+    assert summaries[True]["steady_after"] <= 0.6 * summaries[False]["steady_after"], report
+    assert summaries[True]["recovery_s"] <= 1.0, report
