@@ -3,6 +3,13 @@
 The manifest is the contract between the exporter (training machine) and the runtime (robot).
 Every check here raises a specific :class:`BundleError` subclass whose message says what was
 wrong, what was expected, and in which file and field.
+
+Every mode shares the robot-facing fields (:class:`CommonManifest`); the model-based modes
+(``gradient``, ``rls``) add the dynamics model and its adaptation (:class:`BundleManifest`), and
+``recurrent`` adds the RL² policy's hidden size, observation statistics and reward
+(:class:`RecurrentBundleManifest`). Adding the ``recurrent`` mode kept ``schema_version`` 1: a
+gradient or rls bundle reads exactly as before, and an older runtime refuses a recurrent bundle
+by its mode, naming it.
 """
 
 from __future__ import annotations
@@ -17,7 +24,15 @@ import numpy as np
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "bundle.json"
-MODES = ("gradient", "rls")
+MODEL_MODES = ("gradient", "rls")
+MODES = (*MODEL_MODES, "recurrent")
+RECURRENT_GRAPH = "policy.onnx"
+RECURRENT_INPUTS = ("obs", "prev_action", "prev_reward", "prev_done", "hidden")
+"""Graph inputs of a recurrent bundle, each ``(B, ·)`` float32: obs ``(B, S+R)``, prev_action
+``(B, A)`` (normalised, in [-1, 1]), prev_reward ``(B, 1)``, prev_done ``(B, 1)``, hidden ``(B, H)``."""
+RECURRENT_OUTPUTS = ("action_mean", "value", "next_hidden")
+"""Graph outputs of a recurrent bundle: action_mean ``(B, A)`` (normalised, unclipped), value
+``(B, 1)``, next_hidden ``(B, H)``."""
 
 
 class BundleError(ValueError):
@@ -40,7 +55,8 @@ class RobotMismatchError(BundleError):
     """The bundle was made for another robot, or for joints this robot lacks."""
 
 
-REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
+FieldKinds = dict[str, type | tuple[type, ...]]
+COMMON_FIELDS: FieldKinds = {
     "schema_version": int,
     "mode": str,
     "robot": str,
@@ -51,19 +67,28 @@ REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
     "action_low": list,
     "action_high": list,
     "control_rate_hz": (int, float),
+    "provenance": dict,
+    "files": dict,
+}
+MODEL_FIELDS: FieldKinds = {
     "window_size": int,
     "inner_steps": int,
     "normalizer": dict,
     "parameters": list,
     "planner": dict,
-    "provenance": dict,
-    "files": dict,
+}
+RECURRENT_FIELDS: FieldKinds = {
+    "env_id": str,
+    "hidden_size": int,
+    "episodes_per_trial": int,
+    "obs_normalizer": dict,
+    "reward": dict,
 }
 
 
-@dataclass(frozen=True)
-class BundleManifest:
-    """The parsed, validated ``bundle.json``."""
+@dataclass(frozen=True, kw_only=True)
+class CommonManifest:
+    """What every ``bundle.json`` says, whatever its mode: the robot it drives and how."""
 
     path: Path
     mode: str
@@ -75,16 +100,9 @@ class BundleManifest:
     action_low: np.ndarray
     action_high: np.ndarray
     control_rate_hz: float
-    window_size: int
-    inner_steps: int
-    normalizer: dict[str, np.ndarray]
-    parameter_names: tuple[str, ...]
-    parameter_shapes: tuple[tuple[int, ...], ...]
-    planner: dict[str, Any]
     files: dict[str, str]
     wheel_radius_m: float | None = None
     track_width_m: float | None = None
-    rls_prior_precision: float | None = None
 
     @property
     def state_dim(self) -> int:
@@ -95,6 +113,40 @@ class BundleManifest:
         return len(self.joint_names) if self.command_interface != "twist" else len(self.action_low)
 
 
+@dataclass(frozen=True, kw_only=True)
+class BundleManifest(CommonManifest):
+    """A model-based bundle (``gradient`` or ``rls``): dynamics model, adaptation, planner."""
+
+    window_size: int
+    inner_steps: int
+    normalizer: dict[str, np.ndarray]
+    parameter_names: tuple[str, ...]
+    parameter_shapes: tuple[tuple[int, ...], ...]
+    planner: dict[str, Any]
+    rls_prior_precision: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecurrentBundleManifest(CommonManifest):
+    """A ``recurrent`` (RL²) bundle: a GRU policy whose hidden state is the adaptation.
+
+    The observation statistics are baked into ``policy.onnx``; they are recorded here so that
+    what the policy expects of its sensors can be read without opening the graph.
+    """
+
+    env_id: str
+    hidden_size: int
+    episodes_per_trial: int
+    obs_mean: np.ndarray
+    obs_std: np.ndarray
+    reward: dict[str, Any]
+    """The reward the policy was trained on, rebuilt by ``export.tracking_reward.TrackingReward``."""
+
+    @property
+    def obs_dim(self) -> int:
+        return len(self.state_fields) + len(self.reference_fields)
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
@@ -103,8 +155,9 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_manifest(bundle_dir: Path) -> BundleManifest:
-    """Parse and check ``bundle_dir/bundle.json`` and the sha256 of every file it lists."""
+def read_manifest(bundle_dir: Path) -> BundleManifest | RecurrentBundleManifest:
+    """Parse and check ``bundle_dir/bundle.json`` and the sha256 of every file it lists; the
+    manifest's type follows its mode."""
     bundle_dir = Path(bundle_dir)
     path = bundle_dir / MANIFEST_NAME
     if not path.is_file():
@@ -120,22 +173,48 @@ def read_manifest(bundle_dir: Path) -> BundleManifest:
         raise BundleSchemaError(
             f"{path}: schema_version {version} is newer than this runtime's {SCHEMA_VERSION}; upgrade metarl"
         )
-    for field, kind in REQUIRED_FIELDS.items():
-        if field not in data:
-            raise BundleSchemaError(f"{path}: missing field '{field}'")
-        if not isinstance(data[field], kind) or isinstance(data[field], bool):
-            raise BundleSchemaError(f"{path}: field '{field}' must be {kind}, got {type(data[field]).__name__}")
+    _check_field_kinds(path, data, COMMON_FIELDS)
     if data["schema_version"] < 1:
         raise BundleSchemaError(f"{path}: schema_version {data['schema_version']} is not a valid version")
     if data["mode"] not in MODES:
         raise BundleSchemaError(f"{path}: field 'mode'={data['mode']!r} is not one of {MODES}")
+    _check_field_kinds(path, data, RECURRENT_FIELDS if data["mode"] == "recurrent" else MODEL_FIELDS)
     _check_files(bundle_dir, data["files"])
     action_low = np.asarray(data["action_low"], dtype=np.float64)
     action_high = np.asarray(data["action_high"], dtype=np.float64)
     if action_low.shape != action_high.shape or np.any(action_low > action_high):
         raise BundleSchemaError(f"{path}: action_low/action_high must have one shape and low <= high")
+    common = {
+        "path": bundle_dir,
+        "mode": data["mode"],
+        "robot": data["robot"],
+        "joint_names": tuple(data["joint_names"]),
+        "state_fields": tuple(data["state_fields"]),
+        "reference_fields": tuple(data["reference_fields"]),
+        "command_interface": data["command_interface"],
+        "action_low": action_low,
+        "action_high": action_high,
+        "control_rate_hz": float(data["control_rate_hz"]),
+        "files": data["files"],
+        "wheel_radius_m": data.get("wheel_radius_m"),
+        "track_width_m": data.get("track_width_m"),
+    }
+    if data["mode"] == "recurrent":
+        return _read_recurrent(path, data, common)
+    return _read_model(path, data, common, len(action_low))
+
+
+def _check_field_kinds(path: Path, data: dict[str, Any], kinds: FieldKinds) -> None:
+    for field, kind in kinds.items():
+        if field not in data:
+            raise BundleSchemaError(f"{path}: missing field '{field}'")
+        if not isinstance(data[field], kind) or isinstance(data[field], bool):
+            raise BundleSchemaError(f"{path}: field '{field}' must be {kind}, got {type(data[field]).__name__}")
+
+
+def _read_model(path: Path, data: dict[str, Any], common: dict[str, Any], action_size: int) -> BundleManifest:
     normalizer = {k: np.asarray(v, dtype=np.float32) for k, v in data["normalizer"].items()}
-    for key, size in (("state", len(data["state_fields"])), ("action", len(action_low)), ("delta", None)):
+    for key, size in (("state", len(data["state_fields"])), ("action", action_size), ("delta", None)):
         for stat in ("mean", "std"):
             name = f"{key}_{stat}"
             if name not in normalizer:
@@ -151,26 +230,42 @@ def read_manifest(bundle_dir: Path) -> BundleManifest:
     except (KeyError, TypeError) as error:
         raise BundleSchemaError(f"{path}: each of 'parameters' needs a name and a shape ({error})") from None
     return BundleManifest(
-        path=bundle_dir,
-        mode=data["mode"],
-        robot=data["robot"],
-        joint_names=tuple(data["joint_names"]),
-        state_fields=tuple(data["state_fields"]),
-        reference_fields=tuple(data["reference_fields"]),
-        command_interface=data["command_interface"],
-        action_low=action_low,
-        action_high=action_high,
-        control_rate_hz=float(data["control_rate_hz"]),
+        **common,
         window_size=data["window_size"],
         inner_steps=data["inner_steps"],
         normalizer=normalizer,
         parameter_names=names,
         parameter_shapes=shapes,
         planner=data["planner"],
-        files=data["files"],
-        wheel_radius_m=data.get("wheel_radius_m"),
-        track_width_m=data.get("track_width_m"),
         rls_prior_precision=data.get("rls_prior_precision"),
+    )
+
+
+def _read_recurrent(path: Path, data: dict[str, Any], common: dict[str, Any]) -> RecurrentBundleManifest:
+    for field in ("hidden_size", "episodes_per_trial"):
+        if data[field] < 1:
+            raise BundleSchemaError(f"{path}: field '{field}'={data[field]} must be >= 1")
+    obs_dim = len(data["state_fields"]) + len(data["reference_fields"])
+    stats = {}
+    for name in ("obs_mean", "obs_std"):
+        if name not in data["obs_normalizer"]:
+            raise BundleSchemaError(f"{path}: missing field 'obs_normalizer.{name}'")
+        stats[name] = np.asarray(data["obs_normalizer"][name], dtype=np.float32)
+        if stats[name].shape != (obs_dim,):
+            raise BundleSchemaError(
+                f"{path}: obs_normalizer.{name} has shape {stats[name].shape}, expected ({obs_dim},) "
+                "(state fields then reference fields)"
+            )
+    if not isinstance(data["reward"].get("name"), str):
+        raise BundleSchemaError(f"{path}: missing field 'reward.name'")
+    return RecurrentBundleManifest(
+        **common,
+        env_id=data["env_id"],
+        hidden_size=data["hidden_size"],
+        episodes_per_trial=data["episodes_per_trial"],
+        obs_mean=stats["obs_mean"],
+        obs_std=stats["obs_std"],
+        reward=data["reward"],
     )
 
 
@@ -187,7 +282,7 @@ def _check_files(bundle_dir: Path, files: dict[str, str]) -> None:
             )
 
 
-def check_robot(manifest: BundleManifest, expected_robot: str | None, available_joints: list[str] | None) -> None:
+def check_robot(manifest: CommonManifest, expected_robot: str | None, available_joints: list[str] | None) -> None:
     """Refuse a bundle made for another robot, or one that commands joints the robot lacks."""
     if expected_robot is not None and manifest.robot != expected_robot:
         raise RobotMismatchError(

@@ -7,7 +7,7 @@ meta-learned parameters, so the robot adapts exactly as training did.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,11 +15,13 @@ import numpy as np
 import onnxruntime as ort
 
 from export.bundle_manifest import (
+    MANIFEST_NAME,
     BundleCorruptError,
     BundleError,
     BundleIntegrityError,
     BundleManifest,
     BundleSchemaError,
+    CommonManifest,
     RobotMismatchError,
     check_robot,
     read_manifest,
@@ -83,28 +85,17 @@ class AdaptiveRuntime:
         available_joints: list[str] | None = None,
         optimization_level: ort.GraphOptimizationLevel = RUNTIME_OPTIMIZATION_LEVEL,
     ) -> AdaptiveRuntime:
-        """Load ``path`` after checking schema, sha256, robot, graph inputs and parameter shapes.
-
-        One intra-op thread by default: on a robot's computer the control loop gets one core and
-        must not compete with itself.
-        """
-        if intra_op_threads < 1:
-            raise ValueError(f"intra_op_threads={intra_op_threads} must be >= 1")
+        """Load ``path`` after checking schema, sha256, robot, graph inputs and parameter shapes
+        (one intra-op thread by default, see :func:`open_graphs`)."""
         manifest = read_manifest(Path(path))
+        if not isinstance(manifest, BundleManifest):
+            raise BundleSchemaError(
+                f"{manifest.path / MANIFEST_NAME}: mode '{manifest.mode}' is run by "
+                "export.runtime_recurrent.RecurrentRuntime (or export.runtime_control.load_controller)"
+            )
         check_robot(manifest, expected_robot, available_joints)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = optimization_level
         adapt_graph = "adapt.onnx" if manifest.mode == "gradient" else "features.onnx"
-        sessions = {}
-        for name in (adapt_graph, "predict.onnx"):
-            try:
-                sessions[name] = ort.InferenceSession(
-                    str(manifest.path / name), options, providers=["CPUExecutionProvider"]
-                )
-            except Exception as error:  # onnxruntime raises several unrelated types for a bad model
-                raise BundleCorruptError(f"{manifest.path / name}: not a loadable ONNX model ({error})") from None
+        sessions = open_graphs(manifest, (adapt_graph, "predict.onnx"), intra_op_threads, optimization_level)
         meta_params = _load_meta_params(manifest)
         adapt_inputs = ["states", "actions", "next_states"] if manifest.mode == "gradient" else ["states", "actions"]
         _check_graph_inputs(manifest, sessions[adapt_graph], adapt_inputs, adapt_graph)
@@ -194,6 +185,33 @@ class AdaptiveRuntime:
             m.action_high,
             1.0 / m.control_rate_hz,
         )
+
+
+def open_graphs(
+    manifest: CommonManifest,
+    names: Iterable[str],
+    intra_op_threads: int,
+    optimization_level: ort.GraphOptimizationLevel,
+) -> dict[str, ort.InferenceSession]:
+    """One CPU session per graph file of the bundle; a file onnxruntime cannot load is corrupt.
+
+    One intra-op thread by default in every loader: on a robot's computer the control loop gets
+    one core and must not compete with itself.
+    """
+    if intra_op_threads < 1:
+        raise ValueError(f"intra_op_threads={intra_op_threads} must be >= 1")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = optimization_level
+    sessions = {}
+    for name in names:
+        path = manifest.path / name
+        try:
+            sessions[name] = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises several unrelated types for a bad model
+            raise BundleCorruptError(f"{path}: not a loadable ONNX model ({error})") from None
+    return sessions
 
 
 def _load_meta_params(manifest: BundleManifest) -> list[np.ndarray]:

@@ -2,8 +2,8 @@
 
 Each operation is timed call by call at one intra-op thread (as on the robot), and p50/p99 are
 reported: a control loop is judged by its tail, not its mean. The model is Panda-sized with the
-default hidden layers; its weights are random, which does not change the cost of a forward or
-gradient pass.
+default hidden layers, and the RL² policy a Panda GRU of ``--rl2-hidden`` units; weights are
+random, which does not change the cost of a forward or gradient pass.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ import torch
 
 from export.mppi import MPPIConfig
 from export.onnx_export import export_trained_dynamics
+from export.recurrent_export import export_trained_policy
 from export.runtime import AdaptiveRuntime
+from export.runtime_recurrent import RecurrentRuntime
 from metarl_core.adaptive_control import make_planner
 from metarl_core.bench.machine import describe_machine
 from metarl_core.checkpoint import TrainedDynamics
@@ -33,6 +35,8 @@ from metarl_core.dynamics_model import (
     window_loss,
 )
 from metarl_core.last_layer_rls import rls_adapt_params
+from metarl_core.policy.policy_checkpoint import TrainedPolicy
+from metarl_core.policy.recurrent_policy import RecurrentPolicyShape, init_recurrent_policy, recurrent_step
 from sim.panda_payload import PANDA
 
 DEFAULT_PLANNER = {
@@ -48,6 +52,7 @@ DEFAULT_PLANNER = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=2000, help="timed calls per operation")
     parser.add_argument("--hidden", type=int, nargs="+", default=[64, 64], help="hidden layer sizes")
+    parser.add_argument("--rl2-hidden", type=int, default=64, help="GRU units of the RL² policy")
 
 
 def percentiles_ms(function: Callable[[], object], repeats: int) -> tuple[float, float]:
@@ -96,6 +101,32 @@ def _time_adapt(
             window_loss(adapted, *tensors, stats)
 
     return percentiles_ms(lambda: runtime.adapt(*window), repeats), percentiles_ms(torch_adapt, repeats)
+
+
+def _time_recurrent_step(hidden_size: int, directory: Path, repeats: int) -> tuple[tuple[float, float], ...]:
+    """p50/p99 of one RL² policy step (batch 1, hidden state carried), ORT and torch eager."""
+    shape = RecurrentPolicyShape(PANDA.state_dim + PANDA.reference_dim, PANDA.action_dim, hidden_size)
+    params = init_recurrent_policy(shape, torch.Generator().manual_seed(0))
+    stats = {"obs_mean": torch.zeros(1, shape.obs_dim), "obs_std": torch.ones(1, shape.obs_dim)}
+    policy = TrainedPolicy(
+        "rl2", "metarl/PandaPayload-v0", shape, params, stats, PANDA.action_low, PANDA.action_high, PANDA
+    )
+    runtime = RecurrentRuntime.load(export_trained_policy(policy, directory))
+    inputs = [
+        np.random.default_rng(2).normal(size=(1, shape.obs_dim)).astype(np.float32),
+        np.zeros((1, shape.action_dim), np.float32),
+        np.full((1, 1), -0.1, np.float32),
+        np.zeros((1, 1), np.float32),
+    ]
+    tensors = [torch.from_numpy(x) for x in inputs]
+    hidden = torch.zeros(1, hidden_size)
+
+    def torch_step() -> None:
+        nonlocal hidden
+        with torch.no_grad():
+            _, _, hidden = recurrent_step(params, stats, *tensors, hidden)
+
+    return percentiles_ms(lambda: runtime.step(*inputs), repeats), percentiles_ms(torch_step, repeats)
 
 
 def run(args: argparse.Namespace) -> str:
@@ -167,11 +198,18 @@ def run(args: argparse.Namespace) -> str:
                 percentiles_ms(torch_control, control_repeats),
             )
         )
+        rows.append(
+            (
+                f"RL² policy step (GRU, H={args.rl2_hidden}, hidden state carried)",
+                *_time_recurrent_step(args.rl2_hidden, Path(tmp) / "rl2", args.repeats),
+            )
+        )
 
     lines = [
         "## Runtime: on-robot latency (ONNX Runtime vs torch eager)",
         "",
-        f"Command: `metarl bench runtime --repeats {args.repeats} --hidden {' '.join(map(str, args.hidden))}`  ",
+        f"Command: `metarl bench runtime --repeats {args.repeats} --hidden {' '.join(map(str, args.hidden))} "
+        f"--rl2-hidden {args.rl2_hidden}`  ",
         f"Machine: {describe_machine()}; one intra-op thread for both.",
         "",
         "Panda-sized dynamics model (14-D state, 7 torques). ORT adapt includes the robot's guard",
@@ -185,5 +223,9 @@ def run(args: argparse.Namespace) -> str:
         lines.append(
             f"| {name} | {ort_p50:.3f} | {ort_p99:.3f} | {torch_p50:.3f} | {torch_p99:.3f} | {speed_up:.1f}× |"
         )
-    lines += ["", "RLS rows: features from ONNX, the output layer's closed form in numpy (float64 solve)."]
+    lines += [
+        "",
+        "RLS rows: features from ONNX, the output layer's closed form in numpy (float64 solve).",
+        "RL² row: one step of the recurrent bundle's policy graph (its adaptation is the carried hidden state).",
+    ]
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Tiny bundles built from untrained models: export and runtime tests need no training."""
+"""Tiny bundles built from untrained models and policies: export and runtime tests need no training."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ import pytest
 import torch
 
 from export.onnx_export import export_trained_dynamics
-from metarl_core.checkpoint import TrainedDynamics
+from export.recurrent_export import export_recurrent_bundle
+from metarl_core.checkpoint import CHECKPOINT_NAME, TrainedDynamics
 from metarl_core.dynamics_model import ModelShape, Normalizer, init_params
+from metarl_core.policy.policy_checkpoint import TrainedPolicy, save_policy_checkpoint
+from metarl_core.policy.recurrent_policy import RecurrentPolicyShape, init_recurrent_policy
 from sim.panda_payload import PANDA
 
 WINDOW_SIZE = 6
@@ -59,3 +62,50 @@ def bundle_copy(bundles: dict[int, tuple[TrainedDynamics, Path]], tmp_path: Path
     import shutil
 
     return Path(shutil.copytree(bundles[1][1], tmp_path / "bundle"))
+
+
+HIDDEN_SIZE = 32
+
+
+def tiny_policy(seed: int = 0) -> TrainedPolicy:
+    """A Panda RL² policy with random weights whose actions are O(1) (the initial policy head is
+    tiny, which would make a parity check on actions nearly vacuous) and non-trivial observation
+    statistics, some stds below 1."""
+    shape = RecurrentPolicyShape(PANDA.state_dim + PANDA.reference_dim, PANDA.action_dim, HIDDEN_SIZE)
+    generator = torch.Generator().manual_seed(seed)
+    params = init_recurrent_policy(shape, generator)
+    params["policy_weight"] = torch.randn(HIDDEN_SIZE, shape.action_dim, generator=generator) * 0.5
+    params["policy_bias"] = torch.randn(1, shape.action_dim, generator=generator) * 0.1
+    stats = {
+        "obs_mean": torch.randn(1, shape.obs_dim, generator=generator) * 0.5,
+        "obs_std": 0.2 + torch.rand(1, shape.obs_dim, generator=generator),
+    }
+    return TrainedPolicy(
+        algo="rl2",
+        env_id="metarl/PandaPayload-v0",
+        shape=shape,
+        params=params,
+        stats=stats,
+        action_low=PANDA.action_low,
+        action_high=PANDA.action_high,
+        robot=PANDA,
+        episodes_per_trial=2,
+        config={"algo": "rl2", "hidden_size": HIDDEN_SIZE},
+    )
+
+
+@pytest.fixture(scope="session")
+def recurrent_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainedPolicy, Path]:
+    """A recurrent bundle exported the way ``metarl export`` does it: from a saved RL² run."""
+    root = tmp_path_factory.mktemp("recurrent")
+    policy = tiny_policy()
+    save_policy_checkpoint(root / "run" / CHECKPOINT_NAME, policy, training_state={})
+    return policy, export_recurrent_bundle(root / "run", root / "bundle")
+
+
+@pytest.fixture()
+def recurrent_bundle_copy(recurrent_bundle: tuple[TrainedPolicy, Path], tmp_path: Path) -> Path:
+    """A private copy of the recurrent bundle that a test may damage."""
+    import shutil
+
+    return Path(shutil.copytree(recurrent_bundle[1], tmp_path / "recurrent"))

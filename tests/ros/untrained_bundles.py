@@ -8,8 +8,12 @@ import numpy as np
 import torch
 
 from export.onnx_export import export_trained_dynamics
+from export.recurrent_export import export_trained_policy
 from metarl_core.checkpoint import TrainedDynamics
 from metarl_core.dynamics_model import ModelShape, Normalizer, init_params
+from metarl_core.policy.policy_checkpoint import TrainedPolicy
+from metarl_core.policy.recurrent_policy import RecurrentPolicyShape, init_recurrent_policy
+from sim.panda_payload import PANDA
 from sim.robot_description import RobotDescription
 
 
@@ -35,3 +39,17 @@ def untrained_bundle(robot: RobotDescription, out_dir: Path) -> Path:
         planner={"samples": 16, "horizon": 3},
     )
     return export_trained_dynamics(model, out_dir)
+
+
+def untrained_recurrent_panda_bundle(out_dir: Path) -> Path:
+    """Export a randomly initialised RL² policy for the Panda (a ``mode: recurrent`` bundle), its
+    policy head scaled up so that commands are not all near zero."""
+    shape = RecurrentPolicyShape(PANDA.state_dim + PANDA.reference_dim, PANDA.action_dim, 32)
+    generator = torch.Generator().manual_seed(0)
+    params = init_recurrent_policy(shape, generator)
+    params["policy_weight"] = torch.randn(shape.hidden_size, shape.action_dim, generator=generator)
+    stats = {"obs_mean": torch.zeros(1, shape.obs_dim), "obs_std": torch.ones(1, shape.obs_dim)}
+    policy = TrainedPolicy(
+        "rl2", "metarl/PandaPayload-v0", shape, params, stats, PANDA.action_low, PANDA.action_high, PANDA
+    )
+    return export_trained_policy(policy, out_dir)

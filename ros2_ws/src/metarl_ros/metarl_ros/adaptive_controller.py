@@ -1,11 +1,17 @@
 """``adaptive_controller``: a lifecycle node that adapts a metarl bundle online and commands the robot.
 
 configure: load and validate the bundle (refusing one for another robot or for joints the robot
-lacks). activate: commands start. A tick runs when a new joint state arrives (at most at
+lacks) and pick the controller by its mode: model-based (``gradient``/``rls``) or ``recurrent``
+(RL², see below). activate: commands start. A tick runs when a new joint state arrives (at most at
 ``control_rate_hz``, so latency is compute only), or from a timer when sensors are late, which
 then holds safely if they are stale. Each tick: take the latest validated state
 and reference, append the transition, adapt every N ticks from the meta-parameters (kept only
 if finite and the window loss dropped), plan, clamp, publish. Stale sensors -> safe hold.
+
+With a ``recurrent`` bundle a tick is one step of the RL² policy, whose hidden state is the
+adaptation (``export.runtime_control.RecurrentPolicyController``): ``~/reset_adaptation`` zeroes
+it (a new trial), ``~/enable_adaptation false`` freezes it at zero (every tick then acts as the
+first of a trial), and ``adapt_every_n_ticks`` does not apply.
 
 Threading, chosen by measurement (Panda bundle, lock-step sim_bridge, 2-core machine, rclpy of
 ROS 2 Kilted): a MultiThreadedExecutor (2 threads, the tick in its own callback group) reached
@@ -35,8 +41,8 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from export.runtime import AdaptiveRuntime, BundleError
-from export.runtime_control import OnlineAdaptiveController
+from export.runtime import BundleError
+from export.runtime_control import load_controller
 from metarl_ros.sensor_mapping import SensorAssembler, SensorRejected, wheel_speeds_to_twist
 
 COMMAND_INTERFACES = ("effort_forward", "joint_trajectory", "twist")
@@ -67,7 +73,7 @@ class AdaptiveControllerNode(Node):
         declare("bundle_path", "", ParameterDescriptor(description="bundle directory written by `metarl export`"))
         declare("expected_robot", "", ParameterDescriptor(description="refuse bundles for another robot ('' = any)"))
         declare("control_rate_hz", 100.0, _float_range(1.0, 1000.0, "control loop rate (Hz)"))
-        declare("adapt_every_n_ticks", 1, _int_range(1, 1000, "adapt once every N control ticks"))
+        declare("adapt_every_n_ticks", 1, _int_range(1, 1000, "adapt once every N control ticks (model-based)"))
         declare("command_interface", "effort_forward", ParameterDescriptor(description="|".join(COMMAND_INTERFACES)))
         declare("command_topic", "/effort_controller/commands", ParameterDescriptor(description="command output"))
         declare("reference_topic", "/reference", ParameterDescriptor(description="JointState (arms) or Twist (bases)"))
@@ -75,9 +81,13 @@ class AdaptiveControllerNode(Node):
         declare("imu_topic", "/imu", ParameterDescriptor(description="sensor_msgs/Imu input (bases)"))
         declare("odom_topic", "/odom", ParameterDescriptor(description="nav_msgs/Odometry input (bases)"))
         declare("stale_timeout_s", 0.1, _float_range(0.001, 10.0, "sensor age (s) beyond which the node holds"))
-        declare("enable_adaptation", True, ParameterDescriptor(description="adapt online (else meta-parameters)"))
+        declare(
+            "enable_adaptation",
+            True,
+            ParameterDescriptor(description="adapt online (else meta-parameters, or a hidden state frozen at zero)"),
+        )
         declare("intra_op_threads", 1, _int_range(1, 64, "onnxruntime threads"))
-        self.runtime: AdaptiveRuntime | None = None
+        self.manifest = None
         self.lock = threading.Lock()
         self.counters: Counter[str] = Counter()
         self.timer = None
@@ -90,25 +100,24 @@ class AdaptiveControllerNode(Node):
             self.get_logger().error(f"command_interface={interface!r} is not one of {COMMAND_INTERFACES}")
             return TransitionCallbackReturn.FAILURE
         try:
-            self.runtime = AdaptiveRuntime.load(
+            self.controller = load_controller(
                 p("bundle_path").value,
                 expected_robot=p("expected_robot").value or None,
                 intra_op_threads=p("intra_op_threads").value,
+                adapt_every_n_ticks=p("adapt_every_n_ticks").value,
+                adaptation_enabled=p("enable_adaptation").value,
             )
         except (BundleError, OSError, ValueError) as error:
             self.get_logger().error(f"refusing bundle: {error}")
             self.counters["bundle_refused"] += 1
             return TransitionCallbackReturn.FAILURE
-        manifest = self.runtime.manifest
+        manifest = self.manifest = self.controller.runtime.manifest
         if interface == "twist" and manifest.command_interface != "twist":
             self.get_logger().error(
                 f"bundle for '{manifest.robot}' commands efforts; it cannot drive a twist interface"
             )
             return TransitionCallbackReturn.FAILURE
         self.interface = interface
-        self.controller = OnlineAdaptiveController(
-            self.runtime, p("adapt_every_n_ticks").value, adaptation_enabled=p("enable_adaptation").value
-        )
         self.sensors = SensorAssembler(manifest.state_fields, manifest.reference_fields, manifest.joint_names)
         self.stale_timeout_s = p("stale_timeout_s").value
         self.period_s = 1.0 / p("control_rate_hz").value
@@ -144,6 +153,7 @@ class AdaptiveControllerNode(Node):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
+        self.has_commanded = False
         self.timer = self.create_timer(self.period_s, self.on_timer)
         self.diagnostics_timer = self.create_timer(1.0, self.publish_diagnostics)
         return super().on_activate(state)
@@ -161,7 +171,7 @@ class AdaptiveControllerNode(Node):
             self.destroy_service(service)
         self.destroy_lifecycle_publisher(self.command_publisher)
         self.destroy_lifecycle_publisher(self.diagnostics_publisher)
-        self.runtime = None
+        self.manifest = self.controller = None
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
@@ -226,8 +236,9 @@ class AdaptiveControllerNode(Node):
         get the safe hold. Merely late sensors get nothing new: re-planning on a state already
         acted on would put a duplicate transition into the adaptation window, and the command
         already sent stays in force until the next measurement or the stale timeout. Until the
-        first sensor message the node commands nothing: it has not acted, so it has nothing to
-        hold, and a zero command would override whatever holds the robot before it is heard."""
+        first complete state (joints and reference) the node commands nothing: it has not acted,
+        so it has nothing to hold, and a zero command would override whatever holds the robot
+        before it is heard."""
         if self.tick_times and time.perf_counter() - self.tick_times[-1] < 1.5 * self.period_s:
             return
         with self.lock:
@@ -235,6 +246,7 @@ class AdaptiveControllerNode(Node):
             stale = never_heard or time.monotonic() - self.last_sensor_time > self.stale_timeout_s
         if never_heard:
             self.get_logger().warning("no sensor message yet: commanding nothing", throttle_duration_sec=2.0)
+            self.counters["waiting_for_sensors"] += 1
             return
         if stale or self.untreated_state:
             self.on_tick()
@@ -249,11 +261,15 @@ class AdaptiveControllerNode(Node):
             )
             ready = self.sensors.state.complete() and self.sensors.reference.complete()
             state, reference = self.sensors.state.values.copy(), self.sensors.reference.values.copy()
-        if not fresh or not ready:
+        if fresh and ready:
+            command = self.controller(state, reference)
+            self.has_commanded = True
+        elif self.has_commanded:
             self.counters["stale_hold" if not fresh else "incomplete_hold"] += 1
             command = self.controller.hold()
-        else:
-            command = self.controller(state, reference)
+        else:  # nothing commanded since activation: nothing to hold, and no reason to act yet
+            self.counters["waiting_for_sensors"] += 1
+            return
         self.publish_command(command)
         elapsed_s = time.perf_counter() - started
         self.tick_latencies_ms.append(elapsed_s * 1e3)
@@ -261,7 +277,7 @@ class AdaptiveControllerNode(Node):
             self.counters["overrun"] += 1
 
     def publish_command(self, command: np.ndarray) -> None:
-        manifest = self.runtime.manifest
+        manifest = self.manifest
         command = np.clip(
             np.nan_to_num(command, nan=0.0, posinf=0.0, neginf=0.0), manifest.action_low, manifest.action_high
         )
@@ -283,16 +299,13 @@ class AdaptiveControllerNode(Node):
         latencies = np.asarray(self.tick_latencies_ms[-1000:]) if self.tick_latencies_ms else np.zeros(1)
         times = np.asarray(self.tick_times[-1000:])
         rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
-        stats = self.controller.stats
         values = {
             "loop_rate_hz": f"{rate:.1f}",
             "tick_latency_p50_ms": f"{np.percentile(latencies, 50):.3f}",
             "tick_latency_p99_ms": f"{np.percentile(latencies, 99):.3f}",
             "ticks": str(len(self.tick_times)),
-            "adaptations": str(stats.attempts),
-            "adaptations_accepted": str(stats.accepted),
-            "loss_before": f"{stats.last_loss_before:.6g}",
-            "loss_after": f"{stats.last_loss_after:.6g}",
+            "mode": self.manifest.mode,
+            **self.controller.diagnostic_values(),
             "adaptation_enabled": str(self.controller.adaptation_enabled),
             **{f"count.{k}": str(v) for k, v in sorted(self.counters.items())},
         }
@@ -311,13 +324,13 @@ class AdaptiveControllerNode(Node):
     def on_reset_adaptation(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         with self.lock:
             self.controller.reset()
-        response.success, response.message = True, "adaptation reset to the meta-learned parameters"
+        recurrent = self.manifest.mode == "recurrent"
+        start = "a zero hidden state (a new trial)" if recurrent else "the meta-learned parameters"
+        response.success, response.message = True, f"adaptation reset to {start}"
         return response
 
     def on_enable_adaptation(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
-        self.controller.adaptation_enabled = bool(request.data)
-        if not request.data:
-            self.controller.params = self.runtime.meta_params
+        self.controller.set_adaptation_enabled(bool(request.data))
         response.success, response.message = True, f"adaptation {'enabled' if request.data else 'disabled'}"
         return response
 

@@ -132,7 +132,7 @@ def run_session(
             raise RuntimeError(f"sim_bridge refused payload_mass_kg={payload_after_kg}")
         if not spin_until(node, lambda: latest() >= duration_s, deadline - time.monotonic()):
             raise TimeoutError(f"sim time reached only {latest():.2f} s of {duration_s} s in {timeout_s} s")
-        spin_until(node, lambda: "adaptations" in diagnostics, 3.0)
+        spin_until(node, lambda: "ticks" in diagnostics, 3.0)
     finally:
         stop(controller)
         stop(bridge)
