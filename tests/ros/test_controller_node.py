@@ -99,6 +99,35 @@ def test_lifecycle_commands_only_while_active(ros_node, untrained_panda_bundle: 
 
 
 @pytest.mark.integration
+def test_a_state_heard_before_its_reference_is_answered_once_the_reference_arrives(
+    ros_node, untrained_panda_bundle: Path, tmp_path: Path
+) -> None:
+    """A lock-step robot repeats one state (one stamp) until it is answered; if that state came
+    before the first reference, the node must still answer it once the reference is in."""
+    controller = start_node("adaptive_controller", {"bundle_path": str(untrained_panda_bundle)}, tmp_path / "c.log")
+    probe = Probe(ros_node)
+    state = JointState(name=JOINTS, position=list(HOME_RAD), velocity=[0.0] * 7)
+    state.header.stamp.sec = 1
+    try:
+        assert change_state(ros_node, "adaptive_controller", Transition.TRANSITION_CONFIGURE)
+        assert change_state(ros_node, "adaptive_controller", Transition.TRANSITION_ACTIVATE)
+        for _ in range(20):  # the same state, and no reference yet
+            probe.joint_states.publish(state)
+            spin_until(ros_node, lambda: False, 0.05)
+        assert probe.commands == [], "no command without a reference"
+        reference = JointState(name=JOINTS, position=list(HOME_RAD), velocity=[0.0] * 7)
+        reference.header.stamp = state.header.stamp
+        probe.reference.publish(reference)
+        for _ in range(20):  # still that same state: only the reference is new
+            probe.joint_states.publish(state)
+            if spin_until(ros_node, lambda: bool(probe.commands), 0.05):
+                break
+        assert len(probe.commands) == 1, "the waiting state must get exactly one command"
+    finally:
+        stop(controller)
+
+
+@pytest.mark.integration
 def test_bad_input_is_counted_and_never_reaches_the_command(
     ros_node, untrained_panda_bundle: Path, tmp_path: Path
 ) -> None:

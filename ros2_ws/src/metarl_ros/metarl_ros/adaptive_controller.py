@@ -254,7 +254,6 @@ class AdaptiveControllerNode(Node):
     def on_tick(self) -> None:
         started = time.perf_counter()
         self.tick_times.append(started)
-        self.untreated_state = False
         with self.lock:
             fresh = (
                 self.last_sensor_time is not None and time.monotonic() - self.last_sensor_time <= self.stale_timeout_s
@@ -267,9 +266,13 @@ class AdaptiveControllerNode(Node):
         elif self.has_commanded:
             self.counters["stale_hold" if not fresh else "incomplete_hold"] += 1
             command = self.controller.hold()
-        else:  # nothing commanded since activation: nothing to hold, and no reason to act yet
+        else:
+            # Nothing commanded since activation: nothing to hold, and no reason to act yet. The
+            # state stays untreated, so the watchdog acts on it once the rest (the reference)
+            # arrives: a lock-step robot repeats that same state until it is answered.
             self.counters["waiting_for_sensors"] += 1
             return
+        self.untreated_state = False
         self.publish_command(command)
         elapsed_s = time.perf_counter() - started
         self.tick_latencies_ms.append(elapsed_s * 1e3)
