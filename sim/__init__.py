@@ -34,9 +34,12 @@ def make(env_id: str, **kwargs: Any) -> gymnasium.Env:
 
     The registered ``max_episode_steps`` matches the default duration only; without this, a
     longer ``episode_duration_s`` would still be cut at the default by gymnasium's TimeLimit.
+    The control rate is the registered ``control_rate_hz`` where an env has its own (the
+    half-cheetah's 20 Hz), else the suite's 100 Hz.
     """
     if "episode_duration_s" in kwargs and "max_episode_steps" not in kwargs:
-        kwargs["max_episode_steps"] = round(kwargs["episode_duration_s"] * CONTROL_RATE_HZ)
+        rate_hz = kwargs.get("control_rate_hz", gymnasium.spec(env_id).kwargs.get("control_rate_hz", CONTROL_RATE_HZ))
+        kwargs["max_episode_steps"] = round(kwargs["episode_duration_s"] * rate_hz)
     return gymnasium.make(env_id, **kwargs)
 
 

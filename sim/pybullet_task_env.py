@@ -1,5 +1,5 @@
 """What every PyBullet task environment shares: its own physics client, sub-stepping,
-the task API, input checks and headless rendering.
+input checks and headless rendering (the task API comes from ``sim.task_env.TaskEnv``).
 
 Each environment owns one ``BulletClient`` in ``p.DIRECT`` mode (never the global default
 client), so many environments can live in one process or in vector workers.
@@ -8,25 +8,21 @@ client), so many environments can live in one process or in vector workers.
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
 import pybullet
 import pybullet_data
 from pybullet_utils import bullet_client
 
 from sim.robot_description import RobotDescription
-from sim.tasks import SPLITS, Split, Task
-
-TaskT = TypeVar("TaskT", bound=Task)
+from sim.task_env import TaskEnv, TaskT
 
 
-class PyBulletTaskEnv(gym.Env, Generic[TaskT]):
+class PyBulletTaskEnv(TaskEnv[TaskT]):
     """A robot under a task distribution; subclasses build the scene and read the sensors."""
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 25}
-    task_type: type[TaskT]
     robot: RobotDescription
 
     def __init__(
@@ -37,6 +33,7 @@ class PyBulletTaskEnv(gym.Env, Generic[TaskT]):
         render_mode: str | None = None,
         render_size: tuple[int, int] = (320, 240),
     ) -> None:
+        super().__init__()
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode={render_mode!r}: only 'rgb_array' (headless) is supported")
         substeps = round(1.0 / (control_rate_hz * physics_dt_s))
@@ -54,38 +51,7 @@ class PyBulletTaskEnv(gym.Env, Generic[TaskT]):
         self.client = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
         self.client.setAdditionalSearchPath(pybullet_data.getDataPath())
         self.client.setTimeStep(physics_dt_s)
-        self._task: TaskT = self.task_type()
-        self._live = False
         self.elapsed_steps = 0
-
-    # -- task API (learn2learn/garage convention) ---------------------------------------
-    def sample_tasks(self, n: int, rng: np.random.Generator, split: Split = "train") -> list[TaskT]:
-        """``n`` tasks of ``split`` drawn with ``rng`` (a ``numpy.random.Generator``)."""
-        if split not in SPLITS:
-            raise ValueError(f"split={split!r} is not one of {SPLITS}")
-        return [self.task_type.sample(rng, split) for _ in range(n)]
-
-    def set_task(self, task: TaskT) -> None:
-        """Validate and apply ``task``; physics that can change mid-episode changes at once."""
-        if not isinstance(task, self.task_type):
-            raise ValueError(f"set_task expects a {self.task_type.__name__}, got {type(task).__name__}")
-        task.validate()
-        self._task = task
-        if self._live:
-            self._apply_task_live(task)
-
-    def get_task(self) -> TaskT:
-        """The task truth, for oracles and plots (never part of the observation)."""
-        return self._task
-
-    @property
-    def task(self) -> TaskT:
-        """The current task; assigning it is ``set_task`` (how vector envs set one task per worker)."""
-        return self._task
-
-    @task.setter
-    def task(self, task: TaskT) -> None:
-        self.set_task(task)
 
     # -- gymnasium API ---------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -141,9 +107,6 @@ class PyBulletTaskEnv(gym.Env, Generic[TaskT]):
     # -- what each robot provides -------------------------------------------------------
     @abstractmethod
     def _reset_scene(self, rng: np.random.Generator) -> None: ...
-
-    @abstractmethod
-    def _apply_task_live(self, task: TaskT) -> None: ...
 
     @abstractmethod
     def _apply_action_and_simulate(self, action: np.ndarray) -> None: ...

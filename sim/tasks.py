@@ -69,7 +69,7 @@ def _has_no_default(cls: type, name: str) -> bool:
     return field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
 
 
-def _uniform_excluding(rng: np.random.Generator, low: float, high: float, hole: tuple[float, float]) -> float:
+def uniform_excluding(rng: np.random.Generator, low: float, high: float, hole: tuple[float, float]) -> float:
     """Uniform on ``[low, high]`` minus the open interval ``hole`` (the interpolation split's)."""
     width_below, width_above = hole[0] - low, high - hole[1]
     u = rng.uniform(0.0, width_below + width_above)
@@ -117,8 +117,8 @@ class PandaTask(Task):
     def sample(cls, rng: np.random.Generator, split: Split) -> PandaTask:
         """One task of ``split``; train and interp never overlap, extrap lies beyond train."""
         if split == "train":
-            mass = _uniform_excluding(rng, *cls.PAYLOAD_TRAIN_KG, cls.PAYLOAD_INTERP_KG)
-            damping, friction = (_uniform_excluding(rng, *cls.SCALE_TRAIN, cls.SCALE_INTERP) for _ in range(2))
+            mass = uniform_excluding(rng, *cls.PAYLOAD_TRAIN_KG, cls.PAYLOAD_INTERP_KG)
+            damping, friction = (uniform_excluding(rng, *cls.SCALE_TRAIN, cls.SCALE_INTERP) for _ in range(2))
         elif split == "interp":
             mass = rng.uniform(*cls.PAYLOAD_INTERP_KG)
             damping, friction = rng.uniform(*cls.SCALE_INTERP, size=2)
@@ -176,7 +176,7 @@ class HuskyTask(Task):
         """One task of ``split``: interp owns a payload interval, extrap a terrain and harsher ground."""
         if split in ("train", "interp"):
             terrain: TerrainType = cls.TRAIN_TERRAINS[int(rng.integers(len(cls.TRAIN_TERRAINS)))]
-            payload = _uniform_excluding(rng, 0.0, 40.0, (15.0, 25.0)) if split == "train" else rng.uniform(15.0, 25.0)
+            payload = uniform_excluding(rng, 0.0, 40.0, (15.0, 25.0)) if split == "train" else rng.uniform(15.0, 25.0)
             friction = rng.uniform(0.5, 1.2)
             slope = rng.uniform(-0.1, 0.1)
             strength = rng.uniform(0.6, 1.2)
