@@ -10,7 +10,7 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -72,26 +72,15 @@ class GrBALConfig:
 
     @classmethod
     def from_yaml(cls, path: Path) -> GrBALConfig:
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise ValueError(f"config file not found: {path}") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: must hold a YAML mapping")
-        return cls.from_dict(data, source=str(path))
+        return config_from_yaml(cls, path)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> GrBALConfig:
-        hints = typing.get_type_hints(cls)
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key, value in data.items():
-            if key not in known:
-                raise ValueError(f"{source}: unknown field '{key}'; valid fields are {sorted(known)}")
-            if not _matches(value, hints[key]):
-                raise ValueError(f"{source}: field '{key}'={value!r} must be {hints[key]}")
-        config = cls(**data)
-        for key in (
+        config = config_from_dict(cls, data, source)
+        require_at_least(
+            config,
+            source,
+            1,
             "train_tasks",
             "iterations",
             "gradient_steps_per_iteration",
@@ -100,9 +89,7 @@ class GrBALConfig:
             "future_window",
             "inner_steps",
             "windows_per_task",
-        ):
-            if getattr(config, key) < 1:
-                raise ValueError(f"{source}: field '{key}'={getattr(config, key)} must be >= 1")
+        )
         if config.adaptation not in ("gradient", "rls"):
             raise ValueError(f"{source}: field 'adaptation'={config.adaptation!r} must be 'gradient' or 'rls'")
         if config.rls_prior_precision <= 0:
@@ -113,6 +100,54 @@ class GrBALConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+ConfigT = TypeVar("ConfigT")
+
+
+def config_from_yaml(cls: type[ConfigT], path: Path) -> ConfigT:
+    """Read ``cls`` (a config dataclass with ``from_dict``) from a YAML mapping in ``path``."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ValueError(f"config file not found: {path}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: must hold a YAML mapping")
+    return cls.from_dict(data, source=str(path))  # type: ignore[attr-defined]
+
+
+def config_from_dict(cls: type[ConfigT], data: dict[str, Any], source: str, prefix: str = "") -> ConfigT:
+    """Build the dataclass ``cls`` from ``data``, refusing unknown keys and wrong types by name.
+
+    A field whose type is itself a dataclass (e.g. ``ppo: PPOConfig``) is read from a nested
+    mapping, and its errors name the dotted path (``field 'ppo.clip_coef'``).
+    """
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ValueError(f"{source}: unknown field '{prefix}{key}'; valid fields are {sorted(known)}")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ValueError(f"{source}: field '{prefix}{key}' must be a mapping of {hint.__name__} fields")
+            value = config_from_dict(hint, value, source, prefix=f"{prefix}{key}.")
+        elif not _matches(value, hint):
+            raise ValueError(f"{source}: field '{prefix}{key}'={value!r} must be {hint}")
+        values[key] = value
+    return cls(**values)
+
+
+def require_at_least(config: Any, source: str, minimum: float, *names: str) -> None:
+    """Raise ``ValueError`` naming the first of ``names`` (dotted paths allowed) below ``minimum``."""
+    for name in names:
+        value = config
+        for part in name.split("."):
+            value = getattr(value, part)
+        if value < minimum:
+            raise ValueError(f"{source}: field '{name}'={value} must be >= {minimum}")
 
 
 def _matches(value: Any, hint: Any) -> bool:

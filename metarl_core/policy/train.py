@@ -1,0 +1,72 @@
+"""``metarl train`` for the policy-based meta-learners (``algo: maml-ppo | rl2``).
+
+What both algorithms share lives here: reading the config by its ``algo`` key, the run
+directory (``config.yaml``, ``checkpoint.pt``, ``metrics.csv``, ``tensorboard/``), refusing to
+overwrite a run without ``--resume``, and loading the checkpoint a resumed run continues from.
+Each algorithm's own loop reads top to bottom in ``maml_ppo.train`` and ``rl2.train``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import yaml
+
+from metarl_core.checkpoint import CHECKPOINT_NAME
+from metarl_core.policy import maml_ppo, rl2
+from metarl_core.policy.maml_ppo import MamlPPOConfig
+from metarl_core.policy.policy_checkpoint import load_policy_checkpoint
+from metarl_core.policy.rl2 import RL2Config
+from metarl_core.run_metrics import MetricsWriter
+
+PolicyConfig = MamlPPOConfig | RL2Config
+CONFIG_TYPES: dict[str, type[MamlPPOConfig] | type[RL2Config]] = {"maml-ppo": MamlPPOConfig, "rl2": RL2Config}
+TRAINERS = {"maml-ppo": maml_ppo.train, "rl2": rl2.train}
+
+
+def load_policy_config(path: Path) -> PolicyConfig:
+    """The config dataclass its ``algo`` key names, with every field checked (errors name it)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ValueError(f"config file not found: {path}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: must hold a YAML mapping")
+    algo = data.get("algo")
+    if algo not in CONFIG_TYPES:
+        raise ValueError(f"{path}: field 'algo'={algo!r} must be one of {sorted(CONFIG_TYPES)} for a policy run")
+    return CONFIG_TYPES[algo].from_dict(data, source=str(path))
+
+
+def run_training(config_path: Path, run_dir: Path | None, device: str, resume: bool) -> Path:
+    """Train (or resume) the run described by ``config_path``; return the run directory."""
+    return train_policy(load_policy_config(config_path), run_dir, device, resume)
+
+
+def train_policy(config: PolicyConfig, run_dir: Path | None, device: str = "cpu", resume: bool = False) -> Path:
+    """Train ``config`` into ``run_dir`` (default ``runs/<name>``).
+
+    With ``resume`` an existing checkpoint is continued up to ``config.iterations`` (a run can
+    thus also be extended); without it, an existing checkpoint is an error rather than lost.
+    Policy runs train on the CPU: their networks are small, their time goes into simulation and
+    lock-step sampling, and a GPU would only add transfers per environment step.
+    """
+    if torch.device(device).type != "cpu":
+        raise ValueError(f"device={device!r}: policy runs (maml-ppo, rl2) train on the CPU; pass --device cpu")
+    run_dir = Path(run_dir) if run_dir is not None else Path("runs") / config.name
+    checkpoint_path = run_dir / CHECKPOINT_NAME
+    if checkpoint_path.exists() and not resume:
+        raise FileExistsError(f"{run_dir} already holds a run: pass --resume to continue it, or another --run-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+    resumed = load_policy_checkpoint(checkpoint_path) if resume and checkpoint_path.exists() else None
+    # Small networks on a shared CPU: one intra-op thread is faster than contending for two.
+    torch.set_num_threads(1)
+    metrics = MetricsWriter(run_dir)
+    try:
+        TRAINERS[config.algo](config, run_dir, resumed, metrics)
+    finally:
+        metrics.close()
+    return run_dir
