@@ -20,6 +20,8 @@ BENCHES = {
     "sim": "metarl_core.bench.sim_bench",
     "runtime": "metarl_core.bench.runtime_bench",
     "ros": "metarl_core.bench.ros_bench",
+    "policy": "metarl_core.bench.policy_bench",
+    "quality": "metarl_core.bench.quality_bench",
 }
 
 
@@ -116,7 +118,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     demo.add_argument("--no-ros", action="store_true", help="run the bundle in-process instead of over ROS 2")
     demo.set_defaults(func=_demo)
 
-    bench = commands.add_parser("bench", help="measure speed; results go to BENCHMARKS.md")
+    bench = commands.add_parser("bench", help="measure speed and adaptation quality; results go to BENCHMARKS.md")
     bench_kinds = bench.add_subparsers(dest="bench", required=True)
     for name, module_name in BENCHES.items():
         kind = bench_kinds.add_parser(name)
