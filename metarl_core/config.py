@@ -36,9 +36,10 @@ class GrBALConfig:
     exploration_noise_fraction: float = 0.15
     """Gaussian action noise of exploration, as a fraction of each action's half range."""
     iterations: int = 4
-    """Outer iterations: meta-train, then (after the first) collect with the adaptive planner."""
+    """Outer iterations: meta-train, then (all but the last) collect with the adaptive planner."""
     planner_episodes_per_iteration: int = 0
-    """Episodes per iteration collected by the adapted MPPI controller on random train tasks."""
+    """Episodes per iteration collected by the adapted MPPI controller on random train tasks
+    (GrBAL's on-policy data: the states the planner itself visits)."""
     gradient_steps_per_iteration: int = 300
     """Adam steps on the meta-objective per iteration."""
     task_batch_size: int = 8
@@ -65,8 +66,6 @@ class GrBALConfig:
     """Adam learning rate of the meta-parameters."""
     hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
     """Hidden layers of the dynamics MLP."""
-    mb_gradient_steps: int = 300
-    """Adam steps per iteration of the non-adaptive MB baseline trained on the same data."""
     planner: dict[str, Any] = field(default_factory=dict)
     """MPPI settings shipped in the bundle (samples, horizon, noise_fraction, feedback gains...)."""
 

@@ -186,7 +186,10 @@ def run_training(config_path: Path, run_dir: Path | None, device: str, resume: b
             config=config.to_dict(),
         )
         planner_errors = []
-        for episode in range(config.planner_episodes_per_iteration):
+        # GrBAL's iterative collection: the adapted planner's own episodes join the replay for the
+        # next iteration (none after the last, which nothing would train on).
+        planner_episodes = config.planner_episodes_per_iteration if iteration < config.iterations - 1 else 0
+        for episode in range(planner_episodes):
             index = int(rng.integers(len(tasks)))
             controller = AdaptiveMPCController(model, seed=config.seed + iteration)
             planner_errors += collect_episodes(
@@ -197,8 +200,8 @@ def run_training(config_path: Path, run_dir: Path | None, device: str, resume: b
             "losses/mb_loss": float(np.mean([b for _, b in losses])),
             "charts/transitions": sum(b.num_transitions for b in buffers),
         }
-        if planner_errors:
-            metrics["charts/planner_tracking_rmse"] = float(np.mean(planner_errors))
+        if config.planner_episodes_per_iteration:  # a column in every row: NaN where none were run
+            metrics["charts/planner_tracking_rmse"] = float(np.mean(planner_errors)) if planner_errors else np.nan
         _log(run_dir, writer, iteration, metrics)
         save_checkpoint(
             checkpoint_path,

@@ -287,7 +287,7 @@ def quality_section(
         f"## Adaptation quality (issue 3): {split} split, {train_seeds} training seeds × {eval_seeds} evaluation seeds",
         "",
         f"Command: `{command}`  ",
-        f"Machine: {describe_machine()}; shared with other jobs, the command ran under `nice -n 10`.",
+        f"Machine: {describe_machine()}.",
         "",
         "A figure is the mean ± std over training seeds of each run's mean over its evaluation seeds (each",
         "evaluation seed draws its own held-out tasks, data and windows). A target is met (✓) when the mean",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import math
 import os
 import signal
 import subprocess
@@ -84,3 +86,23 @@ def test_rls_adaptation_trains_and_exports(tmp_path: Path) -> None:
     assert model.mode == "rls"
     runtime = AdaptiveRuntime.load(export_bundle(run, tmp_path / "bundle"), expected_robot="panda")
     assert runtime.manifest.mode == "rls"
+
+
+def test_adapted_planner_episodes_join_the_replay_between_iterations(tmp_path: Path) -> None:
+    """GrBAL's iterative collection: after each iteration but the last, the adapted MPC's own
+    episodes are added to the training tasks' buffers (and logged with their tracking error)."""
+    config = write_config(
+        tmp_path, iterations=3, gradient_steps_per_iteration=2, train_tasks=2, planner_episodes_per_iteration=1
+    )
+    run = run_training(config, tmp_path / "run", "cpu", resume=False)
+    episode_steps = round(TINY["episode_duration_s"] * 100)
+    with open(run / "metrics.csv", encoding="utf-8") as stream:
+        rows = list(csv.DictReader(stream))
+    transitions = [int(row["charts/transitions"]) for row in rows]
+    exploration = 2 * TINY["exploration_episodes_per_task"] * episode_steps
+    after_one, after_two = exploration + episode_steps, exploration + 2 * episode_steps
+    assert transitions == [after_one, after_two, after_two]
+    planner_rmse = [float(row["charts/planner_tracking_rmse"]) for row in rows]
+    assert all(rmse > 0 for rmse in planner_rmse[:2]) and math.isnan(planner_rmse[2])
+    _, state = load_checkpoint(run)
+    assert sum(buffer.num_transitions for buffer in state["replay_buffers"]) == transitions[-1]
