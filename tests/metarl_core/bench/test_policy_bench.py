@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metarl_core.bench.policy_bench import render_maml_nav, separation
+from metarl_core.bench.policy_bench import paired_gain, render_maml_nav, render_rl2_nav, separation
 
 
 def test_separation_says_outside_only_when_the_intervals_do_not_overlap() -> None:
@@ -28,3 +28,27 @@ def test_maml_table_lists_every_step_for_both_policies() -> None:
     text = "\n".join(render_maml_nav(result))
     assert "| MAML-PPO | -40.00 ± 0.00 | -12.00 ± 0.00 | -11.00 ± 0.00 | -10.00 ± 0.00 | 7e+06 |" in text
     assert "vs the pretrained policy after its step: +8.00 (outside the seed spread" in text
+
+
+def test_paired_gain_counts_each_seed_against_itself() -> None:
+    first, later = np.array([-6.0, -20.0, -11.0]), np.array([-4.0, -15.0, -8.0])
+    assert paired_gain(later, first).startswith("+2.00, +5.00, +3.00 (mean +3.33 ± 1.25: interval above zero; 3 of 3")
+    assert "NOT above zero; 1 of 3 seeds rise" in paired_gain(np.array([1.0, -1.0, -2.0]), np.zeros(3))
+
+
+def test_rl2_table_judges_the_rise_seed_by_seed() -> None:
+    """Seeds that trained to different levels overlap across seeds, yet each rises within its trial."""
+    result = {
+        "curves": {
+            "RL² (hidden state carried, as trained)": [[-6.0, -4.0], [-20.0, -15.0], [-11.0, -8.0]],
+            "ablation: hidden state zeroed at each episode start": [[-6.0, -17.0], [-20.0, -33.0], [-11.0, -17.0]],
+        },
+        "env_steps": [3e6] * 3,
+        "command": "metarl bench policy --experiment rl2-nav --seeds 3",
+        "machine": "test",
+        "figure": "docs/images/policy_rl2_nav.png",
+    }
+    text = "\n".join(render_rl2_nav(result))
+    assert "| RL² (hidden state carried, as trained) | -12.33 ± 5.79 | -9.00 ± 4.55 |" in text
+    assert "each seed against itself: +2.00, +5.00, +3.00 (mean +3.33 ± 1.25: interval above zero" in text
+    assert "The same comparison across seeds (unpaired): +3.33 (NOT outside the seed spread" in text
