@@ -6,9 +6,10 @@
 - ``--experiment rl2-nav``: RL² on 2-D navigation: the return of each episode of a trial on
   held-out goals, and the same policy with its hidden state zeroed at every episode start (the
   ablation that shows the rise comes from what the hidden state carries).
-- ``--experiment robot``: RL² on the Panda payload task: its held-out return against environment
-  steps, and the steps it needs to reach the scores of the model-based mode (GrBAL's adaptive
-  MPC, ``configs/panda.yaml``) and of the fixed nominal controller on the same held-out tasks.
+- ``--experiment robot``: RL² and MAML-PPO on the Panda payload task: their held-out return
+  against environment steps, and the steps each needs to reach the scores of the model-based mode
+  (GrBAL's adaptive MPC, ``configs/panda.yaml``) and of the fixed nominal controller on the same
+  held-out tasks.
 
 Each experiment trains one run per seed under ``runs/bench_policy/<experiment>/`` (a run a
 previous call finished is reused, one it left unfinished is resumed, so a long experiment can be
@@ -24,7 +25,6 @@ import csv
 import dataclasses
 import json
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,8 @@ from metarl_core.policy.evaluate import (
     rl2_episode_returns,
 )
 from metarl_core.policy.policy_checkpoint import load_policy_checkpoint
-from metarl_core.policy.rl2 import HELD_OUT_SEED, RL2Config, held_out_tasks
-from metarl_core.policy.sampling import PolicyEnv
+from metarl_core.policy.rl2 import RL2Config
+from metarl_core.policy.sampling import HELD_OUT_SEED, PolicyEnv, held_out_tasks
 from metarl_core.policy.train import load_policy_config, train_policy
 
 EXPERIMENTS = ("maml-nav", "rl2-nav", "robot")
@@ -162,18 +162,20 @@ def heldout_curve(run: Path) -> tuple[list[int], list[float]]:
     return steps, scores
 
 
+ROBOT_CONFIGS = {"RL²": CONFIGS / "panda_rl2.yaml", "MAML-PPO": CONFIGS / "panda_maml_ppo.yaml"}
+"""The policy-based meta-learners of the robot experiment; both score the same held-out tasks."""
+
+
 def robot(args: argparse.Namespace) -> dict[str, Any]:
-    """RL² on the Panda against GrBAL's adaptive MPC and the nominal controller, same held-out tasks."""
+    """RL² and MAML-PPO on the Panda against GrBAL's adaptive MPC and the nominal controller,
+    all scored on the same held-out tasks."""
     from metarl_core.adaptive_control import AdaptiveMPCController
     from metarl_core.checkpoint import load_checkpoint
     from metarl_core.exploration import ROBOTS
     from metarl_core.training import run_training
 
-    config_path = CONFIGS / "panda_rl2.yaml"
-    config = RL2Config.from_yaml(config_path)
-    started = time.perf_counter()
-    runs = train_seeds(config_path, args.seeds, args.runs_dir / "robot")
-    rl2_wall_s = time.perf_counter() - started
+    config = RL2Config.from_yaml(ROBOT_CONFIGS["RL²"])
+    runs = {name: train_seeds(path, args.seeds, args.runs_dir / "robot") for name, path in ROBOT_CONFIGS.items()}
 
     grbal_dir = args.runs_dir / "robot" / "grbal_panda"
     grbal_run = run_training(CONFIGS / "panda.yaml", grbal_dir, "cpu", resume=(grbal_dir / "checkpoint.pt").exists())
@@ -190,19 +192,24 @@ def robot(args: argparse.Namespace) -> dict[str, Any]:
         ),
         "fixed nominal controller": controller_score(config.env_id, ROBOTS["panda"][1](), tasks, episodes, duration),
     }
-    curves = {str(run.name): heldout_curve(run) for run in runs}
+    curves = {name: [heldout_curve(run) for run in method_runs] for name, method_runs in runs.items()}
     reached = {
-        name: [next((s for s, r in zip(*curve, strict=True) if r >= score), None) for curve in curves.values()]
-        for name, score in references.items()
+        method: {
+            name: [next((s for s, r in zip(*curve, strict=True) if r >= score), None) for curve in method_curves]
+            for name, score in references.items()
+        }
+        for method, method_curves in curves.items()
     }
     _plot_robot(curves, references, grbal_steps, args.figures_dir / "policy_robot.png")
     return {
-        "curves": {name: {"env_steps": c[0], "heldout_return": c[1]} for name, c in curves.items()},
+        "curves": {
+            method: [{"env_steps": c[0], "heldout_return": c[1]} for c in method_curves]
+            for method, method_curves in curves.items()
+        },
         "references": references,
         "grbal_env_steps": grbal_steps,
         "steps_to_reach": reached,
-        "rl2_env_steps": [env_steps_of(run) for run in runs],
-        "rl2_wall_s_this_call": rl2_wall_s,
+        "env_steps": {method: [env_steps_of(run) for run in method_runs] for method, method_runs in runs.items()},
         "held_out": {"split": config.eval_split, "tasks": len(tasks), "episodes": episodes, "episode_s": duration},
     }
 
@@ -214,15 +221,16 @@ def _plot_robot(curves: dict, references: dict[str, float], grbal_steps: int, pa
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(6.5, 4.2))
-    for name, (steps, scores) in curves.items():
-        axis.plot(steps, scores, marker=".", label=f"RL² {name}")
+    for (method, method_curves), color in zip(curves.items(), ("tab:blue", "tab:green"), strict=False):
+        for seed, (steps, scores) in enumerate(method_curves):
+            axis.plot(steps, scores, marker=".", color=color, alpha=0.8, label=method if seed == 0 else None)
     for (name, score), style in zip(references.items(), ("--", ":"), strict=False):
         axis.axhline(score, linestyle=style, color="black", label=f"{name}: {score:.1f}")
     axis.axvline(grbal_steps, color="tab:red", alpha=0.5, label=f"GrBAL's training data: {grbal_steps} steps")
     axis.set_xscale("log")
     axis.set_xlabel("environment steps of training")
     axis.set_ylabel("held-out episode return")
-    axis.set_title("Panda payload task, held-out tasks")
+    axis.set_title("Panda payload task, held-out tasks (one line per training seed)")
     axis.legend(fontsize=7)
     axis.grid(alpha=0.3)
     figure.tight_layout()
@@ -332,31 +340,40 @@ def render_rl2_nav(result: dict[str, Any]) -> list[str]:
 def render_robot(result: dict[str, Any]) -> list[str]:
     held = result["held_out"]
     lines = [
-        "### Sample efficiency on the Panda payload task: RL² against the model-based mode",
+        "### Sample efficiency on the Panda payload task: RL² and MAML-PPO against the model-based mode",
         "",
         f"Command: `{result['command']}`  ",
         f"Machine: {result['machine']}. Score: mean episode return on the same {held['tasks']} held-out tasks "
-        f"({held['split']} split), {held['episodes']} episodes of {held['episode_s']:g} s each (RL²: one trial, "
-        "mean action).",
+        f"({held['split']} split), {held['episodes']} episodes of {held['episode_s']:g} s each, mean action "
+        "(RL²: one trial; MAML-PPO: after its inner step on sampled episodes of each task). Final: the score after "
+        "the last iteration; best: the highest score along training (picked on the held-out tasks, so optimistic).",
         "",
-        "| controller | held-out return | training env steps |",
-        "|---|---|---|",
+        "| controller | held-out return, final | best along training | training env steps |",
+        "|---|---|---|---|",
     ]
-    best = [max(c["heldout_return"]) for c in result["curves"].values()]
-    lines.append(
-        f"| RL² (best score of each seed) | {_mean_std(best)} | {np.mean(result['rl2_env_steps']):.3g} per seed |"
-    )
+    for method, method_curves in result["curves"].items():
+        final = [c["heldout_return"][-1] for c in method_curves]
+        best = [max(c["heldout_return"]) for c in method_curves]
+        steps = np.mean(result["env_steps"][method])
+        lines.append(f"| {method} | {_mean_std(final)} | {_mean_std(best)} | {steps:.3g} per seed |")
     for name, score in result["references"].items():
-        steps = result["grbal_env_steps"] if "GrBAL" in name else 0
-        lines.append(f"| {name} | {score:.2f} | {steps if steps else 'none (hand-designed)'} |")
-    lines += ["", "| score to reach | RL² env steps to reach it, per seed | GrBAL env steps |", "|---|---|---|"]
-    for name, per_seed in result["steps_to_reach"].items():
-        cells = ", ".join(
-            f"{s:,}" if s is not None else f"not reached in {n:,}"
-            for s, n in zip(per_seed, result["rl2_env_steps"], strict=True)
-        )
-        lines.append(f"| {name} ({result['references'][name]:.2f}) | {cells} | {result['grbal_env_steps']:,} |")
-    lines += ["", f"![RL² on the Panda: held-out return against training steps]({result['figure']})"]
+        steps = f"{result['grbal_env_steps']:,}" if "GrBAL" in name else "none (hand-designed)"
+        lines.append(f"| {name} | {score:.2f} | | {steps} |")
+    lines += [
+        "",
+        "| method | score to reach | env steps to reach it, per seed | GrBAL env steps |",
+        "|---|---|---|---|",
+    ]
+    for method, per_reference in result["steps_to_reach"].items():
+        for name, per_seed in per_reference.items():
+            cells = ", ".join(
+                f"{s:,}" if s is not None else f"not reached in {n:,}"
+                for s, n in zip(per_seed, result["env_steps"][method], strict=True)
+            )
+            lines.append(
+                f"| {method} | {name} ({result['references'][name]:.2f}) | {cells} | {result['grbal_env_steps']:,} |"
+            )
+    lines += ["", f"![Policy-based meta-RL on the Panda: held-out return against training steps]({result['figure']})"]
     return lines
 
 

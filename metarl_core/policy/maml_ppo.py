@@ -46,8 +46,17 @@ from metarl_core.policy.ppo import (
     validate_ppo_config,
 )
 from metarl_core.policy.recurrent_policy import Params, RecurrentPolicyShape
-from metarl_core.policy.sampling import PolicyEnv, Rollouts, identity_stats, observation_stats, sample_rollouts
+from metarl_core.policy.sampling import (
+    HELD_OUT_SEED,
+    PolicyEnv,
+    Rollouts,
+    held_out_tasks,
+    identity_stats,
+    observation_stats,
+    sample_rollouts,
+)
 from metarl_core.run_metrics import MetricsWriter
+from sim.tasks import SPLITS
 from sim.vector_collection import CollectionBackend
 
 
@@ -85,6 +94,15 @@ class MamlPPOConfig:
     """Initial log standard deviation of the Gaussian policy (normalised action units)."""
     normalize_observations: bool = False
     """Standardise observations with statistics of the initial policy's first support rollouts."""
+    eval_interval: int = 0
+    """Score the policy on held-out tasks every this many iterations, and after the last; 0: never.
+    The score is the return after ``inner_steps`` steps of adaptation to each held-out task."""
+    eval_split: str = "interp"
+    """Split of the held-out tasks."""
+    eval_tasks: int = 8
+    """Held-out tasks in each score (``episodes_per_task`` episodes each, per step)."""
+    eval_deterministic: bool = False
+    """Score with the Gaussian's mean action (adaptation still samples), as RL²'s option of the name."""
     ppo: PPOConfig = field(default_factory=lambda: PPOConfig(learning_rate=1e-3, epochs=5, minibatches=1))
     """The outer loop's PPO (``value_coef`` unused: the baseline is fitted, not learned)."""
 
@@ -97,8 +115,12 @@ class MamlPPOConfig:
         config = config_from_dict(cls, data, source)
         if config.algo != "maml-ppo":
             raise ValueError(f"{source}: field 'algo'={config.algo!r} must be 'maml-ppo' for this trainer")
-        require_at_least(config, source, 1, "iterations", "meta_batch_size", "episodes_per_task", "hidden_size")
-        require_at_least(config, source, 0, "inner_steps", "episode_duration_s")
+        require_at_least(
+            config, source, 1, "iterations", "meta_batch_size", "episodes_per_task", "hidden_size", "eval_tasks"
+        )
+        require_at_least(config, source, 0, "inner_steps", "episode_duration_s", "eval_interval")
+        if config.eval_split not in SPLITS:
+            raise ValueError(f"{source}: field 'eval_split'={config.eval_split!r} must be one of {SPLITS}")
         if config.inner_lr <= 0:
             raise ValueError(f"{source}: field 'inner_lr'={config.inner_lr} must be > 0")
         validate_ppo_config(config.ppo, source)
@@ -233,24 +255,33 @@ def adaptation_returns(
     ppo: PPOConfig,
     seed: int,
     generator: torch.Generator,
+    deterministic_scores: bool = False,
 ) -> np.ndarray:
     """Mean return per task after 0, 1, …, ``inner_steps`` policy-gradient steps ``(steps + 1, K)``.
 
     The test-time protocol of MAML's Fig. 4: each step samples ``episodes_per_task`` fresh
     episodes of the policy adapted so far, reports their return, and adapts on them.
-    ``backend`` holds ``len(tasks) × episodes_per_task`` environments.
+    ``backend`` holds ``len(tasks) × episodes_per_task`` environments. With
+    ``deterministic_scores`` the reported return is that of the Gaussian's mean action on the
+    same resets instead (adaptation still learns from sampled episodes): on a torque-controlled
+    robot the exploration noise alone costs tracking accuracy, and the robot runs the mean.
     """
     backend.set_tasks([task for task in tasks for _ in range(episodes_per_task)])
     task_params = expand_to_tasks(params, len(tasks))
     returns = []
+
+    def mean_returns(rollouts: Rollouts) -> np.ndarray:
+        return rollouts.episode_returns(1)[:, 0].reshape(len(tasks), episodes_per_task).mean(1).numpy()
+
     for step in range(inner_steps + 1):
         runner = TaskBatchedMLPRunner(task_params, stats, episodes_per_task)
-        rollouts = sample_rollouts(
-            backend, runner, 1, env.max_episode_steps, seed + step, generator, env.action_low, env.action_high
-        )
-        returns.append(rollouts.episode_returns(1)[:, 0].reshape(len(tasks), episodes_per_task).mean(1).numpy())
-        if step < inner_steps:
-            task_params = adapt_tasks(task_params, stats, task_batch(rollouts, len(tasks), ppo), step_size)
+        sample = functools.partial(sample_rollouts, backend, runner, 1, env.max_episode_steps, seed + step, generator)
+        adapting = step < inner_steps
+        sampled = sample(env.action_low, env.action_high) if adapting or not deterministic_scores else None
+        scored = sample(env.action_low, env.action_high, deterministic=True) if deterministic_scores else sampled
+        returns.append(mean_returns(scored))
+        if adapting:
+            task_params = adapt_tasks(task_params, stats, task_batch(sampled, len(tasks), ppo), step_size)
     return np.stack(returns)
 
 
@@ -264,6 +295,8 @@ def train(
     env = PolicyEnv(config.env_id, config.episode_duration_s)
     tasks_per_batch, per_task = config.meta_batch_size, config.episodes_per_task
     backend = env.backend(tasks_per_batch * per_task)
+    eval_backend = env.backend(config.eval_tasks * per_task) if config.eval_interval else None
+    held_out = held_out_tasks(env, config.eval_tasks, config.eval_split)
     shape = RecurrentPolicyShape(env.obs_dim, env.action_dim, config.hidden_size)
 
     # -- seeding, parameters, optimiser (or their resumed state) ----------------------------
@@ -365,11 +398,34 @@ def train(
             "charts/inner_lr": float(log_inner_lr.detach().exp()),
             **losses,
         }
+        if eval_backend is not None:
+            # Same columns every row: NaN where the held-out score was not taken this iteration.
+            scored = np.full(config.inner_steps + 1, np.nan)
+            if (iteration + 1) % config.eval_interval == 0 or iteration == config.iterations - 1:
+                # The evaluation's own generator: scoring must not shift the training's noise stream.
+                scored = adaptation_returns(
+                    {k: v.detach() for k, v in params.items()},
+                    stats,
+                    eval_backend,
+                    env,
+                    held_out,
+                    per_task,
+                    config.inner_steps,
+                    float(log_inner_lr.detach().exp()),
+                    config.ppo,
+                    HELD_OUT_SEED,
+                    torch.Generator().manual_seed(0),
+                    deterministic_scores=config.eval_deterministic,
+                ).mean(axis=1)
+            iteration_metrics["charts/heldout_episode_return"] = float(scored[-1])
+            iteration_metrics["charts/heldout_pre_update_return"] = float(scored[0])
         metrics.log(iteration, iteration_metrics)
         progress.update(1)
         progress.set_postfix(pre=f"{pre_update_return:.1f}", post=f"{query_return:.1f}")
     progress.close()
     backend.close()
+    if eval_backend is not None:
+        eval_backend.close()
     env.close()
 
 

@@ -39,7 +39,15 @@ from metarl_core.policy.ppo import (
     validate_ppo_config,
 )
 from metarl_core.policy.recurrent_policy import Params, RecurrentPolicyShape, init_recurrent_policy, recurrent_step
-from metarl_core.policy.sampling import PolicyEnv, Rollouts, identity_stats, observation_stats, sample_rollouts
+from metarl_core.policy.sampling import (
+    HELD_OUT_SEED,
+    PolicyEnv,
+    Rollouts,
+    held_out_tasks,
+    identity_stats,
+    observation_stats,
+    sample_rollouts,
+)
 from metarl_core.run_metrics import MetricsWriter
 from sim.tasks import SPLITS
 from sim.vector_collection import CollectionBackend
@@ -225,15 +233,6 @@ def run_trials(
     )
 
 
-HELD_OUT_SEED = 1_000_003
-"""Seeds the held-out tasks scored during training, and their episodes' resets."""
-
-
-def held_out_tasks(env: PolicyEnv, count: int, split: str) -> list:
-    """The fixed held-out tasks of the training-time score (independent of the training seed)."""
-    return env.sample_tasks(count, np.random.default_rng(HELD_OUT_SEED), split)
-
-
 def train(
     config: RL2Config,
     run_dir: Path,
@@ -250,8 +249,6 @@ def train(
     # -- seeding, held-out tasks, parameters, optimiser (or their resumed state) --------------
     generator = torch.Generator().manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    # The same held-out tasks whatever the training seed, so scores of seeds (and of other
-    # controllers on the same tasks, see ``held_out_tasks``) compare.
     held_out = held_out_tasks(env, config.eval_trials, config.eval_split)
     if resumed is None:
         params = init_recurrent_policy(shape, generator, config.initial_log_std)

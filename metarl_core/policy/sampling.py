@@ -184,6 +184,17 @@ class PolicyEnv:
         self._env.close()
 
 
+HELD_OUT_SEED = 1_000_003
+"""Seeds the held-out tasks scored during training, and their episodes' resets."""
+
+
+def held_out_tasks(env: PolicyEnv, count: int, split: str) -> list[Task]:
+    """The fixed held-out tasks of the training-time score, the same whatever the training seed
+    or algorithm, so that the scores of seeds, of RL² and MAML-PPO, and of other controllers on
+    those tasks compare."""
+    return env.sample_tasks(count, np.random.default_rng(HELD_OUT_SEED), split)
+
+
 def identity_stats(obs_dim: int) -> dict[str, torch.Tensor]:
     """Observation statistics that leave observations as they are."""
     return {"obs_mean": torch.zeros(1, obs_dim), "obs_std": torch.ones(1, obs_dim)}

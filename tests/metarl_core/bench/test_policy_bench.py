@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metarl_core.bench.policy_bench import paired_gain, render_maml_nav, render_rl2_nav, separation
+from metarl_core.bench.policy_bench import paired_gain, render_maml_nav, render_rl2_nav, render_robot, separation
 
 
 def test_separation_says_outside_only_when_the_intervals_do_not_overlap() -> None:
@@ -52,3 +52,26 @@ def test_rl2_table_judges_the_rise_seed_by_seed() -> None:
     assert "| RL² (hidden state carried, as trained) | -12.33 ± 5.79 | -9.00 ± 4.55 |" in text
     assert "each seed against itself: +2.00, +5.00, +3.00 (mean +3.33 ± 1.25: interval above zero" in text
     assert "The same comparison across seeds (unpaired): +3.33 (NOT outside the seed spread" in text
+
+
+def test_robot_table_gives_each_method_its_final_best_and_steps_to_reach() -> None:
+    curve = {"env_steps": [1000, 2000, 3000], "heldout_return": [-90.0, -40.0, -50.0]}
+    result = {
+        "curves": {"RL²": [curve, curve], "MAML-PPO": [curve, curve]},
+        "references": {"GrBAL adaptive MPC (model-based)": -10.0, "fixed nominal controller": -45.0},
+        "grbal_env_steps": 38400,
+        "steps_to_reach": {
+            "RL²": {"GrBAL adaptive MPC (model-based)": [None, None], "fixed nominal controller": [2000, 2000]},
+            "MAML-PPO": {"GrBAL adaptive MPC (model-based)": [None, None], "fixed nominal controller": [None, 2000]},
+        },
+        "env_steps": {"RL²": [3000, 3000], "MAML-PPO": [3000, 3000]},
+        "held_out": {"split": "interp", "tasks": 8, "episodes": 2, "episode_s": 2.0},
+        "command": "metarl bench policy --experiment robot --seeds 2",
+        "machine": "test",
+        "figure": "docs/images/policy_robot.png",
+    }
+    text = "\n".join(render_robot(result))
+    assert "| RL² | -50.00 ± 0.00 | -40.00 ± 0.00 | 3e+03 per seed |" in text
+    assert "| GrBAL adaptive MPC (model-based) | -10.00 | | 38,400 |" in text
+    assert "| fixed nominal controller | -45.00 | | none (hand-designed) |" in text
+    assert "| MAML-PPO | fixed nominal controller (-45.00) | not reached in 3,000, 2,000 | 38,400 |" in text

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from metarl_core.policy.gaussian_mlp_policy import init_mlp_policy
 from metarl_core.policy.linear_baseline import fit_linear_baseline
-from metarl_core.policy.maml_ppo import MamlPPOConfig, TaskBatch, adapt_policy, meta_objective
+from metarl_core.policy.maml_ppo import MamlPPOConfig, TaskBatch, adapt_policy, adaptation_returns, meta_objective
 from metarl_core.policy.ppo import PPOConfig
 from metarl_core.policy.recurrent_policy import RecurrentPolicyShape
+from metarl_core.policy.sampling import PolicyEnv
 
 OBS, ACT, HIDDEN = 2, 2, 5
 LOG_ALPHA = torch.tensor(0.3, dtype=torch.float64).log()
@@ -161,3 +163,28 @@ def test_meta_gradient_reaches_a_learned_step_size() -> None:
     numeric = (loss_at(LOG_ALPHA + eps) - loss_at(LOG_ALPHA - eps)) / (2 * eps)
     assert grad.item() == pytest.approx(numeric.item(), rel=1e-6)
     assert abs(grad.item()) > 1e-6
+
+
+def test_deterministic_scores_report_the_mean_action_and_still_adapt_on_samples() -> None:
+    """Scores of the mean action do not depend on the noise; the adapted step still does (it
+    learns from sampled episodes), and sampled scores differ from the mean action's."""
+    env = PolicyEnv("metarl/PointNavigation-v0", 0.0)
+    tasks = env.sample_tasks(2, np.random.default_rng(0), "interp")
+    backend = env.backend(2 * 3)
+    params = init_mlp_policy(RecurrentPolicyShape(env.obs_dim, env.action_dim, 8), torch.Generator().manual_seed(0))
+    stats = {"obs_mean": torch.zeros(1, env.obs_dim), "obs_std": torch.ones(1, env.obs_dim)}
+
+    def scores(noise_seed: int, deterministic: bool) -> np.ndarray:
+        generator = torch.Generator().manual_seed(noise_seed)
+        return adaptation_returns(
+            params, stats, backend, env, tasks, 3, 1, 0.5, PPOConfig(), 7, generator, deterministic
+        )
+
+    try:
+        first, second = scores(1, True), scores(2, True)
+        np.testing.assert_array_equal(first[0], second[0])  # before adapting: the mean action only
+        assert not np.array_equal(first[1], second[1])  # after a step learned from sampled episodes
+        assert not np.array_equal(scores(1, False)[0], first[0])
+    finally:
+        backend.close()
+        env.close()

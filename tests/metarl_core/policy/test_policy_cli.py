@@ -3,6 +3,8 @@ resume to the same parameters, seeds that decide everything, and config errors t
 
 from __future__ import annotations
 
+import csv
+import math
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,18 @@ def test_locomotion_config_trains_on_the_pybullet_cheetah(tmp_path: Path) -> Non
     # Observation statistics come from the initial rollouts (normalize_observations: true).
     assert not torch.equal(policy.stats["obs_std"], torch.ones_like(policy.stats["obs_std"]))
     assert state["env_steps"] == 3 * 2 * 2 * 20  # statistics rollouts, support and query: 20-step episodes
+
+
+def test_maml_held_out_score_is_logged_on_schedule_and_leaves_training_unchanged(tmp_path: Path) -> None:
+    """The sample-efficiency curve: a held-out score (after adaptation) every ``eval_interval``
+    iterations and after the last, taken with its own noise so training is the same as without."""
+    for name, interval in (("scored", 2), ("unscored", 0)):
+        config = write_config(tmp_path, "maml-ppo", f"{name}.yaml", iterations=3, eval_interval=interval, eval_tasks=2)
+        main(["train", "--config", str(config), "--run-dir", str(tmp_path / name)])
+    with open(tmp_path / "scored" / "metrics.csv", encoding="utf-8") as stream:
+        rows = list(csv.DictReader(stream))
+    scores = [float(row["charts/heldout_episode_return"]) for row in rows]
+    assert math.isnan(scores[0]) and all(math.isfinite(s) and s < 0 for s in scores[1:]), scores
+    assert all(math.isfinite(float(rows[i]["charts/heldout_pre_update_return"])) for i in (1, 2))
+    for key, value in params_of(tmp_path / "unscored").items():
+        torch.testing.assert_close(params_of(tmp_path / "scored")[key], value, rtol=0, atol=0)
