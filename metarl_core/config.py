@@ -104,8 +104,9 @@ class GrBALConfig:
 ConfigT = TypeVar("ConfigT")
 
 
-def config_from_yaml(cls: type[ConfigT], path: Path) -> ConfigT:
-    """Read ``cls`` (a config dataclass with ``from_dict``) from a YAML mapping in ``path``."""
+def read_config_mapping(path: Path) -> dict[str, Any]:
+    """The YAML mapping in config file ``path``; ``ValueError`` naming the file if it is missing
+    or holds anything but a mapping."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -113,7 +114,12 @@ def config_from_yaml(cls: type[ConfigT], path: Path) -> ConfigT:
         raise ValueError(f"config file not found: {path}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: must hold a YAML mapping")
-    return cls.from_dict(data, source=str(path))  # type: ignore[attr-defined]
+    return data
+
+
+def config_from_yaml(cls: type[ConfigT], path: Path) -> ConfigT:
+    """Read ``cls`` (a config dataclass with ``from_dict``) from a YAML mapping in ``path``."""
+    return cls.from_dict(read_config_mapping(path), source=str(path))  # type: ignore[attr-defined]
 
 
 def config_from_dict(cls: type[ConfigT], data: dict[str, Any], source: str, prefix: str = "") -> ConfigT:

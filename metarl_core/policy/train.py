@@ -14,6 +14,7 @@ import torch
 import yaml
 
 from metarl_core.checkpoint import CHECKPOINT_NAME
+from metarl_core.config import read_config_mapping
 from metarl_core.policy import maml_ppo, rl2
 from metarl_core.policy.maml_ppo import MamlPPOConfig
 from metarl_core.policy.policy_checkpoint import load_policy_checkpoint
@@ -27,13 +28,7 @@ TRAINERS = {"maml-ppo": maml_ppo.train, "rl2": rl2.train}
 
 def load_policy_config(path: Path) -> PolicyConfig:
     """The config dataclass its ``algo`` key names, with every field checked (errors name it)."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ValueError(f"config file not found: {path}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: must hold a YAML mapping")
+    data = read_config_mapping(path)
     algo = data.get("algo")
     if algo not in CONFIG_TYPES:
         raise ValueError(f"{path}: field 'algo'={algo!r} must be one of {sorted(CONFIG_TYPES)} for a policy run")
