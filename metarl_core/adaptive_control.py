@@ -15,7 +15,7 @@ import torch
 
 from export.mppi import MPPIPlanner, build_tracking_planner
 from metarl_core.checkpoint import TrainedDynamics
-from metarl_core.dynamics_model import Params, StepSizes, adapt_params, predict_next_state, window_loss
+from metarl_core.dynamics_model import Params, adapt_params, predict_next_state, window_loss
 from metarl_core.last_layer_rls import rls_adapt_params
 
 
@@ -41,13 +41,12 @@ class AdaptiveMPCController:
         model: TrainedDynamics,
         params: Params | None = None,
         adapt: bool = True,
-        step_sizes: StepSizes | None = None,
         seed: int = 0,
     ) -> None:
         self.model = model
         self.params = {k: v.detach() for k, v in (params or model.params).items()}
         self.names = model.shape.parameter_names()
-        self.step_sizes = model.step_sizes if step_sizes is None else step_sizes
+        self.step_sizes = model.step_sizes
         self.stats = model.normalizer.torch()
         self.adapt_enabled = adapt
         self.planner = make_planner(model, seed)

@@ -7,6 +7,7 @@ typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,8 +142,35 @@ def config_from_dict(cls: type[ConfigT], data: dict[str, Any], source: str, pref
             value = config_from_dict(hint, value, source, prefix=f"{prefix}{key}.")
         elif not _matches(value, hint):
             raise ValueError(f"{source}: field '{prefix}{key}'={value!r} must be {hint}")
+        elif hint is float and not math.isfinite(value):
+            raise ValueError(f"{source}: field '{prefix}{key}'={value!r} must be a finite number")
         values[key] = value
     return cls(**values)
+
+
+RESUMABLE_FIELDS = ("iterations",)
+"""The only config fields a resumed run may change: it can be extended, not re-specified."""
+
+
+def require_resumable(saved: dict[str, Any], config: Any, run_dir: Path) -> None:
+    """Refuse to resume the run in ``run_dir``, trained with config dict ``saved``, under a
+    ``config`` that differs in anything but ``RESUMABLE_FIELDS``: the checkpoint's parameters,
+    data and RNG streams belong to the settings they were made with.
+
+    ``saved`` is read through the current config class first, so a field added since (with a
+    default that keeps the old behaviour) is no difference.
+    """
+    try:
+        saved = type(config).from_dict(saved, source=f"{run_dir}/checkpoint").to_dict()
+    except ValueError as error:
+        raise ValueError(f"{run_dir}: its checkpoint's config no longer loads ({error}); start a new run") from None
+    current = config.to_dict()
+    changed = sorted(k for k in current if k not in RESUMABLE_FIELDS and saved.get(k) != current[k])
+    if changed:
+        raise ValueError(
+            f"{run_dir}: cannot resume under another config: fields {changed} differ from the run's "
+            f"(only {list(RESUMABLE_FIELDS)} may change); start a new run with another --run-dir"
+        )
 
 
 def require_at_least(config: Any, source: str, minimum: float, *names: str) -> None:

@@ -4,14 +4,19 @@ Prediction: on windows of held-out tasks, the loss on the K future transitions o
   - the meta-learned model adapted on the M past ones (the method),
   - the same model without adaptation,
   - MB: one model trained on all tasks' data by plain regression (saved with the run),
-  - MB+DE: MB fine-tuned on the M past transitions with the same number of steps and step size,
-  - the oracle: MB fine-tuned to convergence on plenty of that task's own data
+  - MB+DE: MB adapted on the M past transitions by the method's own rule: for gradient runs the
+    same number of SGD steps, with the one step size that does best on the training tasks'
+    windows (the method's learned per-parameter sizes belong to its own parameters); for RLS
+    runs the same closed-form last-layer update on MB's features,
+  - the oracle: MB fine-tuned to convergence on plenty of that task's own exploration data
     (``metarl_core.oracle``, which says why this oracle).
 Control: tracking RMSE on the heaviest-payload tasks of the adaptive MPC, the same planner
-without adaptation, the same planner through the task's oracle model (no adaptation), and the
-task suite's fixed nominal controller.
+without adaptation, the same planner through MB, through the task's oracle model (neither
+adapting), and the task suite's fixed nominal controller. The oracle model predicts the task's
+exploration data best, but the planner drives the arm elsewhere, so in control it is a
+reference, not an upper bound.
 Payload switch (Panda runs): a 4 kg payload put into the hand mid-episode
-(``metarl_core.payload_switch``), the same four controllers, the oracle trained on the 4 kg task.
+(``metarl_core.payload_switch``), the same controllers, the oracle trained on the 4 kg task.
 Every figure is a mean ± std over evaluation seeds (each seed draws its own tasks and data).
 """
 
@@ -51,12 +56,21 @@ MB_DE = "MB+DE"
 ORACLE = "oracle (trained on the task)"
 ADAPTIVE_MPC = "adaptive MPC"
 MPC_OFF = "same MPC, adaptation off"
+MB_MPC = "MB MPC (no adaptation)"
 ORACLE_MPC = "oracle MPC (trained on the task)"
 NOMINAL = "fixed nominal controller"
-SWITCH_FIGURES = ("before_switch", "first_second_after", "steady_after", "recovery_s")
+SWITCH_FIGURES = ("before_switch", "first_second_after", "steady_after", "recovery_s", "recovery_to_before_s")
+FINE_TUNING_STEP_SIZES = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+"""The step sizes MB+DE chooses from (gradient runs), on training-task windows."""
+FINE_TUNING_WINDOWS = 128
+"""Training-task windows that choose MB+DE's step size."""
 
 ORACLE_SEED_BASE = 1_000_000
 """Oracle data seeds start here: far from every seed the evaluation's own episodes use."""
+EVALUATION_SEED_BASE = 2_000_000
+"""The evaluation's reset and noise seeds start here, above every seed training uses (training
+resets are its seed plus task and episode offsets, well below 10⁶), so that no held-out episode
+replays a reference trajectory that a model was trained on."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +108,8 @@ class Evaluation:
     switch_traces: dict[str, np.ndarray] = field(default_factory=dict)
     """Tracking error per tick of evaluation seed 0's payload-switch runs, for the plot."""
     control_rate_hz: float = 100.0
+    fine_tuning_step_size: float | None = None
+    """MB+DE's step size (gradient runs; chosen on training-task windows), None for RLS runs."""
 
 
 def prediction_losses(
@@ -103,20 +119,27 @@ def prediction_losses(
     buffer: TaskReplayBuffer,
     windows: int,
     rng: np.random.Generator,
+    fine_tuning_step_size: float | None = None,
 ) -> dict[str, float]:
-    """Mean future-window loss of each model on ``windows`` of one task's windows."""
+    """Mean future-window loss of each model on ``windows`` of one task's windows; MB+DE adapts
+    as the method does (see the module docstring), with ``fine_tuning_step_size`` for gradient runs."""
     config = model.config
     sampled = buffer.sample_windows(model.window_size, config["future_window"], windows, rng)
     stats = model.normalizer.torch()
     results: dict[str, list[float]] = {ADAPTED: [], NO_ADAPTATION: [], MB: [], MB_DE: [], ORACLE: []}
+    if model.mode != "rls" and fine_tuning_step_size is None:
+        raise ValueError("prediction_losses: a gradient run's MB+DE needs its fine_tuning_step_size")
     for i in range(windows):
         past = [torch.from_numpy(getattr(sampled, f"past_{n}")[i]) for n in ("states", "actions", "next_states")]
         future = [torch.from_numpy(getattr(sampled, f"future_{n}")[i]) for n in ("states", "actions", "next_states")]
         if model.mode == "rls":
             adapted = rls_adapt_params(model.params, *past, stats, model.rls_prior_precision)
+            fine_tuned = rls_adapt_params(mb_params, *past, stats, model.rls_prior_precision)
         else:
             adapted = adapt_params(model.params, *past, stats, model.step_sizes, model.inner_steps, create_graph=False)
-        fine_tuned = adapt_params(mb_params, *past, stats, config["inner_lr"], model.inner_steps, create_graph=False)
+            fine_tuned = adapt_params(
+                mb_params, *past, stats, fine_tuning_step_size, model.inner_steps, create_graph=False
+            )
         with torch.no_grad():
             results[ADAPTED].append(float(window_loss(adapted, *future, stats)))
             results[NO_ADAPTATION].append(float(window_loss(model.params, *future, stats)))
@@ -124,6 +147,36 @@ def prediction_losses(
             results[MB_DE].append(float(window_loss(fine_tuned, *future, stats)))
             results[ORACLE].append(float(window_loss(oracle_params, *future, stats)))
     return {k: float(np.mean(v)) for k, v in results.items()}
+
+
+def fine_tuning_step_size(
+    model: TrainedDynamics, mb_params: Params, buffers: list[TaskReplayBuffer], rng: np.random.Generator
+) -> float:
+    """MB+DE's step size for a gradient run: of ``FINE_TUNING_STEP_SIZES``, the one whose
+    ``inner_steps`` SGD steps on the past window give the lowest future loss on windows of the
+    training tasks (the run's own replay), so the baseline is tuned as well as data allows
+    without seeing a held-out task."""
+    stats = model.normalizer.torch()
+    per_buffer = -(-FINE_TUNING_WINDOWS // len(buffers))
+    windows = []
+    for buffer in buffers:
+        sampled = buffer.sample_windows(model.window_size, model.config["future_window"], per_buffer, rng)
+        for i in range(per_buffer):
+            windows.append(
+                [
+                    [torch.from_numpy(getattr(sampled, f"{part}_{n}")[i]) for n in ("states", "actions", "next_states")]
+                    for part in ("past", "future")
+                ]
+            )
+    losses = {}
+    for step_size in FINE_TUNING_STEP_SIZES:
+        total = 0.0
+        for past, future in windows[:FINE_TUNING_WINDOWS]:
+            tuned = adapt_params(mb_params, *past, stats, step_size, model.inner_steps, create_graph=False)
+            with torch.no_grad():
+                total += float(window_loss(tuned, *future, stats))
+        losses[step_size] = total if np.isfinite(total) else float("inf")
+    return min(losses, key=losses.__getitem__)
 
 
 def tracking_rmse(env: Any, controller: Any, task: Any, seed: int) -> float:
@@ -140,11 +193,12 @@ def tracking_rmse(env: Any, controller: Any, task: Any, seed: int) -> float:
     return float(np.sqrt(np.mean(np.square(errors[settle:]))))
 
 
-def _controllers(model: TrainedDynamics, oracle_params: Params, seed: int) -> dict[str, Any]:
-    """The four controllers every control experiment compares, in table order."""
+def _controllers(model: TrainedDynamics, mb_params: Params, oracle_params: Params, seed: int) -> dict[str, Any]:
+    """The controllers every control experiment compares, in table order."""
     return {
         ADAPTIVE_MPC: AdaptiveMPCController(model, adapt=True, seed=seed),
         MPC_OFF: AdaptiveMPCController(model, adapt=False, seed=seed),
+        MB_MPC: AdaptiveMPCController(model, params=mb_params, adapt=False, seed=seed),
         ORACLE_MPC: AdaptiveMPCController(model, params=oracle_params, adapt=False, seed=seed),
         NOMINAL: ROBOTS[model.robot.name][1](),
     }
@@ -176,22 +230,26 @@ def evaluate_run(run_dir: Path, split: str, seeds: int, settings: EvaluationSett
         settings,
         control_rate_hz=model.robot.control_rate_hz,
     )
+    if model.mode != "rls":
+        tuning_rng = np.random.default_rng(EVALUATION_SEED_BASE)
+        result.fine_tuning_step_size = fine_tuning_step_size(model, mb_params, state["replay_buffers"], tuning_rng)
+    base = EVALUATION_SEED_BASE
     for seed in range(seeds):
-        rng = np.random.default_rng(10_000 + seed)
+        rng = np.random.default_rng(base + 10_000 + seed)
         env = sim.make(config["env_id"], episode_duration_s=config["episode_duration_s"])
         tasks = env.unwrapped.sample_tasks(settings.tasks_per_seed, rng, split)
         per_seed: dict[str, list[float]] = {}
         oracles: list[Params] = []
         for index, task in enumerate(tasks):
             buffer = TaskReplayBuffer(model.robot.state_dim, model.robot.action_dim)
-            explorer = exploration_controller(robot_name, noise, 50_000 + seed * 97 + index)
-            collect_episodes(env, task, explorer, 1, 20_000 + seed * 97 + index, buffer)
+            explorer = exploration_controller(robot_name, noise, base + 50_000 + seed * 97 + index)
+            collect_episodes(env, task, explorer, 1, base + 20_000 + seed * 97 + index, buffer)
             oracle_seed = ORACLE_SEED_BASE + 10_000 * seed + 100 * index
             oracles.append(
                 train_task_oracle(env, task, robot_name, mb_params, stats, noise, settings.oracle, oracle_seed)
             )
             for key, value in prediction_losses(
-                model, mb_params, oracles[-1], buffer, settings.windows_per_task, rng
+                model, mb_params, oracles[-1], buffer, settings.windows_per_task, rng, result.fine_tuning_step_size
             ).items():
                 per_seed.setdefault(key, []).append(value)
         for key, values in per_seed.items():
@@ -201,8 +259,8 @@ def evaluate_run(run_dir: Path, split: str, seeds: int, settings: EvaluationSett
         hardest = sorted(range(len(tasks)), key=lambda i: -getattr(tasks[i], "payload_mass_kg", 0.0))
         per_controller: dict[str, list[float]] = {}
         for index in hardest[: settings.control_tasks_per_seed]:
-            for name, controller in _controllers(model, oracles[index], seed).items():
-                rmse = tracking_rmse(control_env, controller, tasks[index], 30_000 + seed)
+            for name, controller in _controllers(model, mb_params, oracles[index], seed).items():
+                rmse = tracking_rmse(control_env, controller, tasks[index], base + 30_000 + seed)
                 per_controller.setdefault(name, []).append(rmse)
                 _close(controller)
         control_env.close()
@@ -213,8 +271,8 @@ def evaluate_run(run_dir: Path, split: str, seeds: int, settings: EvaluationSett
             after = PandaTask(payload_mass_kg=PAYLOAD_AFTER_KG)
             oracle_seed = ORACLE_SEED_BASE + 10_000 * seed + 9_000
             oracle = train_task_oracle(env, after, robot_name, mb_params, stats, noise, settings.oracle, oracle_seed)
-            for name, controller in _controllers(model, oracle, seed).items():
-                errors, _ = run_payload_switch(ObservationController(controller), seed=40_000 + seed)
+            for name, controller in _controllers(model, mb_params, oracle, seed).items():
+                errors, _ = run_payload_switch(ObservationController(controller), seed=base + 40_000 + seed)
                 figures = summarize(errors, model.robot.control_rate_hz)
                 for figure in SWITCH_FIGURES:
                     result.payload_switch.setdefault(name, {}).setdefault(figure, []).append(figures[figure])
@@ -237,13 +295,27 @@ def mean_std(values: list[float], digits: int = 4) -> str:
 def switch_table(payload_switch: dict[str, dict[str, list[float]]]) -> list[str]:
     """Markdown rows of the payload-switch figures, one per controller."""
     lines = [
-        "| controller | RMS error before switch (rad) | first 1 s after (rad) | steady after (rad) | recovery (s) |",
-        "|---|---|---|---|---|",
+        "| controller | RMS error before switch (rad) | first 1 s after (rad) | steady after (rad) "
+        "| recovery to steady (s) | recovery to before (s) |",
+        "|---|---|---|---|---|---|",
     ]
     for name, figures in payload_switch.items():
-        cells = [mean_std(figures[f]) for f in SWITCH_FIGURES[:3]] + [mean_std(figures["recovery_s"], 2)]
+        cells = [mean_std(figures[f]) for f in SWITCH_FIGURES[:3]] + [
+            mean_std(figures[f], 2) for f in SWITCH_FIGURES[3:]
+        ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
+
+
+def fine_tuning_note(result: Evaluation) -> str:
+    """How this run's MB+DE adapted, in one sentence for the tables."""
+    if result.fine_tuning_step_size is None:
+        return "MB+DE: MB's output layer updated by the same closed-form RLS on MB's features."
+    choices = ", ".join(f"{size:g}" for size in FINE_TUNING_STEP_SIZES)
+    return (
+        f"MB+DE: MB after the method's number of SGD steps, step size {result.fine_tuning_step_size:g} "
+        f"(the best of {choices} on training-task windows)."
+    )
 
 
 def evaluation_markdown(result: Evaluation) -> str:
@@ -256,7 +328,8 @@ def evaluation_markdown(result: Evaluation) -> str:
         f"adaptation mode: {result.mode}.",
         "",
         f"Prediction: loss on K={result.future_window} future transitions (normalised MSE) after adapting on "
-        f"M={result.past_window}; {settings.tasks_per_seed} tasks × {settings.windows_per_task} windows per seed.",
+        f"M={result.past_window}; {settings.tasks_per_seed} tasks × {settings.windows_per_task} windows per seed. "
+        + fine_tuning_note(result),
         "",
         "| model | future-window loss | ratio to adapted |",
         "|---|---|---|",

@@ -2,8 +2,10 @@
 
 One function runs any ``(state, reference) -> command`` controller through it and returns the
 tracking error per tick; ``summarize`` turns that into the figures the issue asks for: the error
-before the switch, in the first second after it, at steady state, and the recovery time (how
-long after the switch the error is back within 20 % of its steady value, and stays there for 1 s).
+before the switch, in the first second after it, at steady state, and two recovery times: how
+long after the switch the error is back within 20 % of its own steady value (the issue's figure),
+and within 20 % of its error *before* the switch (which a controller whose error settles at a
+higher level never is), each staying there for 1 s.
 Evaluation (torch controllers), the in-process demo and the ROS demo all use the same numbers.
 """
 
@@ -64,6 +66,8 @@ def run_payload_switch(
     env = sim.make("metarl/PandaPayload-v0", episode_duration_s=EPISODE_S, render_mode="rgb_array" if render else None)
     env.unwrapped.set_task(before or PandaTask(payload_mass_kg=0.0))
     obs, _ = env.reset(seed=seed)
+    if hasattr(controller, "reset"):
+        controller.reset()
     state_dim = env.unwrapped.robot.state_dim
     errors, frames = [], []
     switch_tick = round(SWITCH_S * env.unwrapped.robot.control_rate_hz)
@@ -85,16 +89,19 @@ def _rms(values: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(values))))
 
 
-def recovery_time_s(errors: np.ndarray, rate_hz: float, switch_s: float = SWITCH_S) -> float:
+def recovery_time_s(
+    errors: np.ndarray, rate_hz: float, switch_s: float = SWITCH_S, level: float | None = None
+) -> float:
     """Seconds from the switch until the smoothed error is back at most ``RECOVERY_BAND`` above
-    its steady value and stays there for ``RECOVERY_DWELL_S`` (inf if it never does).
+    ``level`` (default: its own steady value after the switch) and stays there for
+    ``RECOVERY_DWELL_S`` (inf if it never does).
 
-    One-sided: an error below the steady value is no transient still to recover from. The dwell
+    One-sided: an error below the level is no transient still to recover from. The dwell
     (rather than "for the rest of the run") keeps a later bump of the reference trajectory from
     being counted as slow recovery from the switch. Resolution: the smoothing window.
     """
     switch = round(switch_s * rate_hz)
-    steady = _rms(errors[switch + round(STEADY_AFTER_S * rate_hz) :])
+    steady = _rms(errors[switch + round(STEADY_AFTER_S * rate_hz) :]) if level is None else level
     width = max(1, round(SMOOTHING_S * rate_hz))
     dwell = max(1, round(RECOVERY_DWELL_S * rate_hz))
     smoothed = np.sqrt(np.convolve(np.square(errors[switch:]), np.ones(width) / width, mode="valid"))
@@ -109,13 +116,15 @@ def recovery_time_s(errors: np.ndarray, rate_hz: float, switch_s: float = SWITCH
 
 def summarize(errors: np.ndarray, rate_hz: float, switch_s: float = SWITCH_S) -> dict[str, float]:
     """RMS error before the switch, in the first second after it, at steady state, and the
-    recovery time."""
+    recovery times to the steady and to the pre-switch error."""
     switch = round(switch_s * rate_hz)
+    before = _rms(errors[round(0.5 * rate_hz) : switch])
     return {
-        "before_switch": _rms(errors[round(0.5 * rate_hz) : switch]),
+        "before_switch": before,
         "first_second_after": _rms(errors[switch : switch + round(rate_hz)]),
         "steady_after": _rms(errors[switch + round(STEADY_AFTER_S * rate_hz) :]),
         "recovery_s": recovery_time_s(errors, rate_hz, switch_s),
+        "recovery_to_before_s": recovery_time_s(errors, rate_hz, switch_s, level=before),
     }
 
 

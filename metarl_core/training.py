@@ -21,7 +21,7 @@ from tqdm import tqdm
 import sim
 from metarl_core.adaptive_control import AdaptiveMPCController
 from metarl_core.checkpoint import CHECKPOINT_NAME, TrainedDynamics, load_checkpoint, save_checkpoint
-from metarl_core.config import GrBALConfig
+from metarl_core.config import GrBALConfig, require_resumable
 from metarl_core.dynamics_model import ModelShape, Normalizer, init_params, window_loss
 from metarl_core.exploration import exploration_controller
 from metarl_core.meta_training import make_step_sizes, meta_loss
@@ -69,6 +69,9 @@ def run_training(config_path: Path, run_dir: Path | None, device: str, resume: b
     checkpoint_path = run_dir / CHECKPOINT_NAME
     if checkpoint_path.exists() and not resume:
         raise FileExistsError(f"{run_dir} already holds a run: pass --resume to continue it, or another --run-dir")
+    resumed = load_checkpoint(checkpoint_path) if resume and checkpoint_path.exists() else None
+    if resumed is not None:
+        require_resumable(resumed[0].config, config, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
     torch_device = torch.device(device)
@@ -78,8 +81,8 @@ def run_training(config_path: Path, run_dir: Path | None, device: str, resume: b
     robot = env.unwrapped.robot
     shape = ModelShape(robot.state_dim, robot.action_dim, tuple(config.hidden_sizes))
 
-    if resume and checkpoint_path.exists():
-        model, state = load_checkpoint(checkpoint_path)
+    if resumed is not None:
+        model, state = resumed
         buffers, tasks = state["replay_buffers"], state["tasks"]
         rng = np.random.default_rng()
         rng.bit_generator.state = state["numpy_rng"]

@@ -43,6 +43,7 @@ from metarl_core.evaluation import (
     Evaluation,
     EvaluationSettings,
     evaluate_run,
+    fine_tuning_note,
     mean_std,
     switch_table,
     write_evaluation,
@@ -156,7 +157,8 @@ def _recovery_s(result: Evaluation, _: TrainedSeed) -> float:
 
 
 def _training_min(_: Evaluation, trained: TrainedSeed) -> float:
-    return float("nan") if trained.wall_s is None else trained.wall_s / 60.0
+    """Minutes the training took; not known (NaN) for a resumed run, whose record covers its last part."""
+    return float("nan") if trained.wall_s is None or trained.resumed else trained.wall_s / 60.0
 
 
 TARGETS = (
@@ -213,7 +215,8 @@ def config_markdown(config_path: Path, trained: Sequence[TrainedSeed], results: 
         "",
         f"Prediction: normalised MSE on K={first.future_window} future transitions after adapting on "
         f"M={first.past_window}; {settings.tasks_per_seed} held-out tasks × {settings.windows_per_task} windows "
-        "per evaluation seed.",
+        "per evaluation seed. "
+        + "; ".join(f"seed {t.seed}: {fine_tuning_note(r)}" for t, r in zip(trained, results, strict=True)),
         "",
         "| model | future-window loss | ÷ adapted |",
         "|---|---|---|",
@@ -292,14 +295,19 @@ def quality_section(
         "A figure is the mean ± std over training seeds of each run's mean over its evaluation seeds (each",
         "evaluation seed draws its own held-out tasks, data and windows). A target is met (✓) when the mean",
         "meets it; *seeds meeting it* counts training seeds that meet it on their own. MB: one model regressed on",
-        "all training tasks' data; MB+DE: MB fine-tuned on the same window with the same steps; oracle: MB",
-        f"fine-tuned to convergence on {settings.oracle.episodes} episodes of the evaluated task itself "
-        "(`metarl_core/oracle.py`);",
-        "the fixed nominal controller knows the payload-free arm only. Recovery: time after the switch until",
-        f"the error stays within {RECOVERY_BAND * 100:g} % of its steady value (a band never narrower than",
-        f"{RECOVERY_FLOOR_RAD * 1e3:g} mrad) for {RECOVERY_DWELL_S:g} s, ∞ when it never does "
-        "(`metarl_core/payload_switch.py`). Load: the",
-        "1-minute load average when a run's training started (2 cores: above 1, neighbours shared them).",
+        "all training tasks' data; MB+DE: MB adapted on the same window by the method's own rule (gradient: the",
+        "same number of steps, its step size picked on training-task windows; RLS: the same closed form); oracle:",
+        f"MB fine-tuned to convergence on {settings.oracle.episodes} exploration episodes of the evaluated task "
+        "itself (`metarl_core/oracle.py`): the best predictor of that task's exploration data, but in control a",
+        "reference, not an upper bound (the planner drives the arm elsewhere); MB MPC: the same planner through",
+        "MB; the fixed nominal controller knows the payload-free arm only. Recovery: time after the switch until",
+        f"the error stays within {RECOVERY_BAND * 100:g} % (a band never narrower than {RECOVERY_FLOOR_RAD * 1e3:g} "
+        f"mrad) of its steady value after the switch (the issue's figure) or of its error before the switch, for "
+        f"{RECOVERY_DWELL_S:g} s,",
+        "∞ when it never does (`metarl_core/payload_switch.py`); a controller whose error settles higher",
+        "recovers to its steady value at once, but never to its error before. Load: the",
+        "1-minute load average when a run's training started (2 cores: above 1, neighbours shared them); a resumed",
+        "run's training time is not known.",
     ]
     return "\n".join(lines) + "\n\n" + "\n\n".join(blocks) + "\n"
 

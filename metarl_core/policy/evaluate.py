@@ -34,7 +34,8 @@ def maml_adaptation_curve(
 ) -> np.ndarray:
     """Mean held-out return after 0..``MAML_EVAL_STEPS`` inner steps ``(steps + 1,)`` for one seed,
     each step on ``episodes_per_task`` episodes (0: the run's own ``episodes_per_task``; give two
-    runs the same number to compare them on the same adaptation data)."""
+    runs the same number to compare them on the same adaptation data). Scored with the mean
+    action where the run's config says ``eval_deterministic``."""
     config = MamlPPOConfig.from_dict(policy.config)
     episodes = episodes_per_task or config.episodes_per_task
     env = PolicyEnv(policy.env_id, config.episode_duration_s)
@@ -53,6 +54,7 @@ def maml_adaptation_curve(
             config.ppo,
             seed=20_000 + 1000 * seed,
             generator=torch.Generator().manual_seed(30_000 + seed),
+            deterministic_scores=config.eval_deterministic,
         )
     finally:
         backend.close()
@@ -70,8 +72,9 @@ def rl2_episode_returns(
 ) -> np.ndarray:
     """Mean held-out return of each episode of a trial ``(episodes,)`` for one seed; ``episodes``
     of 0 is the trial length the policy was trained with, a longer one asks whether it keeps
-    improving. ``carry_hidden=False`` is the ablation with the hidden state zeroed at every
-    episode start."""
+    improving. ``carry_hidden=False`` is the ablation in which every episode starts as a trial's
+    first. Actions are the Gaussian's mean where the run's config says ``eval_deterministic``
+    (as its training-time score and the robot do), sampled otherwise."""
     episodes = episodes or policy.episodes_per_trial
     env = PolicyEnv(policy.env_id, policy.config.get("episode_duration_s", 0.0))
     held_out = env.sample_tasks(trials, np.random.default_rng(10_000 + seed), split)
@@ -87,6 +90,7 @@ def rl2_episode_returns(
             seed=20_000 + 1000 * seed,
             generator=torch.Generator().manual_seed(30_000 + seed),
             carry_hidden=carry_hidden,
+            deterministic=policy.config.get("eval_deterministic", False),
         )
     finally:
         backend.close()
@@ -100,6 +104,7 @@ def run_evaluation(run_dir: Path, split: str, seeds: int) -> Path:
     run_dir = Path(run_dir)
     policy, _ = load_policy_checkpoint(run_dir)
     command = f"metarl eval --run {run_dir} --split {split} --seeds {seeds}"
+    actions = "mean action" if policy.config.get("eval_deterministic", False) else "actions sampled"
     if policy.algo == "maml-ppo":
         curves = np.stack([maml_adaptation_curve(policy, split, seed) for seed in range(seeds)])
         labels = [f"{k} step{'s' if k != 1 else ''}" for k in range(curves.shape[1])]
@@ -117,7 +122,7 @@ def run_evaluation(run_dir: Path, split: str, seeds: int) -> Path:
         f"## Evaluation of `{run_dir}` ({policy.algo}, {policy.env_id}) on the {split} split "
         f"({seeds} seeds, mean ± std)",
         "",
-        f"Command: `{command}`; {what}.",
+        f"Command: `{command}`; {what} ({actions}).",
         "",
         header,
         "|---|---|",

@@ -93,7 +93,8 @@ class MamlPPOConfig:
     initial_log_std: float = 0.0
     """Initial log standard deviation of the Gaussian policy (normalised action units)."""
     normalize_observations: bool = False
-    """Standardise observations with statistics of the initial policy's first support rollouts."""
+    """Standardise observations with statistics of the initial policy's rollouts on a batch of
+    training tasks drawn for that purpose before the first iteration."""
     eval_interval: int = 0
     """Score the policy on held-out tasks every this many iterations, and after the last; 0: never.
     The score is the return after ``inner_steps`` steps of adaptation to each held-out task."""
@@ -123,6 +124,8 @@ class MamlPPOConfig:
             raise ValueError(f"{source}: field 'eval_split'={config.eval_split!r} must be one of {SPLITS}")
         if config.inner_lr <= 0:
             raise ValueError(f"{source}: field 'inner_lr'={config.inner_lr} must be > 0")
+        if config.learn_inner_lr and config.inner_steps == 0:
+            raise ValueError(f"{source}: field 'learn_inner_lr'=True needs inner_steps >= 1 (there is no inner step)")
         validate_ppo_config(config.ppo, source)
         return config
 
@@ -275,7 +278,10 @@ def adaptation_returns(
 
     for step in range(inner_steps + 1):
         runner = TaskBatchedMLPRunner(task_params, stats, episodes_per_task)
-        sample = functools.partial(sample_rollouts, backend, runner, 1, env.max_episode_steps, seed + step, generator)
+        # Each step's episodes start from resets of their own (environment i of a round is reset
+        # with its seed + i): a step is judged on references it has not adapted on.
+        round_seed = seed + step * backend.num_envs
+        sample = functools.partial(sample_rollouts, backend, runner, 1, env.max_episode_steps, round_seed, generator)
         adapting = step < inner_steps
         sampled = sample(env.action_low, env.action_high) if adapting or not deterministic_scores else None
         scored = sample(env.action_low, env.action_high, deterministic=True) if deterministic_scores else sampled
@@ -345,7 +351,9 @@ def train(
                 TaskBatchedMLPRunner(task_params, stats, per_task),
                 1,
                 env.max_episode_steps,
-                config.seed + 7919 * iteration + step,
+                # A round's environment i is reset with its seed + i: rounds are num_envs apart, so
+                # the query never replays a support episode's reference.
+                config.seed + (7919 * iteration + step + 1) * backend.num_envs,
                 generator,
                 env.action_low,
                 env.action_high,

@@ -40,7 +40,7 @@ class PPOConfig:
     max_grad_norm: float = 0.5
     """Global gradient-norm clip of each update."""
     normalize_advantages: bool = True
-    """Standardise advantages per batch (per task for MAML-PPO)."""
+    """Standardise advantages: per task for MAML-PPO, per minibatch of trials for RL²."""
 
 
 def validate_ppo_config(config: PPOConfig, source: str) -> None:
@@ -208,7 +208,7 @@ def ppo_update(
     updates = 0
     for _ in range(config.epochs):
         order = torch.randperm(num_items, generator=generator)
-        for indices in order.chunk(minibatches):
+        for indices in torch.tensor_split(order, minibatches):  # sizes differ by at most one
             loss = loss_of(indices)
             optimizer.zero_grad()
             loss.total.backward()

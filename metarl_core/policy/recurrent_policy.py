@@ -42,7 +42,7 @@ def init_recurrent_policy(
     shape: RecurrentPolicyShape, generator: torch.Generator, initial_log_std: float = -0.5
 ) -> Params:
     """Uniform ±1/sqrt(H) GRU weights (torch's own GRU init), a small policy head so the first
-    actions stay near zero, and a zero value head."""
+    actions stay near zero, and a value head of the GRU's scale with a zero bias."""
     hidden, bound = shape.hidden_size, 1.0 / math.sqrt(shape.hidden_size)
 
     def uniform(*size: int, scale: float = bound) -> torch.Tensor:

@@ -120,8 +120,9 @@ class RL2Config:
 class RecurrentRunner:
     """Drives ``recurrent_step`` for the sampler; the hidden state is zeroed at each trial start only.
 
-    ``carry_hidden=False`` is the ablation that shows what the carried state is worth: the hidden
-    state is then zeroed at every episode start too, so nothing learnt survives an episode.
+    ``carry_hidden=False`` is the ablation that shows what the carried state is worth: every
+    episode then starts as a trial's first does (zero hidden state, and zero previous action,
+    reward and done), so nothing learnt survives an episode.
     """
 
     def __init__(self, params: Params, stats: Params, carry_hidden: bool = True) -> None:
@@ -133,7 +134,13 @@ class RecurrentRunner:
 
     def step(self, obs, prev_action, prev_reward, prev_done):
         if not self.carry_hidden:
-            self.hidden = self.hidden * (1.0 - prev_done)
+            keep = 1.0 - prev_done
+            self.hidden, prev_action, prev_reward, prev_done = (
+                self.hidden * keep,
+                prev_action * keep,
+                prev_reward * keep,
+                prev_done * keep,
+            )
         mean, value, self.hidden = recurrent_step(
             self.params, self.stats, obs, prev_action, prev_reward, prev_done, self.hidden
         )

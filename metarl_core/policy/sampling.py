@@ -190,8 +190,8 @@ HELD_OUT_SEED = 1_000_003
 
 def held_out_tasks(env: PolicyEnv, count: int, split: str) -> list[Task]:
     """The fixed held-out tasks of the training-time score, the same whatever the training seed
-    or algorithm, so that the scores of seeds, of RL² and MAML-PPO, and of other controllers on
-    those tasks compare."""
+    or algorithm, so that the scores of seeds, of RL² and MAML-PPO, and of other controllers are
+    taken on the same tasks (their episodes' resets follow each algorithm's own protocol)."""
     return env.sample_tasks(count, np.random.default_rng(HELD_OUT_SEED), split)
 
 

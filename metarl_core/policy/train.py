@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from metarl_core.checkpoint import CHECKPOINT_NAME
-from metarl_core.config import read_config_mapping
+from metarl_core.config import read_config_mapping, require_resumable
 from metarl_core.policy import maml_ppo, rl2
 from metarl_core.policy.maml_ppo import MamlPPOConfig
 from metarl_core.policy.policy_checkpoint import load_policy_checkpoint
@@ -54,9 +54,11 @@ def train_policy(config: PolicyConfig, run_dir: Path | None, device: str = "cpu"
     checkpoint_path = run_dir / CHECKPOINT_NAME
     if checkpoint_path.exists() and not resume:
         raise FileExistsError(f"{run_dir} already holds a run: pass --resume to continue it, or another --run-dir")
+    resumed = load_policy_checkpoint(checkpoint_path) if resume and checkpoint_path.exists() else None
+    if resumed is not None:
+        require_resumable(resumed[0].config, config, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
-    resumed = load_policy_checkpoint(checkpoint_path) if resume and checkpoint_path.exists() else None
     # Small networks on a shared CPU: one intra-op thread is faster than contending for two.
     torch.set_num_threads(1)
     metrics = MetricsWriter(run_dir)

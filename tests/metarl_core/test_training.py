@@ -53,7 +53,7 @@ def test_refuses_to_overwrite_a_run_without_resume(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_resume_after_a_kill_reaches_the_same_checkpoint(tmp_path: Path) -> None:
     config = write_config(tmp_path, iterations=3, gradient_steps_per_iteration=40, train_tasks=3)
-    reference = load_checkpoint(run_training(config, tmp_path / "uninterrupted", "cpu", resume=False))[0]
+    reference, reference_state = load_checkpoint(run_training(config, tmp_path / "uninterrupted", "cpu", resume=False))
 
     killed = tmp_path / "killed"
     process = subprocess.Popen(
@@ -70,9 +70,16 @@ def test_resume_after_a_kill_reaches_the_same_checkpoint(tmp_path: Path) -> None
     _, state = load_checkpoint(killed)
     assert state["iteration"] < 2, "the kill must land before the last checkpoint for this test to mean anything"
 
-    resumed = load_checkpoint(run_training(config, killed, "cpu", resume=True))[0]
-    for key, value in reference.params.items():
-        torch.testing.assert_close(resumed.params[key], value, rtol=0, atol=0)
+    resumed, resumed_state = load_checkpoint(run_training(config, killed, "cpu", resume=True))
+    # The meta-parameters, their learned step sizes (Meta-SGD is on) and the MB baseline alike.
+    assert isinstance(reference.step_sizes, dict)
+    for mine, theirs in (
+        (resumed.params, reference.params),
+        (resumed.step_sizes, reference.step_sizes),
+        (resumed_state["mb_params"], reference_state["mb_params"]),
+    ):
+        for key, value in theirs.items():
+            torch.testing.assert_close(mine[key], value, rtol=0, atol=0)
 
 
 def test_rls_adaptation_trains_and_exports(tmp_path: Path) -> None:
@@ -106,3 +113,13 @@ def test_adapted_planner_episodes_join_the_replay_between_iterations(tmp_path: P
     assert all(rmse > 0 for rmse in planner_rmse[:2]) and math.isnan(planner_rmse[2])
     _, state = load_checkpoint(run)
     assert sum(buffer.num_transitions for buffer in state["replay_buffers"]) == transitions[-1]
+
+
+def test_resume_under_another_config_is_refused_by_field(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run_training(write_config(tmp_path, iterations=1, gradient_steps_per_iteration=2, train_tasks=2), run, "cpu", False)
+    changed = write_config(tmp_path, iterations=2, gradient_steps_per_iteration=2, train_tasks=2, inner_lr=0.02)
+    with pytest.raises(ValueError, match=r"fields \['inner_lr'\] differ"):
+        run_training(changed, run, "cpu", resume=True)
+    extended = write_config(tmp_path, iterations=2, gradient_steps_per_iteration=2, train_tasks=2)
+    assert load_checkpoint(run_training(extended, run, "cpu", resume=True))[1]["iteration"] == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from metarl_core.bench.quality_bench import TARGETS, Target, quality_section, train_seed
+from metarl_core.bench.quality_bench import TARGETS, Target, TrainedSeed, config_markdown, quality_section, train_seed
 from metarl_core.bench.report import write_section
 from metarl_core.evaluation import (
     ADAPTED,
@@ -20,6 +20,7 @@ from metarl_core.evaluation import (
     NOMINAL,
     ORACLE,
     ORACLE_MPC,
+    Evaluation,
     EvaluationSettings,
     mean_std,
 )
@@ -85,3 +86,26 @@ def test_strict_and_inclusive_targets() -> None:
 def test_a_run_that_never_settled_is_counted_not_averaged() -> None:
     assert mean_std([0.1, float("inf"), 0.2], 2) == "∞ (1 of 3 never settled)"
     assert mean_std([0.1, 0.3], 2) == "0.20 ± 0.10"
+
+
+def synthetic_evaluation(run_dir: Path, adapted: float, mb: float) -> Evaluation:
+    """An evaluation with known figures: MB+DE and the no-adaptation row at 2× MB, control
+    rows from which every control target's ratio is known."""
+    result = Evaluation(run_dir, "extrap", 1, "gradient", 16, 16, EvaluationSettings(), fine_tuning_step_size=0.03)
+    result.prediction = {ADAPTED: [adapted], NO_ADAPTATION: [2 * mb], MB: [mb], MB_DE: [2 * mb], ORACLE: [0.01]}
+    result.control = {ADAPTIVE_MPC: [0.01], MPC_OFF: [0.04], ORACLE_MPC: [0.02], NOMINAL: [0.1]}
+    return result
+
+
+def test_targets_are_the_ratios_of_the_right_rows_and_a_resumed_run_has_no_training_time(tmp_path: Path) -> None:
+    results = [synthetic_evaluation(tmp_path / "a", 0.02, 0.05), synthetic_evaluation(tmp_path / "b", 0.03, 0.05)]
+    trained = [TrainedSeed(tmp_path / "a", 0, 60.0, False, 0.5), TrainedSeed(tmp_path / "b", 1, 30.0, True, 0.5)]
+    text = config_markdown(Path("configs/panda.yaml"), trained, results)
+    rows = {line.split(" | ")[0][2:]: line for line in text.splitlines() if line.startswith("| ")}
+    assert "| 0.50 ± 0.10× | ≤ 0.5× | 1/2 | ✓ |" in rows[f"prediction: {ADAPTED} ÷ {MB}"]
+    assert "| 0.25 ± 0.05× | ≤ 0.8× | 2/2 | ✓ |" in rows[f"prediction: {ADAPTED} ÷ {MB_DE}"]
+    assert "| 0.25 ± 0.00× | ≤ 0.6× | 2/2 | ✓ |" in rows[f"control: {ADAPTIVE_MPC} ÷ {MPC_OFF}"]
+    assert "| 0.50 ± 0.00× | ≤ 1.3× | 2/2 | ✓ |" in rows[f"control: {ADAPTIVE_MPC} ÷ {ORACLE_MPC}"]
+    assert "| 0.10 ± 0.00× | < 1× | 2/2 | ✓ |" in rows[f"control: {ADAPTIVE_MPC} ÷ {NOMINAL}"]
+    assert "| 1.00 ± 0.00 min | ≤ 15 min | 1/1 | ✓ |" in rows["training wall time per seed"], "resumed: unknown"
+    assert "step size 0.03 (the best of" in text

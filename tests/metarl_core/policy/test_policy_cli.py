@@ -91,6 +91,9 @@ def test_the_seed_decides_the_run(tmp_path: Path) -> None:
         ("rl2", {"episodes_per_trial": 0}, "field 'episodes_per_trial'=0 must be >= 1"),
         ("rl2", {"eval_split": "test"}, "field 'eval_split'='test'"),
         ("rl2", {"algo": "dqn"}, "field 'algo'='dqn'"),
+        ("rl2", {"reward_scale": float("inf")}, "field 'reward_scale'=inf must be a finite number"),
+        ("maml-ppo", {"episode_duration_s": float("nan")}, "field 'episode_duration_s'=nan must be a finite number"),
+        ("maml-ppo", {"inner_steps": 0, "learn_inner_lr": True}, "'learn_inner_lr'=True needs inner_steps >= 1"),
     ],
 )
 def test_config_error_names_the_field(tmp_path: Path, algo: str, changes: dict, message: str) -> None:
@@ -125,3 +128,24 @@ def test_maml_held_out_score_is_logged_on_schedule_and_leaves_training_unchanged
     assert all(math.isfinite(float(rows[i]["charts/heldout_pre_update_return"])) for i in (1, 2))
     for key, value in params_of(tmp_path / "unscored").items():
         torch.testing.assert_close(params_of(tmp_path / "scored")[key], value, rtol=0, atol=0)
+
+
+def test_resume_under_another_config_is_refused_by_field_and_config_yaml_kept(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    main(["train", "--config", str(write_config(tmp_path, "rl2", "a.yaml", iterations=1)), "--run-dir", str(run)])
+    saved = (run / "config.yaml").read_text(encoding="utf-8")
+    changed = write_config(tmp_path, "rl2", "b.yaml", iterations=2, hidden_size=9)
+    with pytest.raises(ValueError, match=r"fields \['hidden_size'\] differ"):
+        main(["train", "--config", str(changed), "--run-dir", str(run), "--resume"])
+    assert (run / "config.yaml").read_text(encoding="utf-8") == saved, "a refused resume must not rewrite the run"
+    main(
+        [
+            "train",
+            "--config",
+            str(write_config(tmp_path, "rl2", "c.yaml", iterations=2)),
+            "--run-dir",
+            str(run),
+            "--resume",
+        ]
+    )
+    assert load_policy_checkpoint(run)[1]["iteration"] == 1, "more iterations is a resumable change"

@@ -9,12 +9,14 @@ import torch
 
 from metarl_core.policy.ppo import (
     PPOConfig,
+    PPOLoss,
     clipped_surrogate,
     discounted_returns,
     gaussian_entropy,
     gaussian_log_prob,
     generalized_advantages,
     ppo_loss,
+    ppo_update,
 )
 
 
@@ -94,3 +96,16 @@ def test_ppo_loss_adds_value_and_entropy_terms_with_their_weights() -> None:
     assert loss.total.item() == pytest.approx(-2.0 + 0.5 * 1.0 - 0.01 * 2.0)
     assert (loss.policy, loss.value, loss.entropy) == (pytest.approx(-2.0), pytest.approx(1.0), pytest.approx(2.0))
     assert math.isclose(loss.approx_kl, 0.0, abs_tol=1e-12)
+
+
+def test_every_epoch_makes_the_asked_number_of_minibatches_even_when_items_do_not_divide() -> None:
+    weight = torch.zeros(1, requires_grad=True)
+    sizes: list[int] = []
+
+    def loss_of(indices: torch.Tensor) -> PPOLoss:
+        sizes.append(len(indices))
+        return PPOLoss((weight * len(indices)).sum(), 0.0, 0.0, 0.0, 0.0, 0.0)
+
+    config = PPOConfig(epochs=2, minibatches=4)
+    ppo_update([weight], torch.optim.Adam([weight]), 10, loss_of, config, torch.Generator().manual_seed(0))
+    assert sizes == [3, 3, 2, 2] * 2  # every item once per epoch, in 4 minibatches of near-equal size

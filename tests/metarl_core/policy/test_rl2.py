@@ -123,3 +123,18 @@ def test_trial_advantages_flow_across_episodes_and_stop_at_the_trial_end() -> No
     #   A1 = 1.0 − 0.25 = 0.75;  A0 = 0.5 + 0.9·0.25 − 0.5 + 0.9·0.75 = 0.9
     torch.testing.assert_close(advantages[:2, 0], torch.tensor([0.9, 0.75]))
     torch.testing.assert_close(returns[:2, 0], torch.tensor([1.4, 1.0]))
+
+
+def test_ablation_starts_every_episode_as_a_trial_starts() -> None:
+    """Without the carried state, an episode's first step sees what a trial's first step sees:
+    zero hidden state and zero previous action, reward and done, whatever came before."""
+    params, stats = policy()
+    obs = torch.tensor([[0.1, -0.2]])
+    fresh = RecurrentRunner(params, stats)
+    fresh.reset(1)
+    expected = fresh.step(obs, torch.zeros(1, 2), torch.zeros(1, 1), torch.zeros(1, 1))[0]
+    ablated = RecurrentRunner(params, stats, carry_hidden=False)
+    ablated.reset(1)
+    ablated.step(torch.tensor([[0.3, 0.3]]), torch.zeros(1, 2), torch.zeros(1, 1), torch.zeros(1, 1))
+    after_episode = ablated.step(obs, torch.tensor([[0.9, -0.9]]), torch.tensor([[-1.5]]), torch.ones(1, 1))[0]
+    torch.testing.assert_close(after_episode, expected, rtol=0, atol=0)
