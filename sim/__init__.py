@@ -1,13 +1,12 @@
 """PyBullet robots under task distributions, as gymnasium environments.
 
 Importing ``sim`` registers ``metarl/PandaPayload-v0`` and ``metarl/HuskyTerrain-v0``, and the
-policy-level meta-RL tasks of ``sim.meta_rl_tasks`` when that subpackage is present.
+classic meta-RL tasks of ``sim.meta_rl_tasks`` (``metarl/PointNavigation-v0``,
+``metarl/HalfCheetahVelocity-v0``).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from typing import Any
 
 import gymnasium
@@ -46,5 +45,5 @@ def make(env_id: str, **kwargs: Any) -> gymnasium.Env:
 _register("metarl/PandaPayload-v0", "sim.panda_payload:PandaPayloadEnv", PANDA_EPISODE_S)
 _register("metarl/HuskyTerrain-v0", "sim.husky_terrain:HuskyTerrainEnv", HUSKY_EPISODE_S)
 
-if importlib.util.find_spec("sim.meta_rl_tasks") is not None:
-    importlib.import_module("sim.meta_rl_tasks")
+# Last: the classic tasks' modules import the suite's own (sim.task_env, sim.robot_description).
+import sim.meta_rl_tasks  # noqa: E402, F401  (registers their ids)
