@@ -215,8 +215,7 @@ def config_markdown(config_path: Path, trained: Sequence[TrainedSeed], results: 
         "",
         f"Prediction: normalised MSE on K={first.future_window} future transitions after adapting on "
         f"M={first.past_window}; {settings.tasks_per_seed} held-out tasks × {settings.windows_per_task} windows "
-        "per evaluation seed. "
-        + "; ".join(f"seed {t.seed}: {fine_tuning_note(r)}" for t, r in zip(trained, results, strict=True)),
+        "per evaluation seed. " + _fine_tuning_notes(trained, results),
         "",
         "| model | future-window loss | ÷ adapted |",
         "|---|---|---|",
@@ -247,6 +246,14 @@ def config_markdown(config_path: Path, trained: Sequence[TrainedSeed], results: 
             *switch_table(switch),
         ]
     return "\n".join(lines)
+
+
+def _fine_tuning_notes(trained: Sequence[TrainedSeed], results: Sequence[Evaluation]) -> str:
+    """How MB+DE adapted: once when every training seed's is the same, else per seed."""
+    notes = [fine_tuning_note(result) for result in results]
+    if len(set(notes)) == 1:
+        return notes[0]
+    return " ".join(f"Training seed {t.seed}: {note}" for t, note in zip(trained, notes, strict=True))
 
 
 def _training_note(trained: TrainedSeed) -> str:
