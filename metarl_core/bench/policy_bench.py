@@ -4,8 +4,8 @@
   (the same policy and PPO, trained on all goals without an inner step, on as many environment
   steps), both fine-tuned on held-out goals with 0–3 policy-gradient steps (MAML's Fig. 4).
 - ``--experiment rl2-nav``: RL² on 2-D navigation: the return of each episode of a trial on
-  held-out goals, and the same policy with its hidden state zeroed at every episode start (the
-  ablation that shows the rise comes from what the hidden state carries).
+  held-out goals, and the same policy starting every episode as a trial's first (the ablation
+  that shows the rise comes from what the hidden state carries).
 - ``--experiment robot``: RL² and MAML-PPO on the Panda payload task: their held-out return
   against environment steps, and the steps each needs to reach the scores of the model-based mode
   (GrBAL's adaptive MPC, ``configs/panda.yaml``) and of the fixed nominal controller on the same
@@ -117,7 +117,7 @@ def rl2_nav(args: argparse.Namespace) -> dict[str, Any]:
         f"RL², trial extended to {EXTENDED_TRIAL} episodes": [
             rl2_episode_returns(p, "interp", seed=0, episodes=EXTENDED_TRIAL).tolist() for p in policies
         ],
-        "ablation: hidden state zeroed at each episode start": [
+        "ablation: every episode starts as a trial's first": [
             rl2_episode_returns(p, "interp", seed=0, carry_hidden=False).tolist() for p in policies
         ],
     }
@@ -315,8 +315,8 @@ def render_rl2_nav(result: dict[str, Any]) -> list[str]:
         f"Machine: {result['machine']}. {carried.shape[0]} training seeds (mean ± std over them), "
         f"{np.mean(result['env_steps']):.3g} training env steps each, trials of {trained} episodes;",
         f"{RL2_EVAL_TRIALS} held-out goals of the interp split, one trial each, actions sampled as in training. The",
-        "ablation zeroes the hidden state at each episode start (the policy still sees the previous",
-        "reward and the done flag): what it loses in episode 2 is what the carried state held.",
+        "ablation starts every episode as a trial's first (zero hidden state, and zero previous action,",
+        "reward and done): what it loses in episode 2 is what the carried state held.",
         "",
         "| policy | " + " | ".join(f"episode {k + 1}" for k in range(columns)) + " |",
         "|---|" + "---|" * columns,

@@ -41,7 +41,7 @@ def test_rl2_table_judges_the_rise_seed_by_seed() -> None:
     result = {
         "curves": {
             "RL² (hidden state carried, as trained)": [[-6.0, -4.0], [-20.0, -15.0], [-11.0, -8.0]],
-            "ablation: hidden state zeroed at each episode start": [[-6.0, -17.0], [-20.0, -33.0], [-11.0, -17.0]],
+            "ablation: every episode starts as a trial's first": [[-6.0, -17.0], [-20.0, -33.0], [-11.0, -17.0]],
         },
         "env_steps": [3e6] * 3,
         "command": "metarl bench policy --experiment rl2-nav --seeds 3",
