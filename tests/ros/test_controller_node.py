@@ -14,6 +14,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
+from export.runtime_control import load_controller
 from sim.panda_payload import HOME_RAD, PANDA
 
 from .ros_harness import change_state, spin_until, start_node, stop
@@ -125,6 +126,55 @@ def test_a_state_heard_before_its_reference_is_answered_once_the_reference_arriv
         assert len(probe.commands) == 1, "the waiting state must get exactly one command"
     finally:
         stop(controller)
+
+
+@pytest.mark.integration
+def test_a_state_is_answered_with_the_reference_of_its_own_stamp(
+    ros_node, untrained_panda_bundle: Path, tmp_path: Path
+) -> None:
+    """A simulator publishes each state with its reference, stamped alike; when the state is
+    heard first, the node waits for that reference instead of planning for the previous one
+    (which made the lock-step loop depend on message timing)."""
+    controller = start_node(
+        "adaptive_controller",
+        {"bundle_path": str(untrained_panda_bundle), "stale_timeout_s": 5.0, "reference_wait_s": 0.5},
+        tmp_path / "c.log",
+    )
+    probe = Probe(ros_node)
+    state = list(HOME_RAD)
+    first_reference, second_reference = np.array(HOME_RAD), np.array(HOME_RAD) + 0.3
+
+    def joint_state(positions, stamp_s: float) -> JointState:
+        msg = JointState(name=JOINTS, position=list(positions), velocity=[0.0] * 7)
+        msg.header.stamp.sec, msg.header.stamp.nanosec = int(stamp_s), round((stamp_s % 1) * 1e9)
+        return msg
+
+    try:
+        assert change_state(ros_node, "adaptive_controller", Transition.TRANSITION_CONFIGURE)
+        assert change_state(ros_node, "adaptive_controller", Transition.TRANSITION_ACTIVATE)
+        time.sleep(1.0)  # discovery: both streams matched before the exchange starts
+        probe.reference.publish(joint_state(first_reference, 1.0))
+        probe.joint_states.publish(joint_state(state, 1.0))
+        assert spin_until(ros_node, lambda: len(probe.commands) == 1, 5.0)
+        probe.joint_states.publish(joint_state(state, 1.01))  # the state first, its reference 50 ms after
+        time.sleep(0.05)
+        probe.reference.publish(joint_state(second_reference, 1.01))
+        assert spin_until(ros_node, lambda: len(probe.commands) == 2, 5.0)
+    finally:
+        stop(controller)
+    # The same two ticks in-process, with this stamp's reference and with the previous one.
+    expected = _second_command(untrained_panda_bundle, state, first_reference, second_reference)
+    with_previous_reference = _second_command(untrained_panda_bundle, state, first_reference, first_reference)
+    np.testing.assert_allclose(probe.commands[1][1], expected, rtol=0, atol=1e-4)
+    assert not np.allclose(probe.commands[1][1], with_previous_reference, atol=1e-2)
+
+
+def _second_command(bundle: Path, positions, first_reference, second_reference) -> np.ndarray:
+    """The command an in-process controller gives at its second tick, at rest (zero velocities)."""
+    controller = load_controller(bundle)
+    state = np.concatenate([positions, np.zeros(7)])
+    controller(state, np.concatenate([first_reference, np.zeros(7)]))
+    return controller(state, np.concatenate([second_reference, np.zeros(7)]))
 
 
 @pytest.mark.integration

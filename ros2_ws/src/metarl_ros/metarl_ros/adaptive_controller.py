@@ -82,6 +82,16 @@ class AdaptiveControllerNode(Node):
         declare("odom_topic", "/odom", ParameterDescriptor(description="nav_msgs/Odometry input (bases)"))
         declare("stale_timeout_s", 0.1, _float_range(0.001, 10.0, "sensor age (s) beyond which the node holds"))
         declare(
+            "reference_wait_s",
+            0.01,
+            _float_range(
+                0.0,
+                1.0,
+                "longest a joint state waits for the reference of its own stamp, when the reference is "
+                "stamped in step with the joint states (s; 0: never wait)",
+            ),
+        )
+        declare(
             "enable_adaptation",
             True,
             ParameterDescriptor(description="adapt online (else meta-parameters, or a hidden state frozen at zero)"),
@@ -95,6 +105,7 @@ class AdaptiveControllerNode(Node):
     # -- lifecycle ---------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         p = self.get_parameter
+        self.get_logger().info(f"configuring: loading bundle {p('bundle_path').value!r}")
         interface = p("command_interface").value
         if interface not in COMMAND_INTERFACES:
             self.get_logger().error(f"command_interface={interface!r} is not one of {COMMAND_INTERFACES}")
@@ -120,6 +131,7 @@ class AdaptiveControllerNode(Node):
         self.interface = interface
         self.sensors = SensorAssembler(manifest.state_fields, manifest.reference_fields, manifest.joint_names)
         self.stale_timeout_s = p("stale_timeout_s").value
+        self.reference_wait_s = p("reference_wait_s").value
         self.period_s = 1.0 / p("control_rate_hz").value
         self.last_sensor_time = None
         self.tick_latencies_ms: list[float] = []
@@ -128,6 +140,8 @@ class AdaptiveControllerNode(Node):
         """Stamp of the newest joint state; a repeat of it is no new measurement to act on."""
         self.untreated_state = False
         """A new joint state arrived that no tick has acted on yet (the rate cap skipped it)."""
+        self.reference_awaited_since: float | None = None
+        """When the untreated state began to wait for its own reference (``perf_counter`` s)."""
 
         self.create_subscription(
             JointState, p("joint_states_topic").value, self.on_joint_states, qos_profile_sensor_data
@@ -200,18 +214,28 @@ class AdaptiveControllerNode(Node):
         stamp_s = _stamp_s(msg.header.stamp)
         if not accepted or stamp_s <= self.last_state_stamp_s:
             return
-        self.last_state_stamp_s = stamp_s
+        previous_stamp_s, self.last_state_stamp_s = self.last_state_stamp_s, stamp_s
         self.untreated_state = True
-        # Tick as soon as a new state arrives (latency = compute only), at most twice per control
-        # period: a late message may catch up, a burst cannot flood the loop.
+        if self.reference_wait_s > 0 and self.sensors.last_stamp_s.get("reference") == previous_stamp_s:
+            # The reference has come stamped in step with the joint states (a simulator or a
+            # trajectory generator on the same clock), and this state's own reference is on its
+            # way: act when it arrives (or, after reference_wait_s, on the watchdog), not on the last.
+            self.reference_awaited_since = time.perf_counter()
+            return
+        self._tick_now()
+
+    def _tick_now(self) -> None:
+        """Tick as soon as the inputs are in (latency = compute only), at most twice per control
+        period: a late message may catch up, a burst cannot flood the loop."""
         if self.timer is not None:
             if not self.tick_times or time.perf_counter() - self.tick_times[-1] >= 0.5 * self.period_s:
                 self.on_tick()
 
     def on_reference_joints(self, msg: JointState) -> None:
-        self._accept(
-            self.sensors.update_reference_joints, msg.name, msg.position, msg.velocity, _stamp_s(msg.header.stamp)
-        )
+        stamp_s = _stamp_s(msg.header.stamp)
+        accepted = self._accept(self.sensors.update_reference_joints, msg.name, msg.position, msg.velocity, stamp_s)
+        if accepted and self.untreated_state and stamp_s == self.last_state_stamp_s:
+            self._tick_now()  # the reference a waiting state was held back for
 
     def on_reference_twist(self, msg: Twist) -> None:
         self._accept(self.sensors.update_reference_twist, msg.linear.x, msg.angular.z)
@@ -248,12 +272,16 @@ class AdaptiveControllerNode(Node):
             self.get_logger().warning("no sensor message yet: commanding nothing", throttle_duration_sec=2.0)
             self.counters["waiting_for_sensors"] += 1
             return
+        awaited = self.reference_awaited_since
+        if not stale and awaited is not None and time.perf_counter() - awaited < self.reference_wait_s:
+            return  # the state's own reference is still due
         if stale or self.untreated_state:
             self.on_tick()
 
     def on_tick(self) -> None:
         started = time.perf_counter()
         self.tick_times.append(started)
+        self.reference_awaited_since = None
         with self.lock:
             fresh = (
                 self.last_sensor_time is not None and time.monotonic() - self.last_sensor_time <= self.stale_timeout_s
