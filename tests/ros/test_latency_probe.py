@@ -1,0 +1,41 @@
+"""The probe behind ``metarl bench ros`` measures a real node; it is checked for what it reports,
+not for how fast the node is (speed lives in BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sim.panda_payload import PANDA
+
+from .untrained_bundles import untrained_bundle
+
+
+@pytest.mark.integration
+def test_probe_reports_the_node_it_drove(tmp_path: Path) -> None:
+    bundle = untrained_bundle(PANDA, tmp_path / "panda")
+    # As `metarl bench ros` runs it: its own process, so its DDS participant leaves with it.
+    probe = [sys.executable, "-m", "metarl_ros.latency_probe", "--bundle", str(bundle)]
+    done = subprocess.run([*probe, "--rate-hz", "50", "--seconds", "3"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(result) == {
+        "rate_hz",
+        "latency_p50_ms",
+        "latency_p99_ms",
+        "achieved_rate_hz",
+        "sensor_rate_hz",
+        "tick_p99_ms",
+        "overrun_percent",
+        "cpu_cores",
+    }
+    assert all(math.isfinite(value) for value in result.values()), result
+    assert 0.0 < result["latency_p50_ms"] <= result["latency_p99_ms"]
+    # One command per state: commands arrive at the rate the states were sent.
+    assert result["achieved_rate_hz"] == pytest.approx(result["sensor_rate_hz"], rel=0.2)
+    assert result["cpu_cores"] > 0.0 and result["tick_p99_ms"] > 0.0
