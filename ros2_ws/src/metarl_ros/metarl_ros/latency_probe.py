@@ -121,6 +121,7 @@ def measure(bundle: str, rate_hz: float, seconds: float) -> dict[str, float]:
         # loop_rate_hz, read after the stream, would count the holds that follow it).
         "achieved_rate_hz": (len(warm_times) - 1) / (warm_times[-1] - warm_times[0]),
         "sensor_rate_hz": len(sent) / seconds,
+        "tick_p50_ms": float(diagnostics.get("tick_latency_p50_ms", "nan")),
         "tick_p99_ms": float(diagnostics.get("tick_latency_p99_ms", "nan")),
         "overrun_percent": 100.0 * int(diagnostics.get("count.overrun", "0")) / max(ticks, 1),
         "cpu_cores": cpu_used / wall,
