@@ -15,17 +15,17 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 
 import sim
 from metarl_core.adaptive_control import AdaptiveMPCController
 from metarl_core.checkpoint import CHECKPOINT_NAME, TrainedDynamics, load_checkpoint, save_checkpoint
-from metarl_core.config import GrBALConfig, require_resumable
+from metarl_core.config import GrBALConfig
 from metarl_core.dynamics_model import ModelShape, Normalizer, init_params, window_loss
 from metarl_core.exploration import exploration_controller
 from metarl_core.meta_training import make_step_sizes, meta_loss
 from metarl_core.replay_buffer import TaskReplayBuffer
+from metarl_core.run_directory import open_run_directory
 
 
 def collect_episodes(
@@ -65,15 +65,7 @@ def _to_torch(windows: list[np.ndarray], device: torch.device) -> tuple[torch.Te
 def run_training(config_path: Path, run_dir: Path | None, device: str, resume: bool) -> Path:
     """Train (or resume) the run described by ``config_path``; return the run directory."""
     config = GrBALConfig.from_yaml(Path(config_path))
-    run_dir = Path(run_dir) if run_dir is not None else Path("runs") / config.name
-    checkpoint_path = run_dir / CHECKPOINT_NAME
-    if checkpoint_path.exists() and not resume:
-        raise FileExistsError(f"{run_dir} already holds a run: pass --resume to continue it, or another --run-dir")
-    resumed = load_checkpoint(checkpoint_path) if resume and checkpoint_path.exists() else None
-    if resumed is not None:
-        require_resumable(resumed[0].config, config, run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+    run_dir, resumed = open_run_directory(config, run_dir, resume, load_checkpoint)
     torch_device = torch.device(device)
     torch.manual_seed(config.seed)
 
@@ -207,7 +199,7 @@ def run_training(config_path: Path, run_dir: Path | None, device: str, resume: b
             metrics["charts/planner_tracking_rmse"] = float(np.mean(planner_errors)) if planner_errors else np.nan
         _log(run_dir, writer, iteration, metrics)
         save_checkpoint(
-            checkpoint_path,
+            run_dir / CHECKPOINT_NAME,
             model,
             {
                 "iteration": iteration,

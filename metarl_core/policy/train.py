@@ -11,14 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import yaml
 
-from metarl_core.checkpoint import CHECKPOINT_NAME
-from metarl_core.config import read_config_mapping, require_resumable
+from metarl_core.config import read_config_mapping
 from metarl_core.policy import maml_ppo, rl2
 from metarl_core.policy.maml_ppo import MamlPPOConfig
 from metarl_core.policy.policy_checkpoint import load_policy_checkpoint
 from metarl_core.policy.rl2 import RL2Config
+from metarl_core.run_directory import open_run_directory
 from metarl_core.run_metrics import MetricsWriter
 
 PolicyConfig = MamlPPOConfig | RL2Config
@@ -50,15 +49,7 @@ def train_policy(config: PolicyConfig, run_dir: Path | None, device: str = "cpu"
     """
     if torch.device(device).type != "cpu":
         raise ValueError(f"device={device!r}: policy runs (maml-ppo, rl2) train on the CPU; pass --device cpu")
-    run_dir = Path(run_dir) if run_dir is not None else Path("runs") / config.name
-    checkpoint_path = run_dir / CHECKPOINT_NAME
-    if checkpoint_path.exists() and not resume:
-        raise FileExistsError(f"{run_dir} already holds a run: pass --resume to continue it, or another --run-dir")
-    resumed = load_policy_checkpoint(checkpoint_path) if resume and checkpoint_path.exists() else None
-    if resumed is not None:
-        require_resumable(resumed[0].config, config, run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+    run_dir, resumed = open_run_directory(config, run_dir, resume, load_policy_checkpoint)
     # Small networks on a shared CPU: one intra-op thread is faster than contending for two.
     torch.set_num_threads(1)
     metrics = MetricsWriter(run_dir)

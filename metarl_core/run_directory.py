@@ -1,0 +1,35 @@
+"""Opening a training run's directory, the same for every algorithm: where it goes, whether an
+existing run there is continued or protected, and the config it was made with."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from metarl_core.checkpoint import CHECKPOINT_NAME
+from metarl_core.config import require_resumable
+
+
+def open_run_directory(
+    config: Any, run_dir: Path | None, resume: bool, load_checkpoint: Callable[[Path], tuple[Any, Any]]
+) -> tuple[Path, tuple[Any, Any] | None]:
+    """The run directory (default ``runs/<name>``) with ``config.yaml`` written, and the loaded
+    checkpoint when ``resume`` finds one (``None`` for a new run).
+
+    An existing checkpoint without ``resume`` is an error rather than lost; one made under another
+    config (beyond the resumable fields) is refused, since its parameters, data and RNG streams
+    belong to the settings they were made with.
+    """
+    run_dir = Path(run_dir) if run_dir is not None else Path("runs") / config.name
+    checkpoint_path = run_dir / CHECKPOINT_NAME
+    if checkpoint_path.exists() and not resume:
+        raise FileExistsError(f"{run_dir} already holds a run: pass --resume to continue it, or another --run-dir")
+    resumed = load_checkpoint(checkpoint_path) if resume and checkpoint_path.exists() else None
+    if resumed is not None:
+        require_resumable(resumed[0].config, config, run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+    return run_dir, resumed
