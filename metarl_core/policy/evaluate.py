@@ -29,6 +29,13 @@ RL2_EVAL_TRIALS = 32
 """Held-out tasks per seed for RL², one trial each."""
 
 
+def _evaluation_streams(seed: int) -> tuple[np.random.Generator, int, torch.Generator]:
+    """What evaluation seed ``seed`` draws from: the held-out tasks, the environments' reset seed
+    and the action noise. Apart from training's streams, and the same for every policy scored
+    under that seed, so two policies meet the same tasks."""
+    return np.random.default_rng(10_000 + seed), 20_000 + 1000 * seed, torch.Generator().manual_seed(30_000 + seed)
+
+
 def maml_adaptation_curve(
     policy: TrainedPolicy, split: str, seed: int, tasks: int = MAML_EVAL_TASKS, episodes_per_task: int = 0
 ) -> np.ndarray:
@@ -39,7 +46,8 @@ def maml_adaptation_curve(
     config = MamlPPOConfig.from_dict(policy.config)
     episodes = episodes_per_task or config.episodes_per_task
     env = PolicyEnv(policy.env_id, config.episode_duration_s)
-    held_out = env.sample_tasks(tasks, np.random.default_rng(10_000 + seed), split)
+    task_rng, reset_seed, noise = _evaluation_streams(seed)
+    held_out = env.sample_tasks(tasks, task_rng, split)
     backend = env.backend(tasks * episodes)
     try:
         returns = adaptation_returns(
@@ -52,8 +60,8 @@ def maml_adaptation_curve(
             MAML_EVAL_STEPS,
             policy.inner_step_size,
             config.ppo,
-            seed=20_000 + 1000 * seed,
-            generator=torch.Generator().manual_seed(30_000 + seed),
+            seed=reset_seed,
+            generator=noise,
             deterministic_scores=config.eval_deterministic,
         )
     finally:
@@ -77,7 +85,8 @@ def rl2_episode_returns(
     (as its training-time score and the robot do), sampled otherwise."""
     episodes = episodes or policy.episodes_per_trial
     env = PolicyEnv(policy.env_id, policy.config.get("episode_duration_s", 0.0))
-    held_out = env.sample_tasks(trials, np.random.default_rng(10_000 + seed), split)
+    task_rng, reset_seed, noise = _evaluation_streams(seed)
+    held_out = env.sample_tasks(trials, task_rng, split)
     backend = env.backend(trials)
     try:
         rollouts = run_trials(
@@ -87,8 +96,8 @@ def rl2_episode_returns(
             env,
             held_out,
             episodes,
-            seed=20_000 + 1000 * seed,
-            generator=torch.Generator().manual_seed(30_000 + seed),
+            seed=reset_seed,
+            generator=noise,
             carry_hidden=carry_hidden,
             deterministic=policy.config.get("eval_deterministic", False),
         )
