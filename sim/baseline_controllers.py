@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pybullet
 import pybullet_data
-from pybullet_utils import bullet_client
 
 from sim.husky_terrain import HUSKY
 from sim.panda_payload import FINGER_OPENING_M, NOMINAL_DAMPING_NMS, NOMINAL_FRICTION_NM, PANDA, PANDA_URDF
+from sim.physics_client import direct_client
 
 PANDA_KP_PER_S2 = 100.0
 """Position gain of the computed-torque law (1/s²): a 10 rad/s closed-loop bandwidth."""
@@ -35,7 +35,7 @@ class PandaPDGravityController:
     def __init__(self, kp_per_s2: float = PANDA_KP_PER_S2, kd_per_s: float = PANDA_KD_PER_S) -> None:
         self.kp, self.kd = kp_per_s2, kd_per_s
         self.period_s = 1.0 / PANDA.control_rate_hz
-        self.model = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
+        self.model = direct_client()
         self.model.setAdditionalSearchPath(pybullet_data.getDataPath())
         self.model.setGravity(0.0, 0.0, -9.81)
         self.body = self.model.loadURDF(PANDA_URDF, useFixedBase=True, flags=pybullet.URDF_USE_INERTIA_FROM_FILE)

@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pybullet
 import pybullet_data
-from pybullet_utils import bullet_client
 
+from sim.physics_client import direct_client
 from sim.robot_description import RobotDescription
 from sim.task_env import TaskEnv, TaskT
 
@@ -48,7 +48,7 @@ class PyBulletTaskEnv(TaskEnv[TaskT]):
         self.max_episode_steps = round(episode_duration_s * control_rate_hz)
         self.render_mode = render_mode
         self.render_size = render_size
-        self.client = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
+        self.client = direct_client()
         self.client.setAdditionalSearchPath(pybullet_data.getDataPath())
         self.client.setTimeStep(physics_dt_s)
         self.elapsed_steps = 0
