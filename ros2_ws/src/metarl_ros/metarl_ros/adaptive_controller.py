@@ -23,6 +23,7 @@ them. Late ticks are counted as overruns in diagnostics.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import Counter
@@ -33,7 +34,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import Node, State, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Imu, JointState
@@ -43,6 +44,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from export.runtime import BundleError
 from export.runtime_control import load_controller
+from metarl_ros.node_lifetime import spin_until_shutdown
 from metarl_ros.sensor_mapping import SensorAssembler, SensorRejected, wheel_speeds_to_twist
 
 COMMAND_INTERFACES = ("effort_forward", "joint_trajectory", "twist")
@@ -123,6 +125,14 @@ class AdaptiveControllerNode(Node):
             self.counters["bundle_refused"] += 1
             return TransitionCallbackReturn.FAILURE
         manifest = self.manifest = self.controller.runtime.manifest
+        if not math.isclose(p("control_rate_hz").value, manifest.control_rate_hz):
+            # The model predicts one bundle period ahead: another tick rate would feed it wrong steps.
+            self.get_logger().error(
+                f"control_rate_hz={p('control_rate_hz').value:g} Hz differs from the bundle's "
+                f"{manifest.control_rate_hz:g} Hz (its model steps one bundle period); set control_rate_hz to "
+                f"{manifest.control_rate_hz:g}"
+            )
+            return TransitionCallbackReturn.FAILURE
         if interface == "twist" and manifest.command_interface != "twist":
             self.get_logger().error(
                 f"bundle for '{manifest.robot}' commands efforts; it cannot drive a twist interface"
@@ -371,13 +381,7 @@ def main(args: list[str] | None = None) -> None:
     node = AdaptiveControllerNode()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_until_shutdown(node, executor.spin)
 
 
 if __name__ == "__main__":

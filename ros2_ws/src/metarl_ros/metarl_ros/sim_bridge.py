@@ -19,14 +19,15 @@ import rclpy
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray
 
 import sim
+from metarl_ros.node_lifetime import spin_until_shutdown
 from metarl_ros.sensor_mapping import twist_to_wheel_speeds
 
 TASK_PARAMETERS = {
@@ -35,6 +36,20 @@ TASK_PARAMETERS = {
 }
 GIF_EVERY_N_STEPS = 4
 """With ``record_gif_path`` set, one frame every this many control steps (25 fps at 100 Hz)."""
+NUMERIC_TYPES = (Parameter.Type.INTEGER, Parameter.Type.DOUBLE)
+
+
+def number_descriptor(description: str) -> ParameterDescriptor:
+    """A float parameter that also takes an integer (``payload_mass_kg:=4``): ROS types a
+    parameter by its default, and would otherwise refuse ``4`` for a ``0.0`` default."""
+    return ParameterDescriptor(description=description, dynamic_typing=True)
+
+
+def as_float(parameter: Parameter) -> float:
+    """The numeric value of ``parameter`` as a float; ``ValueError`` naming it for anything else."""
+    if parameter.type_ not in NUMERIC_TYPES:
+        raise ValueError(f"parameter {parameter.name}={parameter.value!r}: expected a number")
+    return float(parameter.value)
 
 
 class SimBridgeNode(Node):
@@ -45,7 +60,7 @@ class SimBridgeNode(Node):
         self.declare_parameter("env_id", "metarl/PandaPayload-v0", ParameterDescriptor(description="task-suite env id"))
         self.declare_parameter("lock_step", False, ParameterDescriptor(description="one control period per command"))
         self.declare_parameter("seed", 0, ParameterDescriptor(description="reset seed (reference trajectory)"))
-        self.declare_parameter("episode_duration_s", 3600.0, ParameterDescriptor(description="simulated time limit"))
+        self.declare_parameter("episode_duration_s", 3600.0, number_descriptor("simulated time limit (s)"))
         self.declare_parameter("command_topic", "/effort_controller/commands", ParameterDescriptor(description="input"))
         self.declare_parameter(
             "record_gif_path",
@@ -59,13 +74,16 @@ class SimBridgeNode(Node):
         self.frames: list[np.ndarray] = []
         self.env = sim.make(
             env_id,
-            episode_duration_s=self.get_parameter("episode_duration_s").value,
+            episode_duration_s=as_float(self.get_parameter("episode_duration_s")),
             render_mode="rgb_array" if self.gif_path else None,
         )
         self.robot = self.env.unwrapped.robot
         task = self.env.unwrapped.get_task()
         for name in TASK_PARAMETERS[env_id]:
-            self.declare_parameter(name, float(getattr(task, name)), ParameterDescriptor(description=f"task {name}"))
+            self.declare_parameter(name, float(getattr(task, name)), number_descriptor(f"task {name}"))
+        # Values given at start (`-p`, launch, YAML) are the task from the first step on.
+        given = {name: as_float(self.get_parameter(name)) for name in TASK_PARAMETERS[env_id]}
+        self.env.unwrapped.set_task(dataclasses.replace(task, **given))
         self.add_on_set_parameters_callback(self.on_set_parameters)
         self.obs, _ = self.env.reset(seed=self.get_parameter("seed").value)
         self.sim_time_s = 0.0
@@ -89,10 +107,10 @@ class SimBridgeNode(Node):
 
     def on_set_parameters(self, parameters) -> SetParametersResult:
         task = self.env.unwrapped.get_task()
-        changes = {p.name: float(p.value) for p in parameters if p.name in TASK_PARAMETERS[self.env.spec.id]}
-        if not changes:
-            return SetParametersResult(successful=True)
         try:
+            changes = {p.name: as_float(p) for p in parameters if p.name in TASK_PARAMETERS[self.env.spec.id]}
+            if not changes:
+                return SetParametersResult(successful=True)
             self.env.unwrapped.set_task(dataclasses.replace(task, **changes))
         except (ValueError, TypeError) as error:
             return SetParametersResult(successful=False, reason=str(error))
@@ -182,15 +200,12 @@ class SimBridgeNode(Node):
 def main(args: list[str] | None = None) -> None:
     rclpy.init(args=args)
     node = SimBridgeNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
+
+    def clean_up() -> None:
         node.write_gif()
         node.env.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
+
+    spin_until_shutdown(node, lambda: rclpy.spin(node), clean_up)
 
 
 if __name__ == "__main__":
