@@ -1,8 +1,11 @@
-"""Installable metarl distribution: meta-learning core, PyBullet task suite, ONNX export.
+"""Installable metarl distribution: the torch-free bundle runtime (base install, for the robot),
+and with the ``train`` extra the meta-learning core, PyBullet task suite and ONNX export.
 
 The ROS 2 package lives in ``ros2_ws/src/metarl_ros`` and is installed beside this one
 (``make setup`` does both); it reaches learning only through ``export.runtime``.
 """
+
+from glob import glob
 
 from setuptools import find_packages, setup
 
@@ -24,6 +27,20 @@ ROS_WHEELS = [
     "ros-rcl-interfaces==2.3.0",
 ]
 
+TRAIN_REQUIRES = [
+    # torch is a range so that GPU users keep their CUDA build.
+    "torch>=2.3",
+    "gymnasium>=1.0",
+    "pybullet>=3.2.6",
+    "onnx>=1.16",
+    "onnxscript>=0.2",
+    "tqdm>=4.66",
+    "matplotlib>=3.8",
+    "imageio>=2.34",
+    "tensorboard>=2.16",
+]
+"""Meta-training, the PyBullet task suite, plots and ONNX export: `pip install "metarl[train]"`."""
+
 setup(
     name="metarl",
     version="0.1.0",
@@ -33,25 +50,26 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["metarl_core", "metarl_core.*", "sim", "sim.*", "export", "export.*"]),
+    # The base install is the robot's: what the torch-free runtime (export.runtime*) and the
+    # adaptive_controller node import. Training, simulation, plots and ONNX export: `.[train]`.
     install_requires=[
-        # torch is a range so that GPU users keep their CUDA build.
-        "torch>=2.3",
         "numpy>=1.24",
-        "gymnasium>=1.0",
-        "pybullet>=3.2.6",
         "onnxruntime>=1.18",
-        "onnx>=1.16",
-        "onnxscript>=0.2",
         "pyyaml>=6.0",
-        "tqdm>=4.66",
-        "matplotlib>=3.8",
-        "imageio>=2.34",
-        "tensorboard>=2.16",
     ],
     extras_require={
+        "train": TRAIN_REQUIRES,
         "ros": ROS_WHEELS,
-        "dev": ["pytest>=8", "ruff>=0.6", "hypothesis>=6.100", "pytest-timeout>=2.3"],
+        # colcon: the tests build the workspace from the repository root, as a robot user does.
+        "dev": ["pytest>=8", "ruff>=0.6", "hypothesis>=6.100", "pytest-timeout>=2.3", "colcon-common-extensions>=0.3"],
         "ray": ["ray>=2.30"],
     },
+    # What colcon-ros expects of an ament_python package (its ament index marker and package.xml),
+    # and the training configs, so that train_sim.launch.py finds them from any directory.
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/metarl"]),
+        ("share/metarl", ["package.xml"]),
+        ("share/metarl/configs", sorted(glob("configs/*.yaml"))),
+    ],
     entry_points={"console_scripts": ["metarl=metarl_core.cli:main"]},
 )

@@ -20,3 +20,11 @@ def ros_node():
     yield node
     node.destroy_node()
     rclpy.shutdown()
+
+
+@pytest.fixture(scope="session")
+def colcon_install(tmp_path_factory: pytest.TempPathFactory):
+    """The workspace built once per run by ``colcon build`` at the repository root, into a temp dir."""
+    from .colcon_workspace import build_from_repository_root
+
+    return build_from_repository_root(tmp_path_factory.mktemp("colcon"))

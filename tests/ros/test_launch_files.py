@@ -1,12 +1,13 @@
 """Launch files checked without the `launch` packages (no wheels): they parse, start executables
-that exist, use YAML files that exist, and set only parameters the nodes declare."""
+that colcon installed where launch_ros looks (``lib/metarl_ros``), use YAML files installed to
+``share/metarl_ros/config``, set only parameters the nodes declare, and type every numeric
+argument (``payload_mass_kg:=4`` must reach the node as a float)."""
 
 from __future__ import annotations
 
 import ast
 import os
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -61,8 +62,43 @@ def test_there_are_the_three_launch_files() -> None:
     }
 
 
+def launch_argument_defaults(tree: ast.AST) -> dict[str, str | None]:
+    """``DeclareLaunchArgument(name, default_value=...)``: the default when it is a literal string."""
+    defaults: dict[str, str | None] = {}
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "DeclareLaunchArgument":
+            default = keyword(call, "default_value")
+            defaults[call.args[0].value] = default.value if isinstance(default, ast.Constant) else None
+    return defaults
+
+
+def is_number(text: str | None) -> bool:
+    try:
+        float(text)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 @pytest.mark.parametrize("launch_file", LAUNCH_FILES, ids=lambda p: p.name)
-def test_launch_file_is_consistent_with_the_package(launch_file: Path) -> None:
+def test_every_numeric_launch_argument_is_typed(launch_file: Path) -> None:
+    tree = ast.parse(launch_file.read_text(), filename=str(launch_file))
+    numeric = {name for name, default in launch_argument_defaults(tree).items() if is_number(default)}
+    for call in node_calls(tree):
+        for item in keyword(call, "parameters").elts:
+            if not isinstance(item, ast.Dict):
+                continue
+            for key, value in zip(item.keys, item.values, strict=True):
+                called = getattr(getattr(value, "func", None), "id", "")
+                if called == "ParameterValue":
+                    assert keyword(value, "value_type") is not None, f"{key.value}: ParameterValue without value_type"
+                elif called == "LaunchConfiguration":
+                    argument = value.args[0].value
+                    assert argument not in numeric, f"{launch_file.name}: {key.value} from numeric {argument} untyped"
+
+
+@pytest.mark.parametrize("launch_file", LAUNCH_FILES, ids=lambda p: p.name)
+def test_launch_file_is_consistent_with_the_package(launch_file: Path, colcon_install) -> None:
     tree = ast.parse(launch_file.read_text(), filename=str(launch_file))
     assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body)
     calls = node_calls(tree)
@@ -70,8 +106,9 @@ def test_launch_file_is_consistent_with_the_package(launch_file: Path) -> None:
     for call in calls:
         executable = keyword(call, "executable").value
         assert executable in CONSOLE_SCRIPTS, f"{executable} is not a console script of metarl_ros"
-        # Installed beside this interpreter, where `ros2 run` (or pip) puts console scripts.
-        assert (Path(sys.executable).parent / executable).exists(), f"{executable} is not installed"
+        # Installed by colcon where `ros2 run` and launch_ros look for a package's executables.
+        installed = colcon_install.prefix("metarl_ros") / "lib" / "metarl_ros" / executable
+        assert installed.is_file(), f"{executable} is not installed in lib/metarl_ros"
         declared = declared_parameters(executable)
         parameters = keyword(call, "parameters")
         for item in parameters.elts:
@@ -79,7 +116,7 @@ def test_launch_file_is_consistent_with_the_package(launch_file: Path) -> None:
                 keys = {k.value for k in item.keys}
             else:  # PathJoinSubstitution([share, "config", "<file>.yaml"])
                 yaml_name = item.args[0].elts[-1].value
-                path = PACKAGE / "config" / yaml_name
+                path = colcon_install.prefix("metarl_ros") / "share" / "metarl_ros" / "config" / yaml_name
                 assert path.exists(), f"{launch_file.name} uses missing {path}"
                 keys = set(next(iter(yaml.safe_load(path.read_text()).values()))["ros__parameters"])
             undeclared = keys - declared

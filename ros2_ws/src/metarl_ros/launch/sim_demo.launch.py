@@ -6,6 +6,7 @@ from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandle
 from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node
+from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
 from launch_ros.substitutions import FindPackageShare
@@ -21,7 +22,8 @@ def generate_launch_description() -> LaunchDescription:
         output="screen",
         parameters=[
             PathJoinSubstitution([share, "config", "sim_bridge.yaml"]),
-            {"payload_mass_kg": LaunchConfiguration("payload_mass_kg")},
+            # Typed: `payload_mass_kg:=4` is 4.0, not an integer the float parameter refuses.
+            {"payload_mass_kg": ParameterValue(LaunchConfiguration("payload_mass_kg"), value_type=float)},
         ],
     )
     controller = LifecycleNode(
@@ -56,7 +58,7 @@ def generate_launch_description() -> LaunchDescription:
     return LaunchDescription(
         [
             DeclareLaunchArgument("bundle_path", description="bundle directory written by `metarl export`"),
-            DeclareLaunchArgument("payload_mass_kg", default_value="0.0"),
+            DeclareLaunchArgument("payload_mass_kg", default_value="0.0", description="payload in the hand (kg)"),
             bridge,
             controller,
             activate,

@@ -1,13 +1,18 @@
-"""Meta-train in simulation from a YAML config and write a bundle: ``meta_train`` with parameters."""
+"""Meta-train in simulation from a YAML config and write a bundle: ``meta_train`` with parameters.
+
+Defaults work from any directory: the config is the one the ``metarl`` package installs
+(``share/metarl/configs``), runs and bundles go under ``~/metarl``.
+"""
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 
 def generate_launch_description() -> LaunchDescription:
+    home = EnvironmentVariable("HOME")
     trainer = Node(
         package="metarl_ros",
         executable="meta_train",
@@ -25,9 +30,21 @@ def generate_launch_description() -> LaunchDescription:
     )
     return LaunchDescription(
         [
-            DeclareLaunchArgument("config", default_value="configs/panda.yaml"),
-            DeclareLaunchArgument("run_dir", default_value="runs/panda"),
-            DeclareLaunchArgument("bundle_out", default_value="bundles/panda"),
+            DeclareLaunchArgument(
+                "config",
+                default_value=PathJoinSubstitution([FindPackageShare("metarl"), "configs", "panda.yaml"]),
+                description="training YAML (default: the installed configs/panda.yaml)",
+            ),
+            DeclareLaunchArgument(
+                "run_dir",
+                default_value=PathJoinSubstitution([home, "metarl", "runs", "panda"]),
+                description="checkpoints",
+            ),
+            DeclareLaunchArgument(
+                "bundle_out",
+                default_value=PathJoinSubstitution([home, "metarl", "bundles", "panda"]),
+                description="where the exported bundle goes",
+            ),
             DeclareLaunchArgument("device", default_value="cpu", description="cpu or cuda"),
             trainer,
         ]
