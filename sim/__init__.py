@@ -11,6 +11,8 @@ from typing import Any
 
 import gymnasium
 
+import sim.physics_client
+
 CONTROL_RATE_HZ = 100.0
 PANDA_EPISODE_S = 5.0
 HUSKY_EPISODE_S = 10.0

@@ -16,7 +16,7 @@ import numpy as np
 import pybullet
 from gymnasium import spaces
 
-from sim.physics_client import c_stdout_discarded
+from sim.physics_client import c_output_discarded
 from sim.pybullet_task_env import PyBulletTaskEnv
 from sim.robot_description import RobotDescription
 from sim.tasks import HuskyTask
@@ -109,7 +109,7 @@ class HuskyTerrainEnv(PyBulletTaskEnv[HuskyTask]):
             np.array(HUSKY.action_low, dtype=np.float32), np.array(HUSKY.action_high, dtype=np.float32)
         )
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(13,), dtype=np.float32)
-        with c_stdout_discarded():  # the URDF's links without inertia: one b3Warning line each
+        with c_output_discarded():  # the URDF's links without inertia: one b3Warning line each
             self.body = self.client.loadURDF("husky/husky.urdf", [0.0, 0.0, 0.3])
         names = [self.client.getJointInfo(self.body, j)[1].decode() for j in range(self.client.getNumJoints(self.body))]
         self.wheel_indices = [names.index(j) for j in WHEEL_JOINTS]

@@ -1,14 +1,20 @@
-"""PyBullet's C-level prints (``argv[0]=`` at client creation) stay out of our stdout."""
+"""PyBullet's C-level prints (``argv[0]=`` at client creation, its build time on import) stay out
+of our output."""
 
 from __future__ import annotations
 
 import ctypes
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 import sim
 from sim.baseline_controllers import PandaPDGravityController
-from sim.physics_client import c_stdout_discarded
+from sim.physics_client import c_output_discarded
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def c_level_stdout(capfd: pytest.CaptureFixture[str]) -> str:
@@ -34,7 +40,13 @@ def test_the_baseline_controllers_model_client_is_silent_too(capfd: pytest.Captu
 
 def test_python_output_around_the_silenced_block_still_arrives(capfd: pytest.CaptureFixture[str]) -> None:
     print("before", flush=False)
-    with c_stdout_discarded():
+    with c_output_discarded():
         ctypes.CDLL(None).puts(b"from C, discarded")
     print("after")
     assert c_level_stdout(capfd) == "before\nafter\n"
+
+
+def test_importing_sim_prints_nothing_to_stdout_or_stderr() -> None:
+    script = "import ctypes, sim; ctypes.CDLL(None).fflush(None)"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
