@@ -163,9 +163,13 @@ def main(args: list[str] | None = None) -> None:
             rclpy.spin_once(node, timeout_sec=0.2)
             node.report()
 
+    interrupted_run_dir = node.get_parameter("run_dir").value
     spin_until_shutdown(node, spin, node.steps.stop)
-    # Interrupted before the end: 128 + SIGINT, as a shell reports it.
-    sys.exit(node.returncode if node.returncode is not None else 128 + signal.SIGINT)
+    if node.returncode is None:
+        # Asked to stop, and stopped cleanly: exit 0, as the other nodes do (launch would call
+        # anything else a death). The checkpoint is atomic, so the run can go on.
+        print(f"meta_train: training stopped; continue with resume:=true (run_dir {interrupted_run_dir})")
+    sys.exit(node.returncode or 0)
 
 
 if __name__ == "__main__":
