@@ -8,6 +8,7 @@ does not change the cost of a tick.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -30,8 +31,11 @@ def run(args: argparse.Namespace) -> str:
     env.setdefault("ROS_DOMAIN_ID", str(20 + os.getpid() % 80))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        bundle = export_trained_dynamics(_model([64, 64], 1), Path(tmp) / "bundle")
+        model = _model([64, 64], 1)
         for rate in args.rates:
+            # The node runs a bundle only at the bundle's own rate: one bundle per probed rate.
+            at_rate = dataclasses.replace(model, robot=dataclasses.replace(model.robot, control_rate_hz=rate))
+            bundle = export_trained_dynamics(at_rate, Path(tmp) / f"bundle_{rate:g}hz")
             done = subprocess.run(
                 [
                     sys.executable,

@@ -3,6 +3,7 @@ not for how fast the node is (speed lives in BENCHMARKS.md)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -18,7 +19,8 @@ from .untrained_bundles import untrained_bundle
 
 @pytest.mark.integration
 def test_probe_reports_the_node_it_drove(tmp_path: Path) -> None:
-    bundle = untrained_bundle(PANDA, tmp_path / "panda")
+    # A 50 Hz bundle: the node runs a bundle only at its own control rate.
+    bundle = untrained_bundle(dataclasses.replace(PANDA, control_rate_hz=50.0), tmp_path / "panda")
     # As `metarl bench ros` runs it: its own process, so its DDS participant leaves with it.
     probe = [sys.executable, "-m", "metarl_ros.latency_probe", "--bundle", str(bundle)]
     done = subprocess.run([*probe, "--rate-hz", "50", "--seconds", "3"], capture_output=True, text=True, timeout=120)
