@@ -230,7 +230,7 @@ def read_log(path: Path, manifest: CommonManifest, topics: LogTopics | None = No
     path = Path(path)
     topics = topics or LogTopics()
     reader = open_reader(path)
-    with reader:
+    try:
         needed = needed_topics(manifest, topics)
         check_topics(path, _topic_types(reader), needed)
         recorder = _TickRecorder(manifest, topics)
@@ -247,6 +247,8 @@ def read_log(path: Path, manifest: CommonManifest, topics: LogTopics | None = No
             raise BagCorruptError(
                 f"{path}: unreadable after {messages} messages ({type(error).__name__}: {error})"
             ) from None
+    finally:
+        reader.close()
     recorder.finish()
     _check_joints(path, recorder, topics)
     if not recorder.commands:
@@ -257,8 +259,8 @@ def read_log(path: Path, manifest: CommonManifest, topics: LogTopics | None = No
         path,
         np.asarray(stamps),
         np.asarray(log_times),
-        np.stack(states).astype(np.float32),
-        np.stack(references).astype(np.float32),
+        np.stack(states),
+        np.stack(references),
         np.asarray(command_times),
         np.stack(commands),
         messages,

@@ -40,7 +40,13 @@ def markdown_report(
         + " |"
     )
     lines += ["", f"Breaks in the log: {len(breaks)}" + (":" if breaks else ".")]
-    lines += [f"- {b.kind} after t = {b.time_s:.3f} s: next tick {b.step_s * 1e3:.1f} ms later" for b in breaks]
+    for b in breaks:
+        if b.kind == "gap":
+            lines.append(f"- gap after t = {b.time_s:.3f} s: next tick {b.step_s * 1e3:.1f} ms later")
+        else:
+            lines.append(
+                f"- rate change from t = {b.time_s:.3f} s to {b.until_s:.3f} s: ticks {b.step_s * 1e3:.1f} ms apart"
+            )
     rms = score.command_rms_per_joint()
     names = joint_names if len(joint_names) == len(rms) else tuple(f"action[{i}]" for i in range(len(rms)))
     lines += [

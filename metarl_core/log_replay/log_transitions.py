@@ -31,13 +31,14 @@ class LogTooShortError(LogReplayError):
 
 @dataclass(frozen=True)
 class LogBreak:
-    """Where the log breaks: after ``time_s`` (stamp, s) the next tick comes ``step_s`` later."""
+    """Where the log breaks: after the tick stamped ``time_s`` (s) the next comes ``step_s`` later."""
 
     time_s: float
     step_s: float
     kind: str
-    """``gap`` (longer than the period: a pause or lost messages) or ``rate change`` (ticks
-    closer than the period that fall between grid points, or a stretch at another rate)."""
+    """``gap`` (one long step: a pause or lost messages) or ``rate change`` (the log goes on at
+    another rate, every step off the control period, until ``until_s``)."""
+    until_s: float
 
 
 @dataclass(frozen=True)
@@ -57,26 +58,33 @@ class Segment:
 
 
 def _grid_runs(stamps_s: np.ndarray, period_s: float) -> tuple[list[list[int]], list[LogBreak]]:
-    """Indices of ticks on the grid, split into runs of consecutive grid points, and the breaks."""
+    """Indices of ticks on the grid, split into runs of consecutive grid points, and the breaks.
+
+    Ticks between grid points (a log faster than the control rate) are skipped. A step of more
+    than one grid point breaks the log; a stretch of such breaks with single ticks between them is
+    one rate change."""
     runs: list[list[int]] = [[0]]
-    breaks: list[LogBreak] = []
-    anchor = stamps_s[0]
+    steps: list[tuple[float, float]] = []
     for i in range(1, len(stamps_s)):
         previous = runs[-1][-1]
-        steps = (stamps_s[i] - anchor) / period_s
-        offset = abs(steps - round(steps))
-        if offset > GRID_TOLERANCE_PERIODS:
-            continue  # between grid points: a faster log, subsampled (a break shows where none lands)
-        grid_step = round((stamps_s[i] - stamps_s[previous]) / period_s)
-        if grid_step == 0:
+        offset = (stamps_s[i] - stamps_s[0]) / period_s
+        if abs(offset - round(offset)) > GRID_TOLERANCE_PERIODS:
             continue
+        grid_step = round((stamps_s[i] - stamps_s[previous]) / period_s)
         if grid_step == 1:
             runs[-1].append(i)
-            continue
-        step_s = float(stamps_s[i] - stamps_s[previous])
-        skipped = np.any(stamps_s[previous + 1 : i] > stamps_s[previous])
-        breaks.append(LogBreak(float(stamps_s[previous]), step_s, "rate change" if skipped else "gap"))
-        runs.append([i])
+        elif grid_step > 1:
+            steps.append((float(stamps_s[previous]), float(stamps_s[i] - stamps_s[previous])))
+            runs.append([i])
+    breaks: list[LogBreak] = []
+    previous_run_single = False
+    for (time_s, step_s), run in zip(steps, runs[1:], strict=True):
+        if breaks and previous_run_single:  # no step on the period since the last break
+            last = breaks[-1]
+            breaks[-1] = LogBreak(last.time_s, last.step_s, "rate change", time_s + step_s)
+        else:
+            breaks.append(LogBreak(time_s, step_s, "gap", time_s + step_s))
+        previous_run_single = len(run) == 1
     return runs, breaks
 
 
@@ -102,7 +110,7 @@ def build_segments(
             Segment(
                 log.stamps_s[first],
                 log.states[first],
-                log.commands[held].astype(np.float32),
+                log.commands[held],
                 log.states[after],
                 log.references[first],
             )
