@@ -150,6 +150,8 @@ class _TickRecorder:
         self.last_state_stamp_s = float("-inf")
         self.pending: tuple[float, float] | None = None
         """(stamp, log time) of a state waiting for the reference of its own stamp."""
+        self.untreated: tuple[float, float] | None = None
+        """(stamp, log time) of the newest state, not ticked for want of a complete reference."""
         self.ticks: list[tuple[float, float, np.ndarray, np.ndarray]] = []
         self.commands: list[tuple[float, np.ndarray]] = []
 
@@ -163,11 +165,16 @@ class _TickRecorder:
         return True
 
     def _tick(self, stamp_s: float, log_time_s: float) -> None:
+        """A tick on the newest state; until state and reference are complete it stays untreated
+        and is taken as soon as they are (the node's watchdog does the same)."""
         self.pending = None
         if self.sensors.state.complete() and self.sensors.reference.complete():
+            self.untreated = None
             self.ticks.append(
                 (stamp_s, log_time_s, self.sensors.state.values.copy(), self.sensors.reference.values.copy())
             )
+        else:
+            self.untreated = (stamp_s, log_time_s)
 
     def message(self, topic: str, message: Any, log_time_s: float) -> None:
         """Apply one message as the node's callback would."""
@@ -205,6 +212,8 @@ class _TickRecorder:
             tw = message.twist.twist
             linear, angular = (tw.linear.x, tw.linear.y, tw.linear.z), (tw.angular.x, tw.angular.y, tw.angular.z)
             self._accept(topic, self.sensors.update_odom_twist, linear, angular, _stamp_s(message))
+        if self.untreated is not None and self.pending is None and self.untreated[0] == self.last_state_stamp_s:
+            self._tick(*self.untreated)
 
     def _command(self, message: Any, log_time_s: float) -> None:
         m = self.manifest

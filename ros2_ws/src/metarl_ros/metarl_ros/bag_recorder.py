@@ -4,9 +4,15 @@ The sim demo has no ``ros2`` command line (ROS 2 comes as pip wheels, without ro
 small node records what a user would record on the robot: ``/joint_states``, ``/reference``, the
 command topic, ``/imu``, ``/odom``, ``/diagnostics``. It subscribes to each topic *serialized*
 (``raw=True``) and hands the CDR bytes unchanged to ``rosbags``' writer, so the bag holds exactly
-what went over the wire; each message is stamped with the middleware's receive time (the
-``received_timestamp`` of its message info, as ``ros2 bag record`` stamps it), not the time the
-executor got round to the callback, which would reorder topics ready in the same wait. The
+what went over the wire. Each message is stamped with its publication time (the
+``source_timestamp`` of its message info, taken by the publisher's middleware), not the time the
+executor got round to the callback, which reorders topics ready in the same wait, nor the
+receive time, which lets a state that a command caused (lock-step: the bridge steps on the
+command and publishes) arrive over its own DDS reader before the command does: measured on this
+machine, one transition in ~250 got the previous command that way. On one machine publication
+times keep cause before effect across topics, so the command hold of ``metarl eval --bag`` pairs
+every transition as the session saw it. (``ros2 bag record`` on a robot stamps receive time; the
+scorer accepts either.) The
 result is a valid rosbag2 directory (``metadata.yaml`` + ``.mcap`` with the ROS 2 profile and
 the message schemas) that ``ros2 bag info``, Foxglove and ``metarl eval --bag`` open.
 
@@ -84,8 +90,8 @@ class BagRecorderNode(Node):
         self.get_logger().info(f"recording {len(self.writer.connections)} topics to {path} ({storage})")
 
     def write(self, connection: Connection, data: bytes, info: MessageInfo) -> None:
-        """One serialized message, at the middleware's receive time (ns since the epoch)."""
-        self.writer.write(connection, int(info["received_timestamp"]), data)
+        """One serialized message, at its publication time (ns since the epoch)."""
+        self.writer.write(connection, int(info["source_timestamp"]), data)
         self.messages += 1
 
     def close(self) -> None:
