@@ -52,7 +52,7 @@ setup(
         "ros": ROS_WHEELS,
         "dev": ["pytest>=8", "ruff>=0.6", "hypothesis>=6.100", "pytest-timeout>=2.3"],
         "ray": ["ray>=2.30"],
-        "logs": ["rosbags>=0.10.4"],  # `metarl eval --bag` and the bag recorder: rosbag2 (MCAP, sqlite3) + CDR, no ROS
+        "logs": ["rosbags>=0.11.0"],  # `metarl eval --bag` and the bag recorder: rosbag2 (MCAP, sqlite3) + CDR, no ROS
     },
     entry_points={"console_scripts": ["metarl=metarl_core.cli:main"]},
 )
