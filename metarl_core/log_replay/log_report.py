@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from metarl_core.log_replay.log_scoring import LogScore
 from metarl_core.log_replay.log_transitions import LogBreak
 
@@ -69,10 +67,11 @@ def plot_score(score: LogScore, breaks: list[LogBreak], path: Path, title: str) 
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(9, 4))
-    for row in score.rows:
-        times = np.concatenate([s.times_s for s in score.segments])
-        errors = np.concatenate([s.errors[row] for s in score.segments])
-        axis.plot(times, errors, label=row, linewidth=1.0)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, row in enumerate(score.rows):
+        for j, segment in enumerate(score.segments):  # one line per segment: none drawn across a break
+            label = row if j == 0 else None
+            axis.plot(segment.times_s, segment.errors[row], color=colours[i % len(colours)], label=label, linewidth=1.0)
     for b in breaks:
         axis.axvline(b.time_s, color="grey", linestyle=":", linewidth=0.8)
     axis.set_yscale("log")
