@@ -12,11 +12,16 @@ from pathlib import Path
 
 from export.onnx_export import export_trained_dynamics
 from metarl_core.checkpoint import load_checkpoint
+from metarl_core.log_replay.bag_reading import LogReplayError
+
+
+class NoMBModelError(LogReplayError):
+    """The training run given as the MB comparison holds no MB baseline."""
 
 
 def export_mb_bundle(run_dir: Path, out_dir: Path) -> Path:
     """Write the MB baseline of ``run_dir`` (its ``mb_params``) as a bundle at ``out_dir``."""
     model, state = load_checkpoint(Path(run_dir))
     if "mb_params" not in state:
-        raise ValueError(f"{run_dir}: the checkpoint holds no MB baseline (mb_params); is it a GrBAL run?")
+        raise NoMBModelError(f"{run_dir}: the checkpoint holds no MB baseline (mb_params); is it a GrBAL run?")
     return export_trained_dynamics(dataclasses.replace(model, params=state["mb_params"]), Path(out_dir))

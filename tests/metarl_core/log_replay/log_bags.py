@@ -29,8 +29,8 @@ JOINT_STATE, COMMAND = "sensor_msgs/msg/JointState", "std_msgs/msg/Float64MultiA
 PERIOD_NS = 10_000_000
 
 
-def panda_bundle(out_dir: Path, window_size: int = 8, seed: int = 0) -> Path:
-    """A randomly initialised Panda bundle with a small planner (a valid bundle, not a good model)."""
+def panda_model(window_size: int = 8, seed: int = 0) -> TrainedDynamics:
+    """A randomly initialised Panda model with a small planner (valid, not a good model)."""
     rng = np.random.default_rng(seed)
     half_range = (np.asarray(PANDA.action_high) - np.asarray(PANDA.action_low)) / 2.0
     normalizer = Normalizer.fit(
@@ -40,10 +40,14 @@ def panda_bundle(out_dir: Path, window_size: int = 8, seed: int = 0) -> Path:
     )
     shape = ModelShape(PANDA.state_dim, PANDA.action_dim, (16, 16))
     params = init_params(shape, torch.Generator().manual_seed(seed))
-    model = TrainedDynamics(
+    return TrainedDynamics(
         PANDA, shape, params, normalizer, window_size, 1, 0.05, planner={"samples": 16, "horizon": 3}
     )
-    return export_trained_dynamics(model, out_dir)
+
+
+def panda_bundle(out_dir: Path, window_size: int = 8, seed: int = 0) -> Path:
+    """:func:`panda_model` exported as a bundle."""
+    return export_trained_dynamics(panda_model(window_size, seed), out_dir)
 
 
 @dataclass

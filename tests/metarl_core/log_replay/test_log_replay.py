@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from export.runtime import AdaptiveRuntime
+from metarl_core.checkpoint import save_checkpoint
 from metarl_core.cli import main
 from metarl_core.log_replay.bag_evaluation import evaluate_bag
 from metarl_core.log_replay.bag_reading import (
@@ -20,8 +21,9 @@ from metarl_core.log_replay.bag_reading import (
 )
 from metarl_core.log_replay.log_scoring import ScoredModel, score_log
 from metarl_core.log_replay.log_transitions import LogTooShortError, build_segments
+from metarl_core.log_replay.run_models import NoMBModelError
 
-from .log_bags import closed_loop_log, panda_bundle, write_bag
+from .log_bags import closed_loop_log, panda_bundle, panda_model, write_bag
 
 TICKS = 120
 K = 8
@@ -135,3 +137,20 @@ def test_eval_bag_writes_a_table_and_plot_with_a_comparison_bundle(bundle: Path,
     assert result.plot_path.stat().st_size > 0
     assert result.score.rows == ["bundle, adapted", "bundle, no adaptation", "compare bundle, adapted"]
     shutil.rmtree(tmp_path / "out")
+
+
+def test_a_run_s_mb_model_is_scored_as_a_row(bundle: Path, log, tmp_path: Path) -> None:
+    """A run whose MB parameters are the bundle's meta-parameters: the MB row is the unadapted row."""
+    model = panda_model()
+    save_checkpoint(tmp_path / "run" / "checkpoint.pt", model, {"mb_params": model.params})
+    bag = write_bag(tmp_path / "bag", log.messages)
+    result = evaluate_bag(bag, bundle, tmp_path / "out", mb_run=tmp_path / "run", future_window=K)
+    assert result.score.rows[-1] == "MB (run)"
+    assert result.score.mean("MB (run)") == pytest.approx(result.score.mean("bundle, no adaptation"), abs=1e-9)
+
+
+def test_a_run_without_an_mb_model_is_refused(bundle: Path, log, tmp_path: Path) -> None:
+    save_checkpoint(tmp_path / "run" / "checkpoint.pt", panda_model(), {})
+    bag = write_bag(tmp_path / "bag", log.messages)
+    with pytest.raises(NoMBModelError, match="mb_params"):
+        evaluate_bag(bag, bundle, tmp_path / "out", mb_run=tmp_path / "run", future_window=K)
