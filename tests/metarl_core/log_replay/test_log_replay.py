@@ -22,8 +22,9 @@ from metarl_core.log_replay.bag_reading import (
 from metarl_core.log_replay.log_scoring import ScoredModel, score_log
 from metarl_core.log_replay.log_transitions import LogTooShortError, build_segments
 from metarl_core.log_replay.run_models import NoMBModelError
+from sim.husky_terrain import HUSKY
 
-from .log_bags import closed_loop_log, panda_bundle, panda_model, write_bag
+from .log_bags import closed_loop_log, husky_closed_loop_log, panda_bundle, panda_model, write_bag
 
 TICKS = 120
 K = 8
@@ -154,3 +155,14 @@ def test_a_run_without_an_mb_model_is_refused(bundle: Path, log, tmp_path: Path)
     bag = write_bag(tmp_path / "bag", log.messages)
     with pytest.raises(NoMBModelError, match="mb_params"):
         evaluate_bag(bag, bundle, tmp_path / "out", mb_run=tmp_path / "run", future_window=K)
+
+
+def test_a_base_s_odometry_imu_and_twist_commands_map_as_the_node_maps_them(tmp_path: Path) -> None:
+    """Husky: state from odometry, IMU (quaternion -> roll, pitch) and wheel joint states, a Twist
+    reference without a header (held from its log time), Twist commands back to wheel speeds."""
+    bundle = panda_bundle(tmp_path / "husky", robot=HUSKY)
+    log = husky_closed_loop_log(bundle, 60)
+    score, breaks = _score(bundle, write_bag(tmp_path / "bag", log.messages))
+    assert breaks == [] and score.segments[0].transitions == 59
+    assert score.mean("no adaptation") < 1e-9
+    np.testing.assert_allclose(score.command_rms_per_joint(), 0.0, atol=1e-6)
