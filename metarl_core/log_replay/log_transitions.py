@@ -2,7 +2,9 @@
 
 Ticks are put on the control-period grid by their header stamps: a grid point takes the tick
 within a quarter period of it, so a log recorded faster than the control rate is subsampled and
-jitter is tolerated. A grid point with no tick breaks the log there: a gap (a pause, lost
+jitter is tolerated (the model was trained on transitions one control period long, so that is
+the step it is scored on, even where the node itself ticked more often on a faster sensor
+stream). A grid point with no tick breaks the log there: a gap (a pause, lost
 messages) or a rate change (a stretch logged slower than the control rate) both end a segment,
 and each break is reported with its time and the stamp step that caused it. Transitions never
 cross a break.
