@@ -17,13 +17,18 @@ result is a valid rosbag2 directory (``metadata.yaml`` + ``.mcap`` with the ROS 
 the message schemas) that ``ros2 bag info``, Foxglove and ``metarl eval --bag`` open.
 
 Sensor topics are subscribed best effort (they match a best-effort or a reliable publisher);
-the others reliable, like their publishers. The writer is closed on shutdown (SIGINT), which
-writes the MCAP summary and ``metadata.yaml``.
+the others reliable, like their publishers, with deep queues so that a recorder starved of CPU
+for a while catches up instead of dropping. ``~/status`` (``std_msgs/String``, JSON, every
+0.1 s) says how many messages were written and how many publishers each subscription has
+matched, so a session can start the run once every topic is heard and stop the recorder once it
+has drained. The writer is closed on shutdown (SIGINT), which writes the MCAP summary and
+``metadata.yaml``.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 from functools import partial
 from pathlib import Path
 
@@ -36,6 +41,7 @@ from rclpy.subscription import MessageInfo
 from rosbags.interfaces import Connection
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
+from std_msgs.msg import String
 
 DEFAULT_TOPICS = (
     "/joint_states:sensor_msgs/msg/JointState",
@@ -46,7 +52,9 @@ DEFAULT_TOPICS = (
 """``topic:type`` pairs of a Panda run; a Husky run adds ``/imu`` and ``/odom`` and a Twist reference."""
 SENSOR_TYPES = ("sensor_msgs/msg/JointState", "sensor_msgs/msg/Imu", "nav_msgs/msg/Odometry")
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
-QUEUE_DEPTH = 100
+QUEUE_DEPTH = 10_000
+"""Messages a subscription holds while the recorder is busy (100 s of one topic at 100 Hz)."""
+STATUS_PERIOD_S = 0.1
 
 
 def parse_topic(entry: str) -> tuple[str, str]:
@@ -81,18 +89,28 @@ class BagRecorderNode(Node):
         self.writer = Writer(path, version=Writer.VERSION_LATEST, storage_plugin=STORAGES[storage])
         self.writer.open()
         self.messages = 0
+        self.recorded_subscriptions = {}
         for entry in self.get_parameter("topics").value:
             topic, msgtype = parse_topic(entry)
             connection = self.writer.add_connection(topic, msgtype, typestore=typestore)
             reliability = ReliabilityPolicy.BEST_EFFORT if msgtype in SENSOR_TYPES else ReliabilityPolicy.RELIABLE
             qos = QoSProfile(depth=QUEUE_DEPTH, reliability=reliability)
-            self.create_subscription(message_class(msgtype), topic, partial(self.write, connection), qos, raw=True)
+            self.recorded_subscriptions[topic] = self.create_subscription(
+                message_class(msgtype), topic, partial(self.write, connection), qos, raw=True
+            )
+        self.status = self.create_publisher(String, "~/status", 10)
+        self.create_timer(STATUS_PERIOD_S, self.publish_status)
         self.get_logger().info(f"recording {len(self.writer.connections)} topics to {path} ({storage})")
 
     def write(self, connection: Connection, data: bytes, info: MessageInfo) -> None:
         """One serialized message, at its publication time (ns since the epoch)."""
         self.writer.write(connection, int(info["source_timestamp"]), data)
         self.messages += 1
+
+    def publish_status(self) -> None:
+        """``{"messages": written, "publishers": {topic: matched publishers}}`` on ``~/status``."""
+        publishers = {t: s.get_publisher_count() for t, s in self.recorded_subscriptions.items()}
+        self.status.publish(String(data=json.dumps({"messages": self.messages, "publishers": publishers})))
 
     def close(self) -> None:
         """Finish the bag (MCAP summary, ``metadata.yaml``); safe to call once at shutdown."""

@@ -28,7 +28,7 @@ from lifecycle_msgs.msg import Transition
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Float64MultiArray, String
 
 from metarl_ros.node_processes import change_state, set_double, spin_until, start_node, stop
 
@@ -69,6 +69,26 @@ def errors_on_grid(positions: dict[float, np.ndarray], references: dict[float, n
     return np.interp(grid, stamps, measured)
 
 
+def _recorder_hears_all(status: dict[str, object]) -> bool:
+    """The recorder has matched a publisher on every topic it records."""
+    publishers = status.get("publishers")
+    return isinstance(publishers, dict) and bool(publishers) and all(n > 0 for n in publishers.values())
+
+
+def _wait_until_drained(node: Node, status: dict[str, object], timeout_s: float = 10.0) -> None:
+    """Spin until the recorder's written count has not moved for half a second (its queues are
+    empty once the publishers have stopped), so stopping it loses nothing."""
+    last, since = status.get("messages"), time.monotonic()
+
+    def drained() -> bool:
+        nonlocal last, since
+        if status.get("messages") != last:
+            last, since = status.get("messages"), time.monotonic()
+        return time.monotonic() - since > 0.5
+
+    spin_until(node, drained, timeout_s)
+
+
 def run_session(
     node: Node,
     bundle: Path,
@@ -87,11 +107,12 @@ def run_session(
     log_dir.mkdir(parents=True, exist_ok=True)
     tag = "adaptation_on" if adaptation else "adaptation_off"
     recorder = None
+    recorder_status: dict[str, object] = {}
     if bag_path is not None:
         recorder = start_node("bag_recorder", {"bag_path": str(bag_path)}, log_dir / f"bag_recorder_{tag}.log")
-        if not spin_until(node, lambda: "bag_recorder" in node.get_node_names(), 30.0):
-            stop(recorder)
-            raise RuntimeError(f"bag_recorder did not come up: see {log_dir}")
+        status_subscription = node.create_subscription(
+            String, "/bag_recorder/status", lambda m: recorder_status.update(json.loads(m.data)), 10
+        )
     bridge_parameters: dict[str, object] = {"lock_step": True, "seed": seed}
     if gif_path is not None:
         bridge_parameters["record_gif_path"] = str(gif_path)
@@ -140,6 +161,8 @@ def run_session(
     try:
         if not change_state(node, "adaptive_controller", Transition.TRANSITION_CONFIGURE):
             raise RuntimeError(f"adaptive_controller refused to configure: see {log_dir}")
+        if recorder is not None and not spin_until(node, lambda: _recorder_hears_all(recorder_status), 30.0):
+            raise RuntimeError(f"bag_recorder does not hear every topic ({recorder_status}): see {log_dir}")
         if not change_state(node, "adaptive_controller", Transition.TRANSITION_ACTIVATE):
             raise RuntimeError(f"adaptive_controller refused to activate: see {log_dir}")
         deadline = time.monotonic() + timeout_s
@@ -155,7 +178,9 @@ def run_session(
         stop(controller)
         stop(bridge)
         if recorder is not None:
+            _wait_until_drained(node, recorder_status)
             stop(recorder)
+            node.destroy_subscription(status_subscription)
         for subscription in subscriptions:
             node.destroy_subscription(subscription)
     return SessionResult(
