@@ -37,7 +37,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rclpy.subscription import MessageInfo
+from rclpy.subscription import MessageInfo, Subscription
 from rosbags.interfaces import Connection
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
@@ -89,7 +89,7 @@ class BagRecorderNode(Node):
         self.writer = Writer(path, version=Writer.VERSION_LATEST, storage_plugin=STORAGES[storage])
         self.writer.open()
         self.messages = 0
-        self.recorded_subscriptions = {}
+        self.recorded_subscriptions: dict[str, Subscription] = {}
         for entry in self.get_parameter("topics").value:
             topic, msgtype = parse_topic(entry)
             connection = self.writer.add_connection(topic, msgtype, typestore=typestore)
