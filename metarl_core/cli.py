@@ -22,6 +22,7 @@ BENCHES = {
     "ros": "metarl_core.bench.ros_bench",
     "policy": "metarl_core.bench.policy_bench",
     "quality": "metarl_core.bench.quality_bench",
+    "replay": "metarl_core.bench.replay_bench",
 }
 
 
@@ -55,6 +56,13 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
+    if args.bag is not None or args.bundle is not None:
+        from metarl_core.log_replay.cli_eval import eval_bag
+
+        eval_bag(args)
+        return
+    if args.run is None:
+        raise SystemExit("metarl eval: give --run RUNDIR (sim evaluation) or --bag PATH --bundle DIR (a robot log)")
     algo = _algo_of_run(args.run)
     module = "metarl_core.policy.evaluate" if algo in POLICY_ALGOS else "metarl_core.evaluation"
     table = importlib.import_module(module).run_evaluation(args.run, args.split, args.seeds)
@@ -101,9 +109,12 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     train.set_defaults(func=_train)
 
     evaluate = commands.add_parser("eval", help="evaluate a run on held-out tasks, against baselines")
-    evaluate.add_argument("--run", type=Path, required=True)
+    evaluate.add_argument("--run", type=Path, help="training run (with --bag: its MB model is a comparison row)")
     evaluate.add_argument("--split", choices=("interp", "extrap"), default="extrap")
     evaluate.add_argument("--seeds", type=int, default=3, help="evaluation seeds (spread is reported)")
+    from metarl_core.log_replay.cli_eval import add_bag_arguments
+
+    add_bag_arguments(evaluate)
     evaluate.set_defaults(func=_eval)
 
     export = commands.add_parser("export", help="turn a run into an ONNX bundle for the robot")

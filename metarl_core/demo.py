@@ -5,6 +5,8 @@ exported bundle, talking over real topics to ``sim_bridge`` (the Panda in PyBull
 own process, while a 4 kg payload is put into the hand mid-run by setting a ROS parameter. The
 run is repeated with adaptation switched off, and the task suite's fixed nominal controller is run
 beside them in sim; the tracking errors are tabled, plotted and (adaptive run) rendered as a GIF.
+Each ROS run is also recorded as an MCAP bag (``bags/adaptation_on|off``), which ``metarl eval
+--bag`` scores offline as it would a robot's log.
 
 ``metarl_core`` never imports ROS: the ROS side is the ``payload_switch_session`` console script
 of the ``metarl_ros`` package, run as a subprocess. ``--no-ros`` runs the same bundle through the
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -93,6 +96,9 @@ def run_demo(args: argparse.Namespace) -> None:
     (out / "results.md").write_text(text + "\n", encoding="utf-8")
     plot_switch(runs, rate, out / "tracking.png", "Panda, payload switched mid-run")
     print(f"\nwrote {out / 'results.md'}, {out / 'tracking.png'}, {out / 'demo.gif'}")
+    if not args.no_ros:
+        print(f"recorded both runs as MCAP bags in {out / 'bags'}: score one offline with")
+        print(f"  metarl eval --bag {out / 'bags' / 'adaptation_on'} --bundle {bundle}")
 
 
 def _run_over_ros(bundle: Path, out: Path, adaptation: bool, gif: Path | None) -> np.ndarray:
@@ -104,7 +110,12 @@ def _run_over_ros(bundle: Path, out: Path, adaptation: bool, gif: Path | None) -
             "with the [ros] extra) or run `metarl demo --no-ros`"
         )
     result = out / f"ros_adaptation_{'on' if adaptation else 'off'}.npz"
+    bag = out / "bags" / f"adaptation_{'on' if adaptation else 'off'}"
+    if bag.exists():  # the demo's own recording of an earlier run; the recorder never overwrites
+        shutil.rmtree(bag)
+    bag.parent.mkdir(parents=True, exist_ok=True)
     command = [str(session), "--bundle", str(bundle), "--out", str(result), "--seed", str(DEMO_SEED)]
+    command += ["--bag", str(bag)]
     command += ["--adaptation", "on" if adaptation else "off", "--switch-s", str(SWITCH_S)]
     command += ["--duration-s", str(EPISODE_S), "--payload-kg", str(PAYLOAD_AFTER_KG)]
     if gif is not None:

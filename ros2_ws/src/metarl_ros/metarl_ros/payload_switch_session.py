@@ -4,7 +4,9 @@ Starts ``sim_bridge`` (Panda, lock-step) and ``adaptive_controller`` as their ow
 brings the controller up through its lifecycle services, puts a payload into the hand by setting
 the bridge's ``payload_mass_kg`` parameter mid-run, and records what a user would watch: the
 tracking error per control tick (from ``/joint_states`` against ``/reference``), every command
-published, and the controller's last diagnostics. ``metarl demo`` runs it once with adaptation
+published, and the controller's last diagnostics. With ``bag_path`` a ``bag_recorder`` process
+writes the run's topics to an MCAP rosbag2 directory, as ``ros2 bag record -s mcap`` would on a
+robot, for ``metarl eval --bag``. ``metarl demo`` runs it once with adaptation
 on and once off; the closed-loop integration test runs the same function.
 
 Lock-step makes the run deterministic under any CPU load: the bridge advances one control period
@@ -26,7 +28,7 @@ from lifecycle_msgs.msg import Transition
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Float64MultiArray, String
 
 from metarl_ros.node_processes import change_state, set_double, spin_until, start_node, stop
 
@@ -43,6 +45,10 @@ class SessionResult:
     switch_time_s: float
     """Sim time of the last state seen before the payload was set (the switch is no earlier)."""
     diagnostics: dict[str, str]
+    joint_states: dict[float, np.ndarray]
+    """The state vector heard at each stamp (s): positions then velocities, in the bridge's joint order."""
+    references: dict[float, np.ndarray]
+    """The reference heard at each stamp (s): positions then velocities."""
 
 
 def _stamp_s(msg) -> float:
@@ -63,6 +69,26 @@ def errors_on_grid(positions: dict[float, np.ndarray], references: dict[float, n
     return np.interp(grid, stamps, measured)
 
 
+def _recorder_hears_all(status: dict[str, object]) -> bool:
+    """The recorder has matched a publisher on every topic it records."""
+    publishers = status.get("publishers")
+    return isinstance(publishers, dict) and bool(publishers) and all(n > 0 for n in publishers.values())
+
+
+def _wait_until_drained(node: Node, status: dict[str, object], timeout_s: float = 10.0) -> None:
+    """Spin until the recorder's written count has not moved for half a second (its queues are
+    empty once the publishers have stopped), so stopping it loses nothing."""
+    last, since = status.get("messages"), time.monotonic()
+
+    def drained() -> bool:
+        nonlocal last, since
+        if status.get("messages") != last:
+            last, since = status.get("messages"), time.monotonic()
+        return time.monotonic() - since > 0.5
+
+    spin_until(node, drained, timeout_s)
+
+
 def run_session(
     node: Node,
     bundle: Path,
@@ -74,10 +100,19 @@ def run_session(
     payload_after_kg: float = 4.0,
     gif_path: Path | None = None,
     timeout_s: float = 180.0,
+    bag_path: Path | None = None,
 ) -> SessionResult:
-    """Run the bridge and the controller until ``duration_s`` of sim time, switching the payload."""
+    """Run the bridge and the controller until ``duration_s`` of sim time, switching the payload;
+    with ``bag_path`` (a directory that must not exist yet) the run is recorded there."""
     log_dir.mkdir(parents=True, exist_ok=True)
     tag = "adaptation_on" if adaptation else "adaptation_off"
+    recorder = None
+    recorder_status: dict[str, object] = {}
+    if bag_path is not None:
+        recorder = start_node("bag_recorder", {"bag_path": str(bag_path)}, log_dir / f"bag_recorder_{tag}.log")
+        status_subscription = node.create_subscription(
+            String, "/bag_recorder/status", lambda m: recorder_status.update(json.loads(m.data)), 10
+        )
     bridge_parameters: dict[str, object] = {"lock_step": True, "seed": seed}
     if gif_path is not None:
         bridge_parameters["record_gif_path"] = str(gif_path)
@@ -97,20 +132,24 @@ def run_session(
     commands: list[np.ndarray] = []
     positions: dict[float, np.ndarray] = {}
     references: dict[float, np.ndarray] = {}
+    joint_states: dict[float, np.ndarray] = {}
+    reference_states: dict[float, np.ndarray] = {}
+
+    def on_joint_states(msg: JointState) -> None:
+        positions[_stamp_s(msg)] = np.array(msg.position)
+        joint_states[_stamp_s(msg)] = np.concatenate([msg.position, msg.velocity])
+
+    def on_reference(msg: JointState) -> None:
+        references[_stamp_s(msg)] = np.array(msg.position)
+        reference_states[_stamp_s(msg)] = np.concatenate([msg.position, msg.velocity])
+
     diagnostics: dict[str, str] = {}
     subscriptions = [
         node.create_subscription(
             Float64MultiArray, "/effort_controller/commands", lambda m: commands.append(np.array(m.data)), 100
         ),
-        node.create_subscription(
-            JointState,
-            "/joint_states",
-            lambda m: positions.__setitem__(_stamp_s(m), np.array(m.position)),
-            qos_profile_sensor_data,
-        ),
-        node.create_subscription(
-            JointState, "/reference", lambda m: references.__setitem__(_stamp_s(m), np.array(m.position)), 100
-        ),
+        node.create_subscription(JointState, "/joint_states", on_joint_states, qos_profile_sensor_data),
+        node.create_subscription(JointState, "/reference", on_reference, 100),
         node.create_subscription(
             DiagnosticArray,
             "/diagnostics",
@@ -122,6 +161,8 @@ def run_session(
     try:
         if not change_state(node, "adaptive_controller", Transition.TRANSITION_CONFIGURE):
             raise RuntimeError(f"adaptive_controller refused to configure: see {log_dir}")
+        if recorder is not None and not spin_until(node, lambda: _recorder_hears_all(recorder_status), 30.0):
+            raise RuntimeError(f"bag_recorder does not hear every topic ({recorder_status}): see {log_dir}")
         if not change_state(node, "adaptive_controller", Transition.TRANSITION_ACTIVATE):
             raise RuntimeError(f"adaptive_controller refused to activate: see {log_dir}")
         deadline = time.monotonic() + timeout_s
@@ -136,6 +177,10 @@ def run_session(
     finally:
         stop(controller)
         stop(bridge)
+        if recorder is not None:
+            _wait_until_drained(node, recorder_status)
+            stop(recorder)
+            node.destroy_subscription(status_subscription)
         for subscription in subscriptions:
             node.destroy_subscription(subscription)
     return SessionResult(
@@ -143,6 +188,8 @@ def run_session(
         commands=np.array(commands),
         switch_time_s=switch_time_s,
         diagnostics=diagnostics,
+        joint_states=joint_states,
+        references=reference_states,
     )
 
 
@@ -157,6 +204,7 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("--duration-s", type=float, default=6.0)
     parser.add_argument("--payload-kg", type=float, default=4.0)
     parser.add_argument("--gif", type=Path, default=None, help="have the bridge record a GIF here")
+    parser.add_argument("--bag", type=Path, default=None, help="record the run's topics to this new MCAP bag")
     options = parser.parse_args(args)
     rclpy.init()
     node = rclpy.create_node("payload_switch_session")
@@ -171,6 +219,7 @@ def main(args: list[str] | None = None) -> None:
             options.duration_s,
             options.payload_kg,
             None if options.gif is None else options.gif.resolve(),
+            bag_path=None if options.bag is None else options.bag.resolve(),
         )
     finally:
         node.destroy_node()
