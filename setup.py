@@ -47,6 +47,7 @@ setup(
         "matplotlib>=3.8",
         "imageio>=2.34",
         "tensorboard>=2.16",
+        "cryptography>=42",  # Ed25519 bundle signatures: the robot verifies (export.bundle_signature)
     ],
     extras_require={
         "ros": ROS_WHEELS,
