@@ -75,7 +75,8 @@ def run_training(config_path: Path, run_dir: Path | None, device: str, resume: b
 
     if resumed is not None:
         model, state = resumed
-        buffers, tasks = state["replay_buffers"], state["tasks"]
+        buffers = state["replay_buffers"]
+        tasks = [env.unwrapped.task_type.from_json(t) for t in state["tasks"]]
         rng = np.random.default_rng()
         rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
@@ -177,7 +178,7 @@ def run_training(config_path: Path, run_dir: Path | None, device: str, resume: b
             ),
             mode=config.adaptation,
             rls_prior_precision=config.rls_prior_precision,
-            planner=dict(config.planner),
+            planner=config.planner.to_dict(),
             config=config.to_dict(),
         )
         planner_errors = []
@@ -209,8 +210,8 @@ def run_training(config_path: Path, run_dir: Path | None, device: str, resume: b
                 "numpy_rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),
                 # The replay lives in the same atomically written file: model and data never disagree.
-                "replay_buffers": buffers,
-                "tasks": tasks,
+                "replay_buffers": [b.to_state() for b in buffers],
+                "tasks": [t.to_json() for t in tasks],
             },
         )
     progress.close()
