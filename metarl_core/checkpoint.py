@@ -127,11 +127,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.unlink(tmp_name)
 
 
-def remove_stale_temp_files(run_dir: Path) -> list[Path]:
-    """Delete the ``.<name>.*.tmp`` files a killed atomic write left in ``run_dir``; return them.
-
-    Only names of that pattern are touched: they are this module's own temp files."""
-    stale = sorted(Path(run_dir).glob(f".*{TEMP_SUFFIX}")) if Path(run_dir).is_dir() else []
+def remove_stale_temp_files(run_dir: Path, names: tuple[str, ...]) -> list[Path]:
+    """Delete the temp files a killed :func:`atomic_write_bytes` of any of ``names`` left in
+    ``run_dir`` (``.<name>.<random>.tmp``); return them. Nothing else is touched."""
+    run_dir = Path(run_dir)
+    stale = sorted(p for name in names for p in run_dir.glob(f".{name}.*{TEMP_SUFFIX}")) if run_dir.is_dir() else []
     for path in stale:
         if path.is_file() and not path.is_symlink():
             path.unlink()
@@ -145,13 +145,16 @@ def safe_torch_load(path: Path, map_location: str = "cpu") -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UnsafeCheckpointError(
-            f"{path}: refused: it holds objects other than tensors and plain containers, which loading "
-            f"could run as code ({first[:200]}); metarl writes none, so it is not a checkpoint metarl wrote"
-        ) from None
+        reason = _unpickler_reason(error)
+        if "Unsupported global" in reason:
+            raise UnsafeCheckpointError(
+                f"{path}: refused: it holds objects other than tensors and plain containers, which loading "
+                f"could run as code ({reason}); metarl writes none, so it is not a checkpoint metarl wrote"
+            ) from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({reason or 'not a torch checkpoint'})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({str(error).splitlines()[0][:200]})") from None
+        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from None
     if not isinstance(payload, dict):
         raise CheckpointError(f"{path}: not a checkpoint (holds a {type(payload).__name__}, expected a mapping)")
     return payload
@@ -176,6 +179,15 @@ def load_checkpoint(path: Path, map_location: str = "cpu") -> tuple[TrainedDynam
         return _trained_dynamics(payload), state
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{path}: not a model-based checkpoint of this layout ({error!r})") from None
+
+
+def _unpickler_reason(error: pickle.UnpicklingError) -> str:
+    """The line of torch's long weights-only message that says what was refused, shortened."""
+    for line in str(error).splitlines():
+        if "WeightsUnpickler error:" in line:
+            reason = line.split("WeightsUnpickler error:", 1)[1].strip()
+            return reason.split(" was not an allowed global")[0][:200]
+    return ""
 
 
 def _trained_dynamics(payload: dict[str, Any]) -> TrainedDynamics:

@@ -13,7 +13,9 @@ import yaml
 
 from metarl_core.checkpoint import CHECKPOINT_NAME, atomic_write_bytes, remove_stale_temp_files
 from metarl_core.config import require_resumable
-from metarl_core.run_metrics import truncate_metrics
+from metarl_core.run_metrics import METRICS_NAME, truncate_metrics
+
+CONFIG_NAME = "config.yaml"
 
 
 def open_run_directory(
@@ -35,8 +37,8 @@ def open_run_directory(
     if resumed is not None:
         require_resumable(resumed[0].config, config, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp_files(run_dir)
+    remove_stale_temp_files(run_dir, (CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME))
     truncate_metrics(run_dir, resumed[1]["iteration"] if resumed is not None else -1)
     config_text = yaml.safe_dump(config.to_dict(), sort_keys=False)
-    atomic_write_bytes(run_dir / "config.yaml", config_text.encode("utf-8"))
+    atomic_write_bytes(run_dir / CONFIG_NAME, config_text.encode("utf-8"))
     return run_dir, resumed
