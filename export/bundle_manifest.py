@@ -73,6 +73,10 @@ STATISTIC_BOUND = 1e12
 """Largest |mean| or std a normaliser may carry; a std must also be > 0."""
 GEOMETRY_RANGE_M = (1e-3, 100.0)
 """Range of a base's wheel radius and track width."""
+MANIFEST_MAX_BYTES = 16 << 20
+"""Largest ``bundle.json`` read (its provenance holds the training config: kilobytes)."""
+FILE_MAX_BYTES = 1 << 30
+"""Largest file of a bundle read into memory (a Panda bundle's graphs are well under 1 MiB)."""
 
 
 class BundleError(ValueError):
@@ -216,6 +220,8 @@ def read_manifest(
     if not path.is_file():
         raise BundleSchemaError(f"{path}: missing; a bundle directory holds bundle.json (metarl export)")
     _refuse_symlinks(bundle_dir)
+    if path.stat().st_size > MANIFEST_MAX_BYTES:
+        raise BundleSchemaError(f"{path}: {path.stat().st_size} bytes, more than a manifest's {MANIFEST_MAX_BYTES}")
     raw = path.read_bytes()
     _check_manifest_digest(bundle_dir, raw)
     if trusted_public_key is not None:
@@ -226,6 +232,8 @@ def read_manifest(
         data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as error:
         raise BundleSchemaError(f"{path}: not valid JSON ({error})") from None
+    except RecursionError:
+        raise BundleSchemaError(f"{path}: not valid JSON (nested too deeply)") from None
     if not isinstance(data, dict):
         raise BundleSchemaError(f"{path}: must hold a JSON object")
     version = data.get("schema_version")
@@ -481,6 +489,8 @@ def _read_files(bundle_dir: Path, files: dict[str, Any], mode: str) -> dict[str,
             raise BundleIntegrityError(f"{file_path}: listed in bundle.json 'files' but missing") from None
         if not stat.S_ISREG(info.st_mode):
             raise BundleIntegrityError(f"{file_path}: listed in bundle.json 'files' but not a regular file")
+        if info.st_size > FILE_MAX_BYTES:
+            raise BundleIntegrityError(f"{file_path}: {info.st_size} bytes, more than a bundle file's {FILE_MAX_BYTES}")
         data = file_path.read_bytes()
         actual = hashlib.sha256(data).hexdigest()
         if actual != expected:

@@ -95,6 +95,18 @@ class AdaptiveRuntime:
         have the names and shapes ``bundle.json`` implies (one intra-op thread by default, see
         :func:`open_graphs`). Any failure raises a :class:`BundleError` naming the file."""
         manifest = read_manifest(Path(path), trusted_public_key)
+        return cls.from_manifest(manifest, expected_robot, intra_op_threads, available_joints, optimization_level)
+
+    @classmethod
+    def from_manifest(
+        cls,
+        manifest: CommonManifest,
+        expected_robot: str | None = None,
+        intra_op_threads: int = 1,
+        available_joints: list[str] | None = None,
+        optimization_level: ort.GraphOptimizationLevel = RUNTIME_OPTIMIZATION_LEVEL,
+    ) -> AdaptiveRuntime:
+        """:meth:`load` from a manifest already read (and its files hashed) by ``read_manifest``."""
         if not isinstance(manifest, BundleManifest):
             raise BundleSchemaError(
                 f"{manifest.path / MANIFEST_NAME}: mode '{manifest.mode}' is run by "

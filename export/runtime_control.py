@@ -223,8 +223,9 @@ def load_controller(
     state every tick, as it was trained to. With ``trusted_public_key`` (a PEM file) an unsigned
     or wrongly signed bundle is refused (``BundleSignatureError``).
     """
-    if read_manifest(Path(path), trusted_public_key).mode == "recurrent":
-        runtime = RecurrentRuntime.load(path, expected_robot, intra_op_threads, trusted_public_key=trusted_public_key)
+    manifest = read_manifest(Path(path), trusted_public_key)  # read and hashed once, for either runtime
+    if manifest.mode == "recurrent":
+        runtime = RecurrentRuntime.from_manifest(manifest, expected_robot, intra_op_threads)
         return RecurrentPolicyController(runtime, adaptation_enabled)
-    adaptive = AdaptiveRuntime.load(path, expected_robot, intra_op_threads, trusted_public_key=trusted_public_key)
+    adaptive = AdaptiveRuntime.from_manifest(manifest, expected_robot, intra_op_threads)
     return OnlineAdaptiveController(adaptive, adapt_every_n_ticks, adaptation_enabled)

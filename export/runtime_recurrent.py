@@ -21,6 +21,7 @@ from export.bundle_manifest import (
     RECURRENT_OUTPUTS,
     BundleCorruptError,
     BundleSchemaError,
+    CommonManifest,
     RecurrentBundleManifest,
     check_robot,
     read_manifest,
@@ -71,6 +72,18 @@ class RecurrentRuntime:
         against ``bundle.json``, by its metadata and by one dry step (one intra-op thread by
         default)."""
         manifest = read_manifest(Path(path), trusted_public_key)
+        return cls.from_manifest(manifest, expected_robot, intra_op_threads, available_joints, optimization_level)
+
+    @classmethod
+    def from_manifest(
+        cls,
+        manifest: CommonManifest,
+        expected_robot: str | None = None,
+        intra_op_threads: int = 1,
+        available_joints: list[str] | None = None,
+        optimization_level: ort.GraphOptimizationLevel = RUNTIME_OPTIMIZATION_LEVEL,
+    ) -> RecurrentRuntime:
+        """:meth:`load` from a manifest already read (and its files hashed) by ``read_manifest``."""
         manifest_path = manifest.path / MANIFEST_NAME
         if not isinstance(manifest, RecurrentBundleManifest):
             raise BundleSchemaError(

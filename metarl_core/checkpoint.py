@@ -149,7 +149,8 @@ def safe_torch_load(path: Path, map_location: str = "cpu") -> dict[str, Any]:
         if "Unsupported global" in reason:
             raise UnsafeCheckpointError(
                 f"{path}: refused: it holds objects other than tensors and plain containers, which loading "
-                f"could run as code ({reason}); metarl writes none, so it is not a checkpoint metarl wrote"
+                f"could run as code ({reason}); metarl writes none (a GrBAL checkpoint from before weights-only "
+                "checkpoints did: retrain it)"
             ) from None
         raise CheckpointError(f"{path}: not a readable checkpoint ({reason or 'not a torch checkpoint'})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:

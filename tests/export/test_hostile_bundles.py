@@ -9,6 +9,7 @@ signing key would, so that what is tested is the schema check, not the digest.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from export import bundle_manifest
 from export.bundle_manifest import BundleCorruptError, BundleError, BundleIntegrityError, BundleSchemaError
 from export.onnx_export import export_trained_dynamics
 from export.runtime_control import load_controller
@@ -295,3 +297,35 @@ def test_every_hostile_bundle_fails_with_a_bundle_error_only(bundle_copy: Path, 
         except Exception as error:  # what is being counted: anything but a BundleError
             crashes.append(f"{case}: {type(error).__name__}: {error}")
     assert crashes == []
+
+
+def test_a_manifest_nested_too_deeply_is_a_schema_error(bundle_copy: Path) -> None:
+    raw = ("[" * 100_000 + "]" * 100_000).encode()
+    (bundle_copy / "bundle.json").write_bytes(raw)
+    (bundle_copy / "bundle.json.sha256").write_text(hashlib.sha256(raw).hexdigest())
+    with pytest.raises(BundleSchemaError, match=r"not valid JSON \(nested too deeply\)"):
+        load_controller(bundle_copy)
+
+
+def test_an_oversized_file_is_refused_before_it_is_read(bundle_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cap (1 GiB) is lowered for the test: writing a real 1 GiB file would only cost time."""
+    monkeypatch.setattr(bundle_manifest, "FILE_MAX_BYTES", 1000)
+    with pytest.raises(BundleIntegrityError, match=r"\.onnx: \d+ bytes, more than a bundle file's 1000"):
+        load_controller(bundle_copy)
+
+
+def test_the_bytes_loaded_are_the_bytes_hashed(bundle_copy: Path) -> None:
+    """A file swapped after its hash was checked (a time-of-check/time-of-use race) changes
+    nothing: the runtime runs the bytes it hashed, not what is on disk later."""
+    from export.runtime import AdaptiveRuntime
+
+    manifest = bundle_manifest.read_manifest(bundle_copy)
+    original = AdaptiveRuntime.from_manifest(manifest)
+    (bundle_copy / "predict.onnx").write_bytes(b"swapped after the check")
+    (bundle_copy / "meta_params.npz").write_bytes(b"swapped after the check")
+    runtime = AdaptiveRuntime.from_manifest(manifest)
+    rng = np.random.default_rng(0)
+    states, actions = rng.normal(size=(3, 14)), rng.normal(size=(3, 7))
+    np.testing.assert_array_equal(
+        runtime.predict(runtime.meta_params, states, actions), original.predict(original.meta_params, states, actions)
+    )
