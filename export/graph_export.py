@@ -226,6 +226,11 @@ def staged_directory(out_dir: Path) -> Iterator[Path]:
         yield staging
         check_export_target(out_dir)
         _replace_directory(staging, out_dir)
+    except OSError as error:
+        if isinstance(error, ExportTargetError):
+            raise
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        raise OSError(error.errno, f"{out_dir}: bundle could not be written ({reason}); nothing was replaced") from None
     finally:
         if staging.exists():
             shutil.rmtree(staging)

@@ -10,11 +10,13 @@ each iteration once, in order.
 from __future__ import annotations
 
 import csv
+import errno
 import io
+import os
 from pathlib import Path
 from typing import Any
 
-from metarl_core.checkpoint import atomic_write_bytes
+from metarl_core.checkpoint import CheckpointWriteError, atomic_write_bytes
 
 METRICS_NAME = "metrics.csv"
 
@@ -28,12 +30,7 @@ class MetricsWriter:
 
     def log(self, iteration: int, metrics: dict[str, float]) -> None:
         """Write ``metrics`` of ``iteration``; the CSV header is written with the first row."""
-        new = not self.path.exists()
-        with open(self.path, "a", newline="", encoding="utf-8") as stream:
-            out = csv.writer(stream)
-            if new:
-                out.writerow(["iteration", *metrics])
-            out.writerow([iteration, *metrics.values()])
+        append_metrics_row(self.path, iteration, metrics)
         if self._tensorboard is not None:
             for key, value in metrics.items():
                 self._tensorboard.add_scalar(key, value, iteration)
@@ -41,6 +38,22 @@ class MetricsWriter:
     def close(self) -> None:
         if self._tensorboard is not None:
             self._tensorboard.close()
+
+
+def append_metrics_row(path: Path, iteration: int, metrics: dict[str, float]) -> None:
+    """Append one row to the CSV at ``path`` (its header first when the file is new). A failed
+    write (a full disk) is a ``CheckpointWriteError`` naming ``path``; a torn last row is
+    dropped at the next resume by :func:`truncate_metrics`."""
+    new = not path.exists()
+    try:
+        with open(path, "a", newline="", encoding="utf-8") as stream:
+            out = csv.writer(stream)
+            if new:
+                out.writerow(["iteration", *metrics])
+            out.writerow([iteration, *metrics.values()])
+    except OSError as error:
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        raise CheckpointWriteError(error.errno or errno.EIO, f"{path}: could not be written ({reason})") from None
 
 
 def truncate_metrics(run_dir: Path, last_iteration: int) -> int:

@@ -9,7 +9,6 @@ run writes the same next checkpoint as one that was never interrupted.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from metarl_core.exploration import exploration_controller
 from metarl_core.meta_training import make_step_sizes, meta_loss
 from metarl_core.replay_buffer import TaskReplayBuffer
 from metarl_core.run_directory import open_run_directory
+from metarl_core.run_metrics import METRICS_NAME, append_metrics_row
 
 
 def collect_episodes(
@@ -230,13 +230,7 @@ def _tensorboard(run_dir: Path) -> Any:
 
 
 def _log(run_dir: Path, writer: Any, iteration: int, metrics: dict[str, float]) -> None:
-    path = run_dir / "metrics.csv"
-    new = not path.exists()
-    with open(path, "a", newline="", encoding="utf-8") as stream:
-        out = csv.writer(stream)
-        if new:
-            out.writerow(["iteration", *metrics])
-        out.writerow([iteration, *metrics.values()])
+    append_metrics_row(run_dir / METRICS_NAME, iteration, metrics)
     if writer is not None:
         for key, value in metrics.items():
             writer.add_scalar(key, value, iteration)

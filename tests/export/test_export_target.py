@@ -50,3 +50,24 @@ def test_an_old_bundle_is_replaced_and_an_empty_directory_filled(bundles: dict, 
     empty.mkdir()
     export_trained_dynamics(tiny_model(1), empty)
     assert (empty / "bundle.json").is_file()
+
+
+def test_a_full_disk_during_export_names_the_bundle_and_replaces_nothing(
+    bundles: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    from export import onnx_export
+
+    old = Path(shutil.copytree(bundles[2][1], tmp_path / "bundle"))
+    before = {p.name: p.read_bytes() for p in old.iterdir()}
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(onnx_export.np, "savez", full_disk)
+    with pytest.raises(OSError, match=r"bundle: bundle could not be written \(No space left on device\); nothing was"):
+        export_trained_dynamics(tiny_model(1), old)
+    assert {p.name: p.read_bytes() for p in old.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"], "no staging directory left behind"

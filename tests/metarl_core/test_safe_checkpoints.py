@@ -227,3 +227,14 @@ def test_a_policy_run_resumed_after_a_kill_has_each_iteration_once(
     assert iterations_logged(tmp_path / "run") == [0, 1]
     run_policy_training(config, tmp_path / "run", "cpu", True)
     assert iterations_logged(tmp_path / "run") == [0, 1, 2]
+
+
+def test_a_full_disk_while_logging_metrics_names_metrics_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from metarl_core import run_metrics
+
+    def full_disk(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(run_metrics, "open", full_disk, raising=False)
+    with pytest.raises(CheckpointWriteError, match=r"metrics\.csv: could not be written \(No space left on device\)"):
+        run_metrics.append_metrics_row(tmp_path / "metrics.csv", 0, {"losses/x": 1.0})
