@@ -221,16 +221,23 @@ class AdaptiveRuntime:
         self.planner.reset()
 
     def _build_planner(self) -> MPPIPlanner:
+        """The bundle's MPPI planner; fields it cannot be built from (no tracked state, a
+        feedback prior without joint positions and velocities) are a ``BundleSchemaError``."""
         m = self.manifest
-        return build_tracking_planner(
-            m.planner,
-            m.joint_names,
-            m.state_fields,
-            m.reference_fields,
-            m.action_low,
-            m.action_high,
-            1.0 / m.control_rate_hz,
-        )
+        try:
+            return build_tracking_planner(
+                m.planner,
+                m.joint_names,
+                m.state_fields,
+                m.reference_fields,
+                m.action_low,
+                m.action_high,
+                1.0 / m.control_rate_hz,
+            )
+        except ValueError as error:
+            raise BundleSchemaError(
+                f"{m.path / MANIFEST_NAME}: field 'planner' cannot drive this bundle ({error})"
+            ) from None
 
 
 def open_graphs(

@@ -48,6 +48,15 @@ def first_limit(value: Any) -> Edit:
     return edit
 
 
+def feedback_without_a_joint_position(data: dict[str, Any]) -> None:
+    data["planner"].update(feedback_kp=[1.0] * 7, feedback_kd=[0.1] * 7)
+    data["state_fields"][0] = "joint_states.effort:panda_joint1"
+
+
+def reference_tracking_nothing(data: dict[str, Any]) -> None:
+    data["reference_fields"] = [f"reference.unknown_{i}" for i in range(len(data["reference_fields"]))]
+
+
 SCHEMA_CASES: list[tuple[str, Edit, str]] = [
     ("nan limit", first_limit(float("nan")), r"not valid JSON \(NaN is not a number a bundle may hold"),
     ("infinite limit", setter("action_high", [float("inf")] * 7), r"not valid JSON \(Infinity"),
@@ -99,6 +108,8 @@ SCHEMA_CASES: list[tuple[str, Edit, str]] = [
     ("unknown mode", setter("mode", "magic"), r"field 'mode'='magic' is not one of"),
     ("negative wheel radius", setter("wheel_radius_m", -0.1), r"field 'wheel_radius_m'=-0\.1 must be a length"),
     ("old schema", setter("schema_version", 0), r"schema_version 0 is not a valid version"),
+    ("feedback without positions", feedback_without_a_joint_position, r"field 'planner' cannot drive this bundle"),
+    ("reference tracking nothing", reference_tracking_nothing, r"field 'planner' cannot drive this bundle \(no state"),
 ]
 
 INTEGRITY_CASES: list[tuple[str, Edit, str]] = [
