@@ -125,7 +125,8 @@ class AdaptiveRuntime:
 
     def _dry_run(self) -> None:
         """Run each graph once on a window at the normaliser's means and check every output's
-        name and shape: a graph of another shape is refused now, at load, not on the first tick."""
+        name and shape, then plan once: a graph of another shape, or a planner that cannot run
+        on it, is refused now, at load, not on the first tick."""
         m = self.manifest
         norm = m.normalizer
         length = 2
@@ -149,6 +150,14 @@ class AdaptiveRuntime:
             )
         feed.update(states=states, actions=actions)
         dry_run_graph(m, "predict.onnx", self._predict, feed, ["next_states"], [(length, m.state_dim)])
+        reference = np.zeros(len(m.reference_fields), np.float32)
+        try:
+            self.plan(self.meta_params, norm["state_mean"], reference)
+        except FloatingPointError:
+            pass  # every rollout non-finite at this state: the controller holds on such a tick
+        except Exception as error:  # numpy raises several types for a planner the graphs cannot feed
+            raise BundleCorruptError(f"{m.path / MANIFEST_NAME}: planner dry run failed ({_one_line(error)})") from None
+        self.planner = self._build_planner()  # the dry run moved its noise stream; start it afresh
 
     # -- adaptation ----------------------------------------------------------------------
     def adapt(self, states: np.ndarray, actions: np.ndarray, next_states: np.ndarray) -> AdaptationResult:
