@@ -23,8 +23,9 @@ WINDOW_SIZE = 6
 
 def write_manifest_data(bundle: Path, data: dict) -> None:
     """Rewrite ``bundle.json`` and its digest, as an adversary with write access (but no signing
-    key) would: only the schema checks (or a signature) can catch what is in it."""
-    raw = json.dumps(data).encode("utf-8")
+    key) would: only the schema checks (or a signature) can catch what is in it. The string
+    ``"1e400"`` is written as the bare literal 1e400, which JSON parsers read as inf."""
+    raw = json.dumps(data).replace('"1e400"', "1e400").encode("utf-8")
     (bundle / "bundle.json").write_bytes(raw)
     (bundle / "bundle.json.sha256").write_text(hashlib.sha256(raw).hexdigest() + "\n")
 

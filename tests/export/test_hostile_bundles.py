@@ -60,7 +60,7 @@ def reference_tracking_nothing(data: dict[str, Any]) -> None:
 SCHEMA_CASES: list[tuple[str, Edit, str]] = [
     ("nan limit", first_limit(float("nan")), r"not valid JSON \(NaN is not a number a bundle may hold"),
     ("infinite limit", setter("action_high", [float("inf")] * 7), r"not valid JSON \(Infinity"),
-    ("1e400 limit", first_limit(1e308 * 10), r"not valid JSON"),
+    ("1e400 limit", first_limit("1e400"), r"field 'action_low' must be a list of finite numbers"),
     ("huge limits", setter("action_high", [1e9] * 7), r"action limits must lie within ±10000"),
     ("low above high", first_limit(100.0), r"action_low\[0\]=100\.0 must be < action_high\[0\]=87\.0"),
     ("low equals high", setter("action_low", [87.0] * 4 + [12.0] * 3), r"action_low\[0\]=87\.0 must be <"),
@@ -340,3 +340,25 @@ def test_the_bytes_loaded_are_the_bytes_hashed(bundle_copy: Path) -> None:
     np.testing.assert_array_equal(
         runtime.predict(runtime.meta_params, states, actions), original.predict(original.meta_params, states, actions)
     )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("effort_penalty", "1e400", r"reward\.effort_penalty=inf must be a finite number >= 0"),
+        ("effort_penalty", -1.0, r"reward\.effort_penalty=-1\.0 must be a finite number >= 0"),
+        ("effort_penalty", "high", r"reward\.effort_penalty='high' must be a finite number"),
+        ("effort_limits", [0.0] * 7, r"reward\.effort_limits must be 7 positive values"),
+        ("effort_limits", ["1e400"] * 7, r"reward\.effort_limits must be 7 positive values"),
+    ],
+)
+def test_a_hostile_reward_spec_is_refused_naming_the_field(
+    recurrent_bundle_copy: Path, key: str, value: Any, message: str
+) -> None:
+    """The reward the policy reads back each tick: a spec that makes it inf or NaN would hold
+    forever (``"1e400"`` is written as a bare 1e400, which JSON reads as inf)."""
+    data = read_manifest_data(recurrent_bundle_copy)
+    data["reward"][key] = value
+    write_manifest_data(recurrent_bundle_copy, data)
+    with pytest.raises(BundleSchemaError, match=message):
+        load_controller(recurrent_bundle_copy)
