@@ -56,6 +56,7 @@ setup(
         "numpy>=1.24",
         "onnxruntime>=1.18",
         "pyyaml>=6.0",
+        "cryptography>=42",  # Ed25519 bundle signatures: the robot verifies (export.bundle_signature)
     ],
     extras_require={
         "train": TRAIN_REQUIRES,

@@ -14,6 +14,7 @@ fused MatMuls before, so no bundle reaches a robot unverified.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -32,7 +33,7 @@ import torch
 from torch.export import Dim
 from torch.fx.experimental.proxy_tensor import make_fx
 
-from export.bundle_manifest import MANIFEST_NAME, SCHEMA_VERSION, sha256_of
+from export.bundle_manifest import DIGEST_NAME, INTEGRITY_NAMES, MANIFEST_NAME, SCHEMA_VERSION, sha256_of
 from export.runtime import RUNTIME_OPTIMIZATION_LEVEL
 from sim.robot_description import RobotDescription
 
@@ -165,27 +166,71 @@ def robot_fields(robot: RobotDescription) -> dict[str, Any]:
     }
 
 
-def write_manifest(staging: Path, fields: Mapping[str, Any]) -> None:
+class ExportTargetError(FileExistsError):
+    """``--out`` names something that is not a bundle metarl wrote: it is never replaced."""
+
+
+def write_manifest(staging: Path, fields: Mapping[str, Any], sign_key: Path | None = None) -> None:
     """``staging/bundle.json``: the schema version, ``fields``, and the sha256 of every file
-    already in ``staging`` (so the manifest is written last)."""
+    already in ``staging`` (so the manifest is written last); then ``bundle.json.sha256`` over
+    its bytes and, with ``sign_key`` (an Ed25519 PEM private key), ``bundle.json.sig``."""
     manifest = {
         "schema_version": SCHEMA_VERSION,
         **fields,
         "files": {path.name: sha256_of(path) for path in sorted(staging.iterdir()) if path.name != MANIFEST_NAME},
     }
-    (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    raw = json.dumps(manifest, indent=2, allow_nan=False).encode("utf-8")
+    (staging / MANIFEST_NAME).write_bytes(raw)
+    (staging / DIGEST_NAME).write_text(f"{hashlib.sha256(raw).hexdigest()}  {MANIFEST_NAME}\n", encoding="ascii")
+    if sign_key is not None:
+        from export.bundle_signature import sign_manifest
+
+        sign_manifest(staging, sign_key)
+
+
+def check_export_target(out_dir: Path) -> None:
+    """Refuse an ``out_dir`` that export would replace but did not write: a file, or a
+    non-empty directory that is not a bundle (a ``bundle.json`` whose ``files`` and integrity
+    files are all it holds). Called before any work and again just before the replace."""
+    out_dir = Path(out_dir)
+    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
+        raise ExportTargetError(f"{out_dir}: exists and is not a bundle directory; export writes elsewhere or nowhere")
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        return
+    try:
+        listed = json.loads((out_dir / MANIFEST_NAME).read_text(encoding="utf-8"))["files"]
+        ours = {MANIFEST_NAME, *INTEGRITY_NAMES, *listed}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ExportTargetError(
+            f"{out_dir}: exists and is not a bundle written by metarl (no readable bundle.json); "
+            "it is left as it is: choose another --out"
+        ) from None
+    foreign = sorted(entry.name for entry in out_dir.iterdir() if entry.name not in ours or entry.is_symlink())
+    if foreign:
+        raise ExportTargetError(
+            f"{out_dir}: holds {foreign[:5]} that its bundle.json does not list; it is left as it is: "
+            "choose another --out"
+        )
 
 
 @contextmanager
 def staged_directory(out_dir: Path) -> Iterator[Path]:
     """A fresh sibling directory of ``out_dir`` to write a bundle into. When the block completes
     it replaces ``out_dir`` (a reader never sees a half-written bundle); when it raises, it is
-    removed and ``out_dir`` is left as it was."""
+    removed and ``out_dir`` is left as it was. An ``out_dir`` that is not a bundle metarl wrote
+    is refused (:class:`ExportTargetError`) before anything is written."""
+    check_export_target(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         yield staging
+        check_export_target(out_dir)
         _replace_directory(staging, out_dir)
+    except OSError as error:
+        if isinstance(error, ExportTargetError):
+            raise
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        raise OSError(error.errno, f"{out_dir}: bundle could not be written ({reason}); nothing was replaced") from None
     finally:
         if staging.exists():
             shutil.rmtree(staging)

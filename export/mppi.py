@@ -9,8 +9,10 @@ sampled open-loop torques then only have to supply what the learned model knows 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -19,16 +21,32 @@ from export.tracking_cost import TrackingCost
 PredictFn = Callable[[Sequence[np.ndarray], np.ndarray, np.ndarray], np.ndarray]
 
 
+class PlannerConfigError(ValueError):
+    """A planner setting of the wrong type or out of range; the message names it (``planner.samples``)."""
+
+
+PLANNER_SAMPLES_MAX = 65536
+"""Most MPPI samples a bundle may ask for: one batch of the prediction graph per horizon step."""
+PLANNER_HORIZON_MAX = 256
+"""Most steps a bundle's MPPI rollouts may look ahead."""
+PLANNER_GAIN_MAX = 1e6
+"""Largest feedback or model-inverse gain accepted (far beyond any robot's)."""
+
+
 @dataclass(frozen=True)
 class MPPIConfig:
-    """Planner settings, shipped in ``bundle.json`` under ``planner``."""
+    """Planner settings, shipped in ``bundle.json`` under ``planner`` and read strictly from a
+    training config's ``planner`` mapping: an unknown key, a wrong type or an out-of-range value
+    is a :class:`PlannerConfigError` naming the field, never a silent default."""
 
     samples: int = 128
+    """K: sampled action sequences per plan (1 to ``PLANNER_SAMPLES_MAX``)."""
     horizon: int = 8
+    """H: steps each rollout looks ahead (1 to ``PLANNER_HORIZON_MAX``)."""
     noise_fraction: float = 0.1
-    """Exploration noise std as a fraction of each action's half range."""
+    """Exploration noise std as a fraction of each action's half range (0 to 10)."""
     temperature: float = 1.0
-    """Softmax temperature on (cost − min cost), relative to the cost spread."""
+    """Softmax temperature on (cost − min cost), relative to the cost spread (> 0)."""
     feedback_kp: tuple[float, ...] = ()
     """PD prior, per action: gain on (reference position − predicted position); empty for none."""
     feedback_kd: tuple[float, ...] = ()
@@ -43,14 +61,89 @@ class MPPIConfig:
     model_inverse_velocity_gain: float = 20.0
     """Desired acceleration per rad/s of velocity error (1/s) for the stiffest joint."""
     seed: int = 0
+    """Seeds the sampling noise (>= 0)."""
 
     @classmethod
-    def from_dict(cls, data: dict) -> MPPIConfig:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        for key in ("feedback_kp", "feedback_kd"):
-            if key in known:
-                known[key] = tuple(known[key])
-        return cls(**known)
+    def from_dict(cls, data: Mapping[str, Any], prefix: str = "planner.") -> MPPIConfig:
+        """Read settings strictly: every key known, every value of its type and in range.
+
+        ``prefix`` is how a message names a field (``planner.samples``); lists become tuples.
+        """
+        if not isinstance(data, Mapping):
+            raise PlannerConfigError(f"field '{prefix.rstrip('.')}' must be a mapping, got {type(data).__name__}")
+        known = {f.name: f.type for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in known:
+                raise PlannerConfigError(f"unknown field '{prefix}{key}'; valid fields are {sorted(known)}")
+            values[key] = _planner_value(f"{prefix}{key}", known[key], value)
+        config = cls(**values)
+        config.check_ranges(prefix)
+        return config
+
+    def check_ranges(self, prefix: str = "planner.", action_dim: int | None = None) -> None:
+        """Raise :class:`PlannerConfigError` naming the first setting out of range; with
+        ``action_dim``, the feedback gains must have one entry per action (or none)."""
+        checks = {
+            "samples": 1 <= self.samples <= PLANNER_SAMPLES_MAX,
+            "horizon": 1 <= self.horizon <= PLANNER_HORIZON_MAX,
+            "noise_fraction": 0.0 <= self.noise_fraction <= 10.0,
+            "temperature": 0.0 < self.temperature <= 1e6,
+            "model_inverse_trust": 0.0 <= self.model_inverse_trust <= 10.0,
+            "model_inverse_position_gain": 0.0 <= self.model_inverse_position_gain <= PLANNER_GAIN_MAX,
+            "model_inverse_velocity_gain": 0.0 <= self.model_inverse_velocity_gain <= PLANNER_GAIN_MAX,
+            "seed": self.seed >= 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise PlannerConfigError(f"field '{prefix}{name}'={getattr(self, name)!r} is out of range")
+        for name in ("feedback_kp", "feedback_kd"):
+            gains = getattr(self, name)
+            if any(not 0.0 <= g <= PLANNER_GAIN_MAX for g in gains):
+                raise PlannerConfigError(
+                    f"field '{prefix}{name}'={list(gains)} must be gains in [0, {PLANNER_GAIN_MAX:g}]"
+                )
+        if len(self.feedback_kp) != len(self.feedback_kd):
+            raise PlannerConfigError(
+                f"fields '{prefix}feedback_kp' and '{prefix}feedback_kd' must have one length "
+                f"({len(self.feedback_kp)} != {len(self.feedback_kd)})"
+            )
+        if action_dim is not None and self.feedback_kp and len(self.feedback_kp) != action_dim:
+            raise PlannerConfigError(
+                f"field '{prefix}feedback_kp' has {len(self.feedback_kp)} gains, expected one per action ({action_dim})"
+            )
+        if self.model_inverse and (not self.feedback_kp or max(self.feedback_kp) <= 0 or max(self.feedback_kd) <= 0):
+            raise PlannerConfigError(
+                f"field '{prefix}model_inverse'=True needs positive '{prefix}feedback_kp' and '{prefix}feedback_kd'"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as plain JSON/YAML values (tuples as lists), as ``bundle.json`` holds them."""
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
+
+
+def _planner_value(name: str, kind: str, value: Any) -> Any:
+    """``value`` checked against the field's annotation (``int``, ``float``, ``bool`` or a
+    tuple of floats); a finite number where a float is expected."""
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise PlannerConfigError(f"field '{name}'={value!r} must be true or false")
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise PlannerConfigError(f"field '{name}'={value!r} must be an integer")
+        return value
+    if kind == "float":
+        if not _is_finite_number(value):
+            raise PlannerConfigError(f"field '{name}'={value!r} must be a finite number")
+        return float(value)
+    if not isinstance(value, (list, tuple)) or not all(_is_finite_number(v) for v in value):
+        raise PlannerConfigError(f"field '{name}'={value!r} must be a list of finite numbers")
+    return tuple(float(v) for v in value)
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class MPPIPlanner:
@@ -155,7 +248,7 @@ class MPPIPlanner:
 
 
 def build_tracking_planner(
-    planner_settings: dict,
+    planner_settings: Mapping[str, Any],
     joint_names: Sequence[str],
     state_fields: Sequence[str],
     reference_fields: Sequence[str],

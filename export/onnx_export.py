@@ -16,7 +16,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from export.graph_export import check_parity, export_graph, provenance, robot_fields, staged_directory, write_manifest
+from export.graph_export import (
+    check_export_target,
+    check_parity,
+    export_graph,
+    provenance,
+    robot_fields,
+    staged_directory,
+    write_manifest,
+)
 from metarl_core.checkpoint import TrainedDynamics, load_checkpoint
 from metarl_core.dynamics_model import Params, adapt_params, predict_next_state, window_loss
 from metarl_core.last_layer_rls import features
@@ -105,8 +113,9 @@ def _export_graph(
     export_graph(step, _constants(model), example, input_names, output_names, dynamic_axis, path, n_params)
 
 
-def export_trained_dynamics(model: TrainedDynamics, out_dir: Path, seed: int = 0) -> Path:
-    """Write ``model`` as a verified bundle directory at ``out_dir`` (replaced atomically)."""
+def export_trained_dynamics(model: TrainedDynamics, out_dir: Path, seed: int = 0, sign_key: Path | None = None) -> Path:
+    """Write ``model`` as a verified bundle directory at ``out_dir`` (replaced atomically; an
+    ``out_dir`` that is not a bundle is refused), signed with ``sign_key`` when given."""
     if model.mode not in ("gradient", "rls"):
         raise ValueError(f"mode={model.mode!r} is not one of gradient, rls")
     out_dir = Path(out_dir)
@@ -176,11 +185,11 @@ def export_trained_dynamics(model: TrainedDynamics, out_dir: Path, seed: int = 0
             ),
         )
         np.savez(staging / "meta_params.npz", **{k: p.numpy() for k, p in zip(names, params, strict=True)})
-        _write_manifest(model, staging, parity)
+        _write_manifest(model, staging, parity, sign_key)
     return out_dir
 
 
-def _write_manifest(model: TrainedDynamics, staging: Path, parity: float) -> None:
+def _write_manifest(model: TrainedDynamics, staging: Path, parity: float, sign_key: Path | None) -> None:
     step_sizes = (
         {k: v.detach().cpu().tolist() for k, v in model.step_sizes.items()}
         if isinstance(model.step_sizes, Mapping)
@@ -199,10 +208,12 @@ def _write_manifest(model: TrainedDynamics, staging: Path, parity: float) -> Non
         "provenance": provenance(model.config, parity),
         "rls_prior_precision": model.rls_prior_precision if model.mode == "rls" else None,
     }
-    write_manifest(staging, fields)
+    write_manifest(staging, fields, sign_key)
 
 
-def export_bundle(run_dir: Path, out_dir: Path) -> Path:
-    """``metarl export --run <dir> --out <bundle>``: the run's checkpoint as a verified bundle."""
+def export_bundle(run_dir: Path, out_dir: Path, sign_key: Path | None = None) -> Path:
+    """``metarl export --run <dir> --out <bundle> [--sign-key KEY.pem]``: the run's checkpoint
+    as a verified bundle."""
+    check_export_target(Path(out_dir))
     model, _ = load_checkpoint(Path(run_dir))
-    return export_trained_dynamics(model, Path(out_dir))
+    return export_trained_dynamics(model, Path(out_dir), sign_key=sign_key)

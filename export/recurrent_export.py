@@ -24,7 +24,15 @@ import numpy as np
 import torch
 
 from export.bundle_manifest import RECURRENT_GRAPH, RECURRENT_INPUTS, RECURRENT_OUTPUTS
-from export.graph_export import check_parity, export_graph, provenance, robot_fields, staged_directory, write_manifest
+from export.graph_export import (
+    check_export_target,
+    check_parity,
+    export_graph,
+    provenance,
+    robot_fields,
+    staged_directory,
+    write_manifest,
+)
 from metarl_core.policy.policy_checkpoint import TrainedPolicy, load_policy_checkpoint
 from metarl_core.policy.recurrent_policy import recurrent_step
 from sim.husky_terrain import TRACK_WIDTH_M
@@ -101,8 +109,9 @@ def _check_policy(policy: TrainedPolicy) -> None:
         )
 
 
-def export_trained_policy(policy: TrainedPolicy, out_dir: Path, seed: int = 0) -> Path:
-    """Write ``policy`` as a verified recurrent bundle directory at ``out_dir`` (replaced atomically)."""
+def export_trained_policy(policy: TrainedPolicy, out_dir: Path, seed: int = 0, sign_key: Path | None = None) -> Path:
+    """Write ``policy`` as a verified recurrent bundle directory at ``out_dir`` (replaced
+    atomically; an ``out_dir`` that is not a bundle is refused), signed with ``sign_key`` when given."""
     _check_policy(policy)
     out_dir = Path(out_dir)
     shape = policy.shape
@@ -144,11 +153,13 @@ def export_trained_policy(policy: TrainedPolicy, out_dir: Path, seed: int = 0) -
                 "reward": REWARD_SPECS[policy.env_id],
                 "provenance": provenance(policy.config, parity),
             },
+            sign_key,
         )
     return out_dir
 
 
-def export_recurrent_bundle(run_dir: Path, out_dir: Path) -> Path:
+def export_recurrent_bundle(run_dir: Path, out_dir: Path, sign_key: Path | None = None) -> Path:
     """``metarl export`` for an RL² run: its checkpoint as a verified ``mode: recurrent`` bundle."""
+    check_export_target(Path(out_dir))
     policy, _ = load_policy_checkpoint(Path(run_dir))
-    return export_trained_policy(policy, Path(out_dir))
+    return export_trained_policy(policy, Path(out_dir), sign_key=sign_key)

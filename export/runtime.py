@@ -7,6 +7,8 @@ meta-learned parameters, so the robot adapts exactly as training did.
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ from export.bundle_manifest import (
     BundleIntegrityError,
     BundleManifest,
     BundleSchemaError,
+    BundleSignatureError,
     CommonManifest,
     RobotMismatchError,
     check_robot,
@@ -36,6 +39,7 @@ __all__ = [
     "BundleError",
     "BundleIntegrityError",
     "BundleSchemaError",
+    "BundleSignatureError",
     "RobotMismatchError",
     "WindowError",
 ]
@@ -84,10 +88,25 @@ class AdaptiveRuntime:
         intra_op_threads: int = 1,
         available_joints: list[str] | None = None,
         optimization_level: ort.GraphOptimizationLevel = RUNTIME_OPTIMIZATION_LEVEL,
+        trusted_public_key: Path | str | None = None,
     ) -> AdaptiveRuntime:
-        """Load ``path`` after checking schema, sha256, robot, graph inputs and parameter shapes
-        (one intra-op thread by default, see :func:`open_graphs`)."""
-        manifest = read_manifest(Path(path))
+        """Load ``path`` after checking digest (and, given ``trusted_public_key``, signature),
+        schema, sha256, robot, meta-parameters, and a dry run of both graphs whose outputs must
+        have the names and shapes ``bundle.json`` implies (one intra-op thread by default, see
+        :func:`open_graphs`). Any failure raises a :class:`BundleError` naming the file."""
+        manifest = read_manifest(Path(path), trusted_public_key)
+        return cls.from_manifest(manifest, expected_robot, intra_op_threads, available_joints, optimization_level)
+
+    @classmethod
+    def from_manifest(
+        cls,
+        manifest: CommonManifest,
+        expected_robot: str | None = None,
+        intra_op_threads: int = 1,
+        available_joints: list[str] | None = None,
+        optimization_level: ort.GraphOptimizationLevel = RUNTIME_OPTIMIZATION_LEVEL,
+    ) -> AdaptiveRuntime:
+        """:meth:`load` from a manifest already read (and its files hashed) by ``read_manifest``."""
         if not isinstance(manifest, BundleManifest):
             raise BundleSchemaError(
                 f"{manifest.path / MANIFEST_NAME}: mode '{manifest.mode}' is run by "
@@ -100,9 +119,45 @@ class AdaptiveRuntime:
         adapt_inputs = ["states", "actions", "next_states"] if manifest.mode == "gradient" else ["states", "actions"]
         _check_graph_inputs(manifest, sessions[adapt_graph], adapt_inputs, adapt_graph)
         _check_graph_inputs(manifest, sessions["predict.onnx"], ["states", "actions"], "predict.onnx")
-        if manifest.mode == "rls" and not (manifest.rls_prior_precision or 0) > 0:
-            raise BundleSchemaError(f"{manifest.path}: rls bundle needs a positive 'rls_prior_precision'")
-        return cls(manifest, sessions[adapt_graph], sessions["predict.onnx"], meta_params)
+        runtime = cls(manifest, sessions[adapt_graph], sessions["predict.onnx"], meta_params)
+        runtime._dry_run()
+        return runtime
+
+    def _dry_run(self) -> None:
+        """Run each graph once on a window at the normaliser's means and check every output's
+        name and shape, then plan once: a graph of another shape, or a planner that cannot run
+        on it, is refused now, at load, not on the first tick."""
+        m = self.manifest
+        norm = m.normalizer
+        length = 2
+        states = np.repeat(norm["state_mean"][None, :], length, axis=0)
+        actions = np.repeat(norm["action_mean"][None, :], length, axis=0)
+        feed = {name: value for name, value in zip(self._names, self.meta_params, strict=True)}
+        if m.mode == "gradient":
+            outputs = [f"adapted.{k}" for k in self._names] + ["loss_before", "loss_after"]
+            shapes = [*m.parameter_shapes, (1, 1), (1, 1)]
+            window = {"states": states, "actions": actions, "next_states": states + norm["delta_mean"]}
+            dry_run_graph(m, "adapt.onnx", self._adapt, {**feed, **window}, outputs, shapes)
+        else:
+            width = m.parameter_shapes[-2][1]
+            dry_run_graph(
+                m,
+                "features.onnx",
+                self._adapt,
+                {**feed, "states": states, "actions": actions},
+                ["features"],
+                [(length, width)],
+            )
+        feed.update(states=states, actions=actions)
+        dry_run_graph(m, "predict.onnx", self._predict, feed, ["next_states"], [(length, m.state_dim)])
+        reference = np.zeros(len(m.reference_fields), np.float32)
+        try:
+            self.plan(self.meta_params, norm["state_mean"], reference)
+        except FloatingPointError:
+            pass  # every rollout non-finite at this state: the controller holds on such a tick
+        except Exception as error:  # numpy raises several types for a planner the graphs cannot feed
+            raise BundleCorruptError(f"{m.path / MANIFEST_NAME}: planner dry run failed ({_one_line(error)})") from None
+        self.planner = self._build_planner()  # the dry run moved its noise stream; start it afresh
 
     # -- adaptation ----------------------------------------------------------------------
     def adapt(self, states: np.ndarray, actions: np.ndarray, next_states: np.ndarray) -> AdaptationResult:
@@ -175,16 +230,23 @@ class AdaptiveRuntime:
         self.planner.reset()
 
     def _build_planner(self) -> MPPIPlanner:
+        """The bundle's MPPI planner; fields it cannot be built from (no tracked state, a
+        feedback prior without joint positions and velocities) are a ``BundleSchemaError``."""
         m = self.manifest
-        return build_tracking_planner(
-            m.planner,
-            m.joint_names,
-            m.state_fields,
-            m.reference_fields,
-            m.action_low,
-            m.action_high,
-            1.0 / m.control_rate_hz,
-        )
+        try:
+            return build_tracking_planner(
+                m.planner,
+                m.joint_names,
+                m.state_fields,
+                m.reference_fields,
+                m.action_low,
+                m.action_high,
+                1.0 / m.control_rate_hz,
+            )
+        except ValueError as error:
+            raise BundleSchemaError(
+                f"{m.path / MANIFEST_NAME}: field 'planner' cannot drive this bundle ({error})"
+            ) from None
 
 
 def open_graphs(
@@ -208,24 +270,75 @@ def open_graphs(
     for name in names:
         path = manifest.path / name
         try:
-            sessions[name] = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            model = manifest.file_bytes[name]
+        except KeyError:
+            raise BundleIntegrityError(f"{path}: not listed in bundle.json 'files' (no sha256)") from None
+        try:
+            sessions[name] = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises several unrelated types for a bad model
-            raise BundleCorruptError(f"{path}: not a loadable ONNX model ({error})") from None
+            raise BundleCorruptError(f"{path}: not a loadable ONNX model ({_one_line(error)})") from None
     return sessions
 
 
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text if len(text) <= 300 else text[:300] + "…"
+
+
+def dry_run_graph(
+    manifest: CommonManifest,
+    file_name: str,
+    session: ort.InferenceSession,
+    feed: dict[str, np.ndarray],
+    output_names: Sequence[str],
+    output_shapes: Sequence[tuple[int, ...]],
+) -> None:
+    """Run ``session`` once on ``feed`` and refuse, as :class:`BundleCorruptError` naming the
+    graph, one that fails, whose outputs are not ``output_names`` in order, or whose outputs
+    have other shapes than ``output_shapes`` or are not finite."""
+    path = manifest.path / file_name
+    names = [node.name for node in session.get_outputs()]
+    if names != list(output_names):
+        raise BundleCorruptError(f"{path}: graph outputs {names} != expected {list(output_names)}")
+    try:
+        outputs = session.run(None, {k: np.asarray(v, dtype=np.float32) for k, v in feed.items()})
+    except Exception as error:  # onnxruntime raises several unrelated types for a bad feed
+        raise BundleCorruptError(f"{path}: dry run failed ({_one_line(error)})") from None
+    for name, value, shape in zip(output_names, outputs, output_shapes, strict=True):
+        if tuple(value.shape) != tuple(shape):
+            raise BundleCorruptError(
+                f"{path}: dry run output '{name}' has shape {tuple(value.shape)}, bundle.json implies {tuple(shape)}"
+            )
+        if not np.all(np.isfinite(value)):
+            raise BundleCorruptError(f"{path}: dry run output '{name}' is NaN or inf at the normaliser's means")
+
+
 def _load_meta_params(manifest: BundleManifest) -> list[np.ndarray]:
+    """The meta-parameters from ``meta_params.npz`` as hashed: exactly the names of
+    ``bundle.json``'s ``parameters``, their shapes, float arrays only (no pickled objects)."""
     path = manifest.path / "meta_params.npz"
     try:
-        with np.load(path) as stored:
-            params = [np.asarray(stored[name], dtype=np.float32) for name in manifest.parameter_names]
-    except KeyError as error:
-        raise BundleCorruptError(f"{path}: parameter {error} listed in bundle.json is missing") from None
-    except (OSError, ValueError) as error:
-        raise BundleCorruptError(f"{path}: unreadable ({error})") from None
-    for name, value, shape in zip(manifest.parameter_names, params, manifest.parameter_shapes, strict=True):
+        with np.load(io.BytesIO(manifest.file_bytes["meta_params.npz"]), allow_pickle=False) as stored:
+            keys = sorted(stored.files)
+            if keys != sorted(manifest.parameter_names):
+                raise BundleCorruptError(
+                    f"{path}: holds arrays {keys}, bundle.json lists parameters {sorted(manifest.parameter_names)}"
+                )
+            raw = {name: stored[name] for name in manifest.parameter_names}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        if isinstance(error, BundleCorruptError):
+            raise
+        raise BundleCorruptError(f"{path}: unreadable ({_one_line(error)})") from None
+    params = []
+    for name, shape in zip(manifest.parameter_names, manifest.parameter_shapes, strict=True):
+        value = raw[name]
+        if value.dtype.kind != "f":
+            raise BundleCorruptError(f"{path}: parameter '{name}' has dtype {value.dtype}, expected floats")
         if value.shape != shape:
             raise BundleCorruptError(f"{path}: parameter '{name}' has shape {value.shape}, bundle.json says {shape}")
+        if not np.all(np.isfinite(value)):
+            raise BundleCorruptError(f"{path}: parameter '{name}' holds NaN or inf")
+        params.append(np.asarray(value, dtype=np.float32))
     return params
 
 

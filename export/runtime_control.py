@@ -215,14 +215,17 @@ def load_controller(
     intra_op_threads: int = 1,
     adapt_every_n_ticks: int = 1,
     adaptation_enabled: bool = True,
+    trusted_public_key: Path | str | None = None,
 ) -> OnlineAdaptiveController | RecurrentPolicyController:
     """The per-tick controller a bundle's mode calls for, its runtime loaded and validated.
 
     ``adapt_every_n_ticks`` applies to model-based bundles; an RL² policy updates its hidden
-    state every tick, as it was trained to.
+    state every tick, as it was trained to. With ``trusted_public_key`` (a PEM file) an unsigned
+    or wrongly signed bundle is refused (``BundleSignatureError``).
     """
-    if read_manifest(Path(path)).mode == "recurrent":
-        runtime = RecurrentRuntime.load(path, expected_robot, intra_op_threads)
+    manifest = read_manifest(Path(path), trusted_public_key)  # read and hashed once, for either runtime
+    if manifest.mode == "recurrent":
+        runtime = RecurrentRuntime.from_manifest(manifest, expected_robot, intra_op_threads)
         return RecurrentPolicyController(runtime, adaptation_enabled)
-    adaptive = AdaptiveRuntime.load(path, expected_robot, intra_op_threads)
+    adaptive = AdaptiveRuntime.from_manifest(manifest, expected_robot, intra_op_threads)
     return OnlineAdaptiveController(adaptive, adapt_every_n_ticks, adaptation_enabled)

@@ -20,13 +20,13 @@ from export.bundle_manifest import (
     RECURRENT_INPUTS,
     RECURRENT_OUTPUTS,
     BundleCorruptError,
-    BundleIntegrityError,
     BundleSchemaError,
+    CommonManifest,
     RecurrentBundleManifest,
     check_robot,
     read_manifest,
 )
-from export.runtime import RUNTIME_OPTIMIZATION_LEVEL, open_graphs
+from export.runtime import RUNTIME_OPTIMIZATION_LEVEL, dry_run_graph, open_graphs
 from export.tracking_reward import TrackingReward
 
 
@@ -65,10 +65,25 @@ class RecurrentRuntime:
         intra_op_threads: int = 1,
         available_joints: list[str] | None = None,
         optimization_level: ort.GraphOptimizationLevel = RUNTIME_OPTIMIZATION_LEVEL,
+        trusted_public_key: Path | str | None = None,
     ) -> RecurrentRuntime:
-        """Load ``path`` after checking schema, sha256, robot, the reward spec and the graph's
-        inputs, outputs and widths against ``bundle.json`` (one intra-op thread by default)."""
-        manifest = read_manifest(Path(path))
+        """Load ``path`` after checking digest (and, given ``trusted_public_key``, signature),
+        schema, sha256, robot, the reward spec, and the graph's inputs, outputs and widths
+        against ``bundle.json``, by its metadata and by one dry step (one intra-op thread by
+        default)."""
+        manifest = read_manifest(Path(path), trusted_public_key)
+        return cls.from_manifest(manifest, expected_robot, intra_op_threads, available_joints, optimization_level)
+
+    @classmethod
+    def from_manifest(
+        cls,
+        manifest: CommonManifest,
+        expected_robot: str | None = None,
+        intra_op_threads: int = 1,
+        available_joints: list[str] | None = None,
+        optimization_level: ort.GraphOptimizationLevel = RUNTIME_OPTIMIZATION_LEVEL,
+    ) -> RecurrentRuntime:
+        """:meth:`load` from a manifest already read (and its files hashed) by ``read_manifest``."""
         manifest_path = manifest.path / MANIFEST_NAME
         if not isinstance(manifest, RecurrentBundleManifest):
             raise BundleSchemaError(
@@ -76,8 +91,6 @@ class RecurrentRuntime:
                 "it is run by export.runtime.AdaptiveRuntime"
             )
         check_robot(manifest, expected_robot, available_joints)
-        if RECURRENT_GRAPH not in manifest.files:
-            raise BundleIntegrityError(f"{manifest_path}: '{RECURRENT_GRAPH}' is not listed in 'files' (no sha256)")
         try:
             reward = TrackingReward(
                 manifest.reward, manifest.state_fields, manifest.reference_fields, len(manifest.action_low)
@@ -145,3 +158,6 @@ def _check_graph(manifest: RecurrentBundleManifest, session: ort.InferenceSessio
                     f"{path}: graph {kind[:-1]} '{node.name}' has shape {node.shape}, "
                     f"bundle.json implies (batch, {widths[node.name]})"
                 )
+    feed = {name: np.zeros((1, widths[name]), np.float32) for name in RECURRENT_INPUTS}
+    shapes = [(1, widths[name]) for name in RECURRENT_OUTPUTS]
+    dry_run_graph(manifest, RECURRENT_GRAPH, session, feed, RECURRENT_OUTPUTS, shapes)

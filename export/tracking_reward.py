@@ -53,9 +53,9 @@ class TrackingReward:
             self.reference_index = np.array(
                 [_index(reference_fields, "reference." + f.removeprefix("joint_states."), "reference") for f in tracked]
             )
-            self.effort_penalty = float(self._constant(spec, "effort_penalty"))
+            self.effort_penalty = self._finite(spec, "effort_penalty", 0.0)
             limits = np.asarray(self._constant(spec, "effort_limits"), dtype=np.float64)
-            if limits.shape != (action_dim,) or not np.all(limits > 0):
+            if limits.shape != (action_dim,) or not np.all((limits > 0) & np.isfinite(limits)):
                 raise ValueError(f"reward.effort_limits must be {action_dim} positive values, got {limits.tolist()}")
             self.inverse_effort_limits = 1.0 / limits
         elif self.name == "twist_tracking":
@@ -65,9 +65,19 @@ class TrackingReward:
             self.reference_index = np.array(
                 [_index(reference_fields, f"reference.twist.{q}", "reference") for q in ("linear.x", "angular.z")]
             )
-            self.half_track_m = float(self._constant(spec, "track_width_m")) / 2.0
+            self.half_track_m = self._finite(spec, "track_width_m", 0.0, strictly=True) / 2.0
         else:
             raise ValueError(f"reward.name={self.name!r} is not one of {REWARD_NAMES}")
+
+    @classmethod
+    def _finite(cls, spec: Mapping[str, Any], key: str, minimum: float, strictly: bool = False) -> float:
+        """``reward.<key>`` as a finite number >= ``minimum`` (> with ``strictly``)."""
+        value = cls._constant(spec, key)
+        number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+        if not math.isfinite(number) or number < minimum or (strictly and number == minimum):
+            bound = f"> {minimum}" if strictly else f">= {minimum}"
+            raise ValueError(f"reward.{key}={value!r} must be a finite number {bound}")
+        return number
 
     @staticmethod
     def _constant(spec: Mapping[str, Any], key: str) -> Any:

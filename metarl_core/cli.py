@@ -1,8 +1,10 @@
-"""``metarl`` command line: train | eval | export | demo | bench.
+"""``metarl`` command line: train | eval | export | keygen | demo | bench.
 
 The CLI only parses arguments and dispatches; each command's work lives in its own module,
 imported lazily so that ``metarl --help`` stays fast. ROS-side work (the demo's nodes, the ROS
-benchmark) runs in subprocesses: ``metarl_core`` never imports ROS.
+benchmark) runs in subprocesses: ``metarl_core`` never imports ROS. A bad input (config, run,
+checkpoint, bundle target, full disk) ends the command with one line, ``metarl: error: …``, and
+exit status 2, as argparse reports a bad argument; no traceback.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ import argparse
 import importlib
 import sys
 from pathlib import Path
-
-import yaml
 
 POLICY_ALGOS = ("maml-ppo", "rl2")
 ALGOS = ("grbal", *POLICY_ALGOS)
@@ -26,24 +26,24 @@ BENCHES = {
 }
 
 
+class CommandError(ValueError):
+    """A command that cannot run as asked; ``main`` prints it as one line."""
+
+
 def _algo_of_config(config_path: Path) -> str:
     """The ``algo`` key of a YAML config (GrBAL when absent)."""
-    try:
-        data = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise SystemExit(f"metarl: config file not found: {config_path}") from None
-    if not isinstance(data, dict):
-        raise SystemExit(f"metarl: {config_path} must hold a YAML mapping, got {type(data).__name__}")
-    algo = data.get("algo", "grbal")
+    from metarl_core.config import read_config_mapping
+
+    algo = read_config_mapping(config_path).get("algo", "grbal")
     if algo not in ALGOS:
-        raise SystemExit(f"metarl: {config_path}: algo={algo!r} is not one of {', '.join(ALGOS)}")
+        raise CommandError(f"{config_path}: algo={algo!r} is not one of {', '.join(ALGOS)}")
     return algo
 
 
 def _algo_of_run(run_dir: Path) -> str:
     config = run_dir / "config.yaml"
     if not config.exists():
-        raise SystemExit(f"metarl: {run_dir} is not a training run (no config.yaml in it)")
+        raise CommandError(f"{run_dir} is not a training run (no config.yaml in it)")
     return _algo_of_config(config)
 
 
@@ -74,10 +74,21 @@ def _export(args: argparse.Namespace) -> None:
     if algo == "rl2":
         from export.recurrent_export import export_recurrent_bundle as export_fn
     elif algo == "maml-ppo":
-        raise SystemExit("metarl: MAML-PPO runs are evaluated in sim; export an RL2 or GrBAL run")
+        raise CommandError("MAML-PPO runs are evaluated in sim; export an RL2 or GrBAL run")
     else:
         from export.onnx_export import export_bundle as export_fn
-    print(f"bundle written to {export_fn(args.run, args.out)}")
+    print(f"bundle written to {export_fn(args.run, args.out, sign_key=args.sign_key)}")
+    if args.sign_key is not None:
+        print(f"signed with {args.sign_key} (bundle.json.sig)")
+
+
+def _keygen(args: argparse.Namespace) -> None:
+    from export.bundle_signature import generate_key_pair
+
+    public = args.out.with_name(args.out.name + ".pub")
+    generate_key_pair(args.out, public)
+    print(f"private key (sign with it: metarl export --sign-key): {args.out}")
+    print(f"public key (the robot's trusted_public_key_path): {public}")
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -119,8 +130,13 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="turn a run into an ONNX bundle for the robot")
     export.add_argument("--run", type=Path, required=True)
-    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--out", type=Path, required=True, help="bundle directory (an existing one must be a bundle)")
+    export.add_argument("--sign-key", type=Path, help="Ed25519 PEM private key: write bundle.json.sig (metarl keygen)")
     export.set_defaults(func=_export)
+
+    keygen = commands.add_parser("keygen", help="make an Ed25519 key pair for signed bundles")
+    keygen.add_argument("--out", type=Path, required=True, help="private key path; the public key goes to <out>.pub")
+    keygen.set_defaults(func=_keygen)
 
     demo = commands.add_parser("demo", help="train, export and run the adaptive controller over ROS 2 in sim")
     demo.add_argument("--out", type=Path, default=Path("demo_output"))
@@ -143,9 +159,15 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run one command; a bad input ends it with ``metarl: error: …`` on stderr and exit 2."""
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except (ValueError, OSError) as error:  # bad configs, runs, checkpoints, bundles, targets, full disks
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"metarl: error: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """GrBAL training configuration: one documented dataclass, read from YAML.
 
 An unknown key or a value of the wrong type is an error naming the field and the file, so a
-typo never silently falls back to a default.
+typo never silently falls back to a default. The planner's settings are the typed, strict
+``export.mppi.MPPIConfig`` (``planner.sampels`` is an unknown field, ``planner.samples: 0`` out
+of range); an empty, malformed or binary file is a one-line error naming it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+
+from export.mppi import MPPIConfig, PlannerConfigError
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,9 @@ class GrBALConfig:
     """Adam learning rate of the meta-parameters."""
     hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
     """Hidden layers of the dynamics MLP."""
-    planner: dict[str, Any] = field(default_factory=dict)
-    """MPPI settings shipped in the bundle (samples, horizon, noise_fraction, feedback gains...)."""
+    planner: MPPIConfig = field(default_factory=MPPIConfig)
+    """MPPI settings shipped in the bundle (samples, horizon, noise_fraction, feedback gains...),
+    read strictly: an unknown or out-of-range ``planner.*`` key is an error naming it."""
 
     @classmethod
     def from_yaml(cls, path: Path) -> GrBALConfig:
@@ -89,7 +94,12 @@ class GrBALConfig:
             "future_window",
             "inner_steps",
             "windows_per_task",
+            "exploration_episodes_per_task",
         )
+        require_at_least(config, source, 0, "planner_episodes_per_iteration", "exploration_noise_fraction", "seed")
+        require_positive(config, source, "inner_lr", "outer_lr", "episode_duration_s")
+        if not config.hidden_sizes or any(size < 1 for size in config.hidden_sizes):
+            raise ValueError(f"{source}: field 'hidden_sizes'={config.hidden_sizes} must list at least one size >= 1")
         if config.adaptation not in ("gradient", "rls"):
             raise ValueError(f"{source}: field 'adaptation'={config.adaptation!r} must be 'gradient' or 'rls'")
         if config.rls_prior_precision <= 0:
@@ -99,22 +109,40 @@ class GrBALConfig:
         return config
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain YAML values: what ``config.yaml`` and a checkpoint's provenance hold."""
+        return {**dataclasses.asdict(self), "planner": self.planner.to_dict()}
 
 
 ConfigT = TypeVar("ConfigT")
 
 
 def read_config_mapping(path: Path) -> dict[str, Any]:
-    """The YAML mapping in config file ``path``; ``ValueError`` naming the file if it is missing
-    or holds anything but a mapping."""
+    """The YAML mapping in config file ``path``. A missing, unreadable, binary, malformed or
+    empty file, or one holding anything but a mapping, is a one-line ``ValueError`` naming it."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ValueError(f"config file not found: {path}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file (not UTF-8); expected a YAML mapping") from None
+    except OSError as error:
+        raise ValueError(f"{path}: cannot be read ({error.strerror or error})") from None
+    if "\0" in text:
+        raise ValueError(f"{path}: not a text file (holds NUL bytes); expected a YAML mapping")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ValueError(f"{path}: malformed YAML{where}: {problem}") from None
+    if data is None:
+        raise ValueError(
+            f"{path}: is empty; expected a mapping with the run's fields (algo, name, env_id, ...; see configs/)"
+        )
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: must hold a YAML mapping")
+        raise ValueError(f"{path}: must hold a YAML mapping, got {type(data).__name__}")
     return data
 
 
@@ -136,7 +164,12 @@ def config_from_dict(cls: type[ConfigT], data: dict[str, Any], source: str, pref
         if key not in known:
             raise ValueError(f"{source}: unknown field '{prefix}{key}'; valid fields are {sorted(known)}")
         hint = hints[key]
-        if dataclasses.is_dataclass(hint):
+        if hint is MPPIConfig:
+            try:
+                value = MPPIConfig.from_dict(value, prefix=f"{prefix}{key}.")
+            except PlannerConfigError as error:
+                raise ValueError(f"{source}: {error}") from None
+        elif dataclasses.is_dataclass(hint):
             if not isinstance(value, dict):
                 raise ValueError(f"{source}: field '{prefix}{key}' must be a mapping of {hint.__name__} fields")
             value = config_from_dict(hint, value, source, prefix=f"{prefix}{key}.")
@@ -181,6 +214,14 @@ def require_at_least(config: Any, source: str, minimum: float, *names: str) -> N
             value = getattr(value, part)
         if value < minimum:
             raise ValueError(f"{source}: field '{name}'={value} must be >= {minimum}")
+
+
+def require_positive(config: Any, source: str, *names: str) -> None:
+    """Raise ``ValueError`` naming the first of ``names`` that is not > 0 (a rate, a duration)."""
+    for name in names:
+        value = getattr(config, name)
+        if not value > 0:
+            raise ValueError(f"{source}: field '{name}'={value} must be > 0")
 
 
 def _matches(value: Any, hint: Any) -> bool:

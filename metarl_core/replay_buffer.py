@@ -9,8 +9,10 @@ lie inside one episode.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import torch
 
 
 @dataclass
@@ -55,6 +57,22 @@ class TaskReplayBuffer:
             if end > start:
                 self.add_episode(states[start:end], actions[start:end], next_states[start:end])
             start = end
+
+    def to_state(self) -> dict[str, Any]:
+        """Plain data a ``weights_only`` checkpoint can hold: sizes and per-episode tensors."""
+        return {
+            "state_dim": self.state_dim,
+            "action_dim": self.action_dim,
+            "episodes": [[torch.from_numpy(np.ascontiguousarray(x)) for x in episode] for episode in self.episodes],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> TaskReplayBuffer:
+        """The buffer :meth:`to_state` described, every episode's shapes checked again."""
+        buffer = cls(int(state["state_dim"]), int(state["action_dim"]))
+        for states, actions, next_states in state["episodes"]:
+            buffer.add_episode(states.numpy(), actions.numpy(), next_states.numpy())
+        return buffer
 
     @property
     def num_transitions(self) -> int:

@@ -1,5 +1,7 @@
 """Opening a training run's directory, the same for every algorithm: where it goes, whether an
-existing run there is continued or protected, and the config it was made with."""
+existing run there is continued or protected, and the config it was made with. Opening also
+clears what a killed run left behind: temp files of an interrupted atomic write, and
+``metrics.csv`` rows past the checkpoint it resumes from."""
 
 from __future__ import annotations
 
@@ -9,8 +11,11 @@ from typing import Any
 
 import yaml
 
-from metarl_core.checkpoint import CHECKPOINT_NAME
+from metarl_core.checkpoint import CHECKPOINT_NAME, atomic_write_bytes, remove_stale_temp_files
 from metarl_core.config import require_resumable
+from metarl_core.run_metrics import METRICS_NAME, truncate_metrics
+
+CONFIG_NAME = "config.yaml"
 
 
 def open_run_directory(
@@ -21,7 +26,8 @@ def open_run_directory(
 
     An existing checkpoint without ``resume`` is an error rather than lost; one made under another
     config (beyond the resumable fields) is refused, since its parameters, data and RNG streams
-    belong to the settings they were made with.
+    belong to the settings they were made with. Stale ``.*.tmp`` files are removed and
+    ``metrics.csv`` is cut back to the checkpoint's iteration (to nothing for a new run).
     """
     run_dir = Path(run_dir) if run_dir is not None else Path("runs") / config.name
     checkpoint_path = run_dir / CHECKPOINT_NAME
@@ -31,5 +37,8 @@ def open_run_directory(
     if resumed is not None:
         require_resumable(resumed[0].config, config, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+    remove_stale_temp_files(run_dir, (CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME))
+    truncate_metrics(run_dir, resumed[1]["iteration"] if resumed is not None else -1)
+    config_text = yaml.safe_dump(config.to_dict(), sort_keys=False)
+    atomic_write_bytes(run_dir / CONFIG_NAME, config_text.encode("utf-8"))
     return run_dir, resumed

@@ -9,7 +9,6 @@ run writes the same next checkpoint as one that was never interrupted.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from metarl_core.exploration import exploration_controller
 from metarl_core.meta_training import make_step_sizes, meta_loss
 from metarl_core.replay_buffer import TaskReplayBuffer
 from metarl_core.run_directory import open_run_directory
+from metarl_core.run_metrics import METRICS_NAME, append_metrics_row
 
 
 def collect_episodes(
@@ -75,7 +75,8 @@ def run_training(config_path: Path, run_dir: Path | None, device: str, resume: b
 
     if resumed is not None:
         model, state = resumed
-        buffers, tasks = state["replay_buffers"], state["tasks"]
+        buffers = state["replay_buffers"]
+        tasks = [env.unwrapped.task_type.from_json(t) for t in state["tasks"]]
         rng = np.random.default_rng()
         rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
@@ -177,7 +178,7 @@ def run_training(config_path: Path, run_dir: Path | None, device: str, resume: b
             ),
             mode=config.adaptation,
             rls_prior_precision=config.rls_prior_precision,
-            planner=dict(config.planner),
+            planner=config.planner.to_dict(),
             config=config.to_dict(),
         )
         planner_errors = []
@@ -209,8 +210,8 @@ def run_training(config_path: Path, run_dir: Path | None, device: str, resume: b
                 "numpy_rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),
                 # The replay lives in the same atomically written file: model and data never disagree.
-                "replay_buffers": buffers,
-                "tasks": tasks,
+                "replay_buffers": [b.to_state() for b in buffers],
+                "tasks": [t.to_json() for t in tasks],
             },
         )
     progress.close()
@@ -229,13 +230,7 @@ def _tensorboard(run_dir: Path) -> Any:
 
 
 def _log(run_dir: Path, writer: Any, iteration: int, metrics: dict[str, float]) -> None:
-    path = run_dir / "metrics.csv"
-    new = not path.exists()
-    with open(path, "a", newline="", encoding="utf-8") as stream:
-        out = csv.writer(stream)
-        if new:
-            out.writerow(["iteration", *metrics])
-        out.writerow([iteration, *metrics.values()])
+    append_metrics_row(run_dir / METRICS_NAME, iteration, metrics)
     if writer is not None:
         for key, value in metrics.items():
             writer.add_scalar(key, value, iteration)

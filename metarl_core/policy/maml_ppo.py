@@ -119,7 +119,7 @@ class MamlPPOConfig:
         require_at_least(
             config, source, 1, "iterations", "meta_batch_size", "episodes_per_task", "hidden_size", "eval_tasks"
         )
-        require_at_least(config, source, 0, "inner_steps", "episode_duration_s", "eval_interval")
+        require_at_least(config, source, 0, "inner_steps", "episode_duration_s", "eval_interval", "seed")
         if config.eval_split not in SPLITS:
             raise ValueError(f"{source}: field 'eval_split'={config.eval_split!r} must be one of {SPLITS}")
         if config.inner_lr <= 0:
@@ -386,18 +386,6 @@ def train(
             inner_step_size=float(log_inner_lr.detach().exp()),
             config=config.to_dict(),
         )
-        save_policy_checkpoint(
-            run_dir / "checkpoint.pt",
-            policy,
-            {
-                "iteration": iteration,
-                "env_steps": env_steps,
-                "log_inner_lr": log_inner_lr.detach().clone(),
-                "optimizer": optimizer.state_dict(),
-                "torch_generator": generator.get_state(),
-                "numpy_rng": rng.bit_generator.state,
-            },
-        )
         iteration_metrics = {
             "charts/pre_update_return": pre_update_return,
             "charts/post_update_return": query_return,
@@ -428,6 +416,18 @@ def train(
             iteration_metrics["charts/heldout_episode_return"] = float(scored[-1])
             iteration_metrics["charts/heldout_pre_update_return"] = float(scored[0])
         metrics.log(iteration, iteration_metrics)
+        save_policy_checkpoint(
+            run_dir / "checkpoint.pt",
+            policy,
+            {
+                "iteration": iteration,
+                "env_steps": env_steps,
+                "log_inner_lr": log_inner_lr.detach().clone(),
+                "optimizer": optimizer.state_dict(),
+                "torch_generator": generator.get_state(),
+                "numpy_rng": rng.bit_generator.state,
+            },
+        )
         progress.update(1)
         progress.set_postfix(pre=f"{pre_update_return:.1f}", post=f"{query_return:.1f}")
     progress.close()

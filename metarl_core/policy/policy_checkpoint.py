@@ -2,7 +2,8 @@
 
 This is the contract between policy training (writes it), policy evaluation and
 ``export.recurrent_export`` (read it). Same file name and atomic write as the model-based
-checkpoint, so ``--resume`` and the CLI treat both kinds of run alike.
+checkpoint, so ``--resume`` and the CLI treat both kinds of run alike; read, like it, with
+``weights_only=True`` (``metarl_core.checkpoint.safe_torch_load``).
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
-
-from metarl_core.checkpoint import CHECKPOINT_NAME, atomic_torch_save
+from metarl_core.checkpoint import CHECKPOINT_NAME, CheckpointError, atomic_torch_save, safe_torch_load
 from metarl_core.policy.recurrent_policy import Params, RecurrentPolicyShape
 from sim.robot_description import RobotDescription
 
@@ -70,11 +69,18 @@ def load_policy_checkpoint(path: Path, map_location: str = "cpu") -> tuple[Train
         path = path / CHECKPOINT_NAME
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}: train first (metarl train --config ...)")
-    payload = torch.load(path, map_location=map_location, weights_only=False)
+    payload = safe_torch_load(path, map_location)
     if payload.get("kind") != "policy":
-        raise ValueError(f"{path} is not a policy checkpoint (a model-based run? use metarl_core.checkpoint)")
+        raise CheckpointError(f"{path} is not a policy checkpoint (a model-based run? use metarl_core.checkpoint)")
+    try:
+        return _trained_policy(payload), payload["training_state"]
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: not a policy checkpoint of this layout ({error!r})") from None
+
+
+def _trained_policy(payload: dict[str, Any]) -> TrainedPolicy:
     robot = payload["robot"]
-    policy = TrainedPolicy(
+    return TrainedPolicy(
         algo=payload["algo"],
         env_id=payload["env_id"],
         shape=RecurrentPolicyShape(**payload["shape"]),
@@ -87,4 +93,3 @@ def load_policy_checkpoint(path: Path, map_location: str = "cpu") -> tuple[Train
         inner_step_size=payload["inner_step_size"],
         config=payload["config"],
     )
-    return policy, payload["training_state"]

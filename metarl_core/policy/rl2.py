@@ -105,7 +105,7 @@ class RL2Config:
         require_at_least(
             config, source, 1, "iterations", "trials_per_iteration", "episodes_per_trial", "hidden_size", "eval_trials"
         )
-        require_at_least(config, source, 0, "eval_interval", "episode_duration_s")
+        require_at_least(config, source, 0, "eval_interval", "episode_duration_s", "seed")
         if config.reward_scale <= 0:
             raise ValueError(f"{source}: field 'reward_scale'={config.reward_scale} must be > 0")
         if config.eval_split not in SPLITS:
@@ -294,29 +294,7 @@ def train(
         objective = functools.partial(trial_objective, params, stats, rollouts, advantages, returns, config.ppo)
         losses = ppo_update(list(params.values()), optimizer, trials, objective, config.ppo, generator)
 
-        # -- checkpoint, held-out score, metrics --------------------------------------------------
-        save_policy_checkpoint(
-            run_dir / "checkpoint.pt",
-            TrainedPolicy(
-                algo="rl2",
-                env_id=config.env_id,
-                shape=shape,
-                params={k: v.detach().cpu() for k, v in params.items()},
-                stats=stats,
-                action_low=tuple(env.action_low.tolist()),
-                action_high=tuple(env.action_high.tolist()),
-                robot=env.robot,
-                episodes_per_trial=episodes,
-                config=config.to_dict(),
-            ),
-            {
-                "iteration": iteration,
-                "env_steps": env_steps,
-                "optimizer": optimizer.state_dict(),
-                "torch_generator": generator.get_state(),
-                "numpy_rng": rng.bit_generator.state,
-            },
-        )
+        # -- held-out score, metrics, then the checkpoint (a resume drops rows past it) -----------
         iteration_metrics = {
             "charts/trial_return": float(episode_returns.sum()),
             **{f"charts/episode_{k + 1}_return": float(episode_returns[k]) for k in range(episodes)},
@@ -344,6 +322,28 @@ def train(
             for k in range(episodes):
                 iteration_metrics[f"charts/heldout_episode_{k + 1}_return"] = float(scored[:, k].mean())
         metrics.log(iteration, iteration_metrics)
+        save_policy_checkpoint(
+            run_dir / "checkpoint.pt",
+            TrainedPolicy(
+                algo="rl2",
+                env_id=config.env_id,
+                shape=shape,
+                params={k: v.detach().cpu() for k, v in params.items()},
+                stats=stats,
+                action_low=tuple(env.action_low.tolist()),
+                action_high=tuple(env.action_high.tolist()),
+                robot=env.robot,
+                episodes_per_trial=episodes,
+                config=config.to_dict(),
+            ),
+            {
+                "iteration": iteration,
+                "env_steps": env_steps,
+                "optimizer": optimizer.state_dict(),
+                "torch_generator": generator.get_state(),
+                "numpy_rng": rng.bit_generator.state,
+            },
+        )
         progress.update(1)
         progress.set_postfix(first=f"{episode_returns[0]:.1f}", last=f"{episode_returns[-1]:.1f}")
     progress.close()

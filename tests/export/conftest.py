@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,19 @@ from metarl_core.policy.recurrent_policy import RecurrentPolicyShape, init_recur
 from sim.panda_payload import PANDA
 
 WINDOW_SIZE = 6
+
+
+def write_manifest_data(bundle: Path, data: dict) -> None:
+    """Rewrite ``bundle.json`` and its digest, as an adversary with write access (but no signing
+    key) would: only the schema checks (or a signature) can catch what is in it. The string
+    ``"1e400"`` is written as the bare literal 1e400, which JSON parsers read as inf."""
+    raw = json.dumps(data).replace('"1e400"', "1e400").encode("utf-8")
+    (bundle / "bundle.json").write_bytes(raw)
+    (bundle / "bundle.json.sha256").write_text(hashlib.sha256(raw).hexdigest() + "\n")
+
+
+def read_manifest_data(bundle: Path) -> dict:
+    return json.loads((bundle / "bundle.json").read_text())
 
 
 def tiny_model(inner_steps: int, learned_step_sizes: bool = False, seed: int = 0) -> TrainedDynamics:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,23 +17,24 @@ from export.runtime import (
     WindowError,
 )
 
+from .conftest import read_manifest_data, write_manifest_data
+
 
 def edit_manifest(bundle: Path, **changes: object) -> None:
-    path = bundle / "bundle.json"
-    data = json.loads(path.read_text())
+    data = read_manifest_data(bundle)
     for key, value in changes.items():
         if value is None:
             del data[key]
         else:
             data[key] = value
-    path.write_text(json.dumps(data))
+    write_manifest_data(bundle, data)
 
 
 def rehash(bundle: Path, name: str) -> None:
     """Record a damaged file's new hash, as a buggy exporter would have: now only the ONNX check can catch it."""
-    data = json.loads((bundle / "bundle.json").read_text())
+    data = read_manifest_data(bundle)
     data["files"][name] = sha256_of(bundle / name)
-    (bundle / "bundle.json").write_text(json.dumps(data))
+    write_manifest_data(bundle, data)
 
 
 def test_truncated_onnx_file_is_reported_as_corrupt(bundle_copy: Path) -> None:

@@ -71,6 +71,10 @@ def test_resume_after_a_kill_reaches_the_same_checkpoint(tmp_path: Path) -> None
     assert state["iteration"] < 2, "the kill must land before the last checkpoint for this test to mean anything"
 
     resumed, resumed_state = load_checkpoint(run_training(config, killed, "cpu", resume=True))
+    # Wherever the SIGKILL landed: each iteration's metrics row once, in order, and no temp file.
+    with open(killed / "metrics.csv", newline="", encoding="utf-8") as stream:
+        assert [int(row["iteration"]) for row in csv.DictReader(stream)] == [0, 1, 2]
+    assert not list(killed.glob(".*.tmp"))
     # The meta-parameters, their learned step sizes (Meta-SGD is on) and the MB baseline alike.
     assert isinstance(reference.step_sizes, dict)
     for mine, theirs in (

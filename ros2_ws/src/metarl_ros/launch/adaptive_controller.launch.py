@@ -24,6 +24,7 @@ def generate_launch_description() -> LaunchDescription:
                 "bundle_path": LaunchConfiguration("bundle_path"),
                 "expected_robot": LaunchConfiguration("expected_robot"),
                 "command_topic": LaunchConfiguration("command_topic"),
+                "trusted_public_key_path": LaunchConfiguration("trusted_public_key_path"),
             },
         ],
     )
@@ -50,6 +51,11 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument("bundle_path", description="bundle directory written by `metarl export`"),
             DeclareLaunchArgument("expected_robot", default_value="panda"),
             DeclareLaunchArgument("command_topic", default_value="/effort_controller/commands"),
+            DeclareLaunchArgument(
+                "trusted_public_key_path",
+                default_value="",
+                description="Ed25519 public key: run only bundles it signed ('' = unsigned allowed)",
+            ),
             controller,
             activate,
             configure,

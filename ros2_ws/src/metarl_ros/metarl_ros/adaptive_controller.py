@@ -99,6 +99,13 @@ class AdaptiveControllerNode(Node):
             ParameterDescriptor(description="adapt online (else meta-parameters, or a hidden state frozen at zero)"),
         )
         declare("intra_op_threads", 1, _int_range(1, 64, "onnxruntime threads"))
+        declare(
+            "trusted_public_key_path",
+            "",
+            ParameterDescriptor(
+                description="Ed25519 PEM public key: run only bundles it signed ('' = unsigned allowed)"
+            ),
+        )
         self.manifest = None
         self.lock = threading.Lock()
         self.counters: Counter[str] = Counter()
@@ -119,6 +126,7 @@ class AdaptiveControllerNode(Node):
                 intra_op_threads=p("intra_op_threads").value,
                 adapt_every_n_ticks=p("adapt_every_n_ticks").value,
                 adaptation_enabled=p("enable_adaptation").value,
+                trusted_public_key=p("trusted_public_key_path").value or None,
             )
         except (BundleError, OSError, ValueError) as error:
             self.get_logger().error(f"refusing bundle: {error}")
