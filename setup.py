@@ -51,7 +51,7 @@ setup(
     extras_require={
         "ros": ROS_WHEELS,
         "dev": ["pytest>=8", "ruff>=0.6", "hypothesis>=6.100", "pytest-timeout>=2.3"],
-        "ray": ["ray>=2.30"],
+        "ray": ["ray>=2.40"],
     },
     entry_points={"console_scripts": ["metarl=metarl_core.cli:main"]},
 )
