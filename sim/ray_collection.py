@@ -52,9 +52,11 @@ def import_ray() -> Any:
 
 def connect_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     """Join the Ray cluster at ``address`` ("auto", "HOST:PORT", "ray://HOST:PORT"), or with no
-    address start a local instance of ``num_cpus`` (default: this machine's cores) on loopback,
-    without the dashboard and without usage statistics. Returns whether this call started Ray
-    (the caller that started it shuts it down); an already initialised Ray is used as it is.
+    address start a local instance of ``num_cpus`` (default: this machine's cores), without the
+    dashboard and without usage statistics, so that it contacts no other machine. (Its servers
+    still listen on the node's address, behind Ray's token authentication: Ray maps a requested
+    127.0.0.1 onto that address.) Returns whether this call started Ray (the caller that
+    started it shuts it down); an already initialised Ray is used as it is.
     """
     ray = import_ray()
     if ray.is_initialized():
@@ -72,7 +74,6 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None) -> bool
                 num_cpus=cpus,
                 include_dashboard=False,
                 object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-                _node_ip_address="127.0.0.1",
                 log_to_driver=False,
             )
     except ConnectionError as error:

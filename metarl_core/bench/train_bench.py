@@ -19,6 +19,7 @@ a shared machine falls on both sides of every ratio alike.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -318,7 +319,10 @@ def run(args: argparse.Namespace) -> str:
         f"--repeats {args.repeats} --workers {args.workers} --collect-steps {args.collect_steps} "
         f"--collect-repeats {args.collect_repeats} --collection {','.join(kinds)}"
     )
+    load_before = os.getloadavg()[0]
     meta = measure_meta_gradient(cases, devices, args.min_time_s, args.repeats)
     collection = measure_collection(kinds, worker_counts, args.collect_steps, args.collect_repeats) if kinds else {}
     print(f"collection: {collection}", file=sys.stderr)
-    return render(command, cases, devices, meta, kinds, worker_counts, collection)
+    section = render(command, cases, devices, meta, kinds, worker_counts, collection)
+    load = f"Load average (1 min) before / after the runs: {load_before:.1f} / {os.getloadavg()[0]:.1f}"
+    return section.replace("\n\nMeta-gradient:", f"  \n{load} on {os.cpu_count()} cores.\n\nMeta-gradient:", 1)

@@ -14,7 +14,7 @@ from sim.vector_collection import collect_rollouts, make_process_backend
 
 ray = pytest.importorskip("ray")
 
-from sim.ray_collection import RayBackend, make_ray_backend  # noqa: E402
+from sim.ray_collection import RayBackend, connect_ray, make_ray_backend  # noqa: E402
 
 ENV_ID = "metarl/PandaPayload-v0"
 EPISODE_S = 0.3
@@ -23,8 +23,8 @@ TASKS = [PandaTask(), PandaTask(payload_mass_kg=2.5, joint_friction_scale=2.0)]
 
 @pytest.fixture(scope="module")
 def local_ray():
-    """One local Ray instance (2 CPUs, loopback only) for the module: starting it costs seconds."""
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    """One local Ray instance (2 CPUs) for the module: starting it costs seconds."""
+    connect_ray(num_cpus=2)
     yield
     ray.shutdown()
 

@@ -72,6 +72,7 @@ def test_a_small_run_measures_every_cell() -> None:
         ]
     )
     text = run(args)
+    assert "Load average (1 min) before / after the runs:" in text
     rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
     assert rows[1].startswith("| 2 × 2 | 4 | 8 | ")
     if not torch.cuda.is_available():
