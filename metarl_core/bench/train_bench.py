@@ -236,6 +236,33 @@ def _ratio(numerator: float | None, denominator: float | None) -> str:
     return "–" if numerator is None or denominator is None else f"{numerator / denominator:.2f}×"
 
 
+def speed_up(meta: dict, device: str, case: MetaCase) -> float | None:
+    """``device``'s meta-gradient steps/s over the CPU's for ``case``, None unless both were measured."""
+    mine, cpu = meta.get((device, case)), meta.get(("cpu", case))
+    if isinstance(mine, float) and isinstance(cpu, float):
+        return mine / cpu
+    return None
+
+
+def crossover(meta: dict, device: str, cases: Sequence[MetaCase]) -> str:
+    """For each model size, the smallest batch (in windows) from which ``device`` beats the CPU
+    at every larger batch measured; "not measured" where a ratio is missing."""
+    parts = []
+    for hidden in dict.fromkeys(case.hidden for case in cases):
+        sized = sorted((c for c in cases if c.hidden == hidden), key=lambda c: c.windows)
+        ratios = [speed_up(meta, device, c) for c in sized]
+        name = "×".join(str(h) for h in hidden)
+        if any(r is None for r in ratios):
+            parts.append(f"hidden {name}: not measured")
+            continue
+        wins = [i for i in range(len(sized)) if all(r > 1.0 for r in ratios[i:])]
+        if wins:
+            parts.append(f"hidden {name}: faster from {sized[wins[0]].windows} windows on")
+        else:
+            parts.append(f"hidden {name}: not faster at any batch measured (up to {sized[-1].windows} windows)")
+    return "; ".join(parts)
+
+
 def render(
     command: str,
     cases: Sequence[MetaCase],
@@ -246,6 +273,7 @@ def render(
     collection: dict,
 ) -> str:
     """The markdown section from the measured figures."""
+    others = [d for d in devices if d != "cpu"] if "cpu" in devices else []
     lines = [
         "## Training throughput: meta-gradient steps/s (CPU vs CUDA) and collection env steps/s (processes vs Ray)",
         "",
@@ -256,18 +284,26 @@ def render(
         "Meta-SGD step sizes) over tasks × windows per task windows of the Panda's sizes (14-D state,",
         "7 torques, M = K = 16); median of the repeats after a warm-up.",
         "",
-        "| task batch (tasks × windows) | windows | hidden | " + " | ".join(f"{d} steps/s" for d in devices) + " |",
-        "|---|---|---|" + "---|" * len(devices),
+        "| task batch (tasks × windows) | windows | hidden | "
+        + " | ".join(f"{d} steps/s" for d in devices)
+        + "".join(f" | {d} / cpu" for d in others)
+        + " |",
+        "|---|---|---|" + "---|" * (len(devices) + len(others)),
     ]
     for case in cases:
         cells = []
         for device in devices:
             value = meta[device, case]
             cells.append(value if isinstance(value, str) else f"{value:.3g}")
+        for device in others:
+            ratio = speed_up(meta, device, case)
+            cells.append("–" if ratio is None else f"{ratio:.2f}×")
         hidden = "×".join(str(h) for h in case.hidden)
         lines.append(
             f"| {case.tasks} × {case.windows_per_task} | {case.windows} | {hidden} | " + " | ".join(cells) + " |"
         )
+    for device in others:
+        lines += ["", f"{device} crossover: {crossover(meta, device, cases)}"]
     if collection:
         lines += [
             "",

@@ -142,7 +142,8 @@ def test_ray_backend_writes_the_same_checkpoint_as_local_collection(tmp_path: Pa
         episode_duration_s=1.0,
     )
     local, local_state = load_checkpoint(run_training(config, tmp_path / "local", "cpu", False))
-    on_ray, ray_state = load_checkpoint(run_training(config, tmp_path / "ray", "cpu", False, backend="ray"))
+    main(["train", "--config", str(config), "--run-dir", str(tmp_path / "ray"), "--backend", "ray"])
+    on_ray, ray_state = load_checkpoint(tmp_path / "ray")
     assert yaml.safe_load((tmp_path / "ray" / "config.yaml").read_text())["backend"] == "ray"
     for mine, theirs in ((on_ray.params, local.params), (ray_state["mb_params"], local_state["mb_params"])):
         for key, value in theirs.items():
@@ -161,6 +162,23 @@ def test_ray_backend_writes_the_same_checkpoint_as_local_collection(tmp_path: Pa
         episode_duration_s=1.0,
     )
     assert load_checkpoint(run_training(extended, tmp_path / "ray", "cpu", True, backend="local"))[1]["iteration"] == 2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none on this machine)")
+def test_a_run_trained_on_cuda_matches_the_cpu_run_and_checkpoints_cpu_tensors(tmp_path: Path) -> None:
+    config = write_config(tmp_path, iterations=2, gradient_steps_per_iteration=5, train_tasks=2)
+    on_cpu, _ = load_checkpoint(run_training(config, tmp_path / "cpu", "cpu", False))
+    on_cuda_dir = run_training(config, tmp_path / "cuda", "cuda", False)
+    on_cuda, _ = load_checkpoint(on_cuda_dir)
+    for key, value in on_cpu.params.items():
+        torch.testing.assert_close(on_cuda.params[key], value, rtol=1e-3, atol=1e-4)
+    payload = torch.load(on_cuda_dir / CHECKPOINT_NAME, map_location="cpu", weights_only=False)
+    original = torch.load(on_cuda_dir / CHECKPOINT_NAME, weights_only=False)
+    assert {t.device.type for t in all_tensors(original)} == {"cpu"}, "the checkpoint must hold no CUDA tensor"
+    assert len(all_tensors(payload)) == len(all_tensors(original))
+    # And it resumes on the GPU: the optimiser moves its CPU state back to the parameters' device.
+    extended = write_config(tmp_path, iterations=3, gradient_steps_per_iteration=5, train_tasks=2)
+    assert load_checkpoint(run_training(extended, on_cuda_dir, "cuda", True))[1]["iteration"] == 2
 
 
 def test_unknown_backend_is_refused_by_field(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import torch
 from metarl_core.bench.train_bench import (
     MetaCase,
     add_arguments,
+    crossover,
     parse_cases,
     render,
     run,
@@ -44,9 +45,27 @@ def test_table_shows_a_missing_device_and_the_ratios_to_the_process_backend() ->
         [1, 2],
         {("process", 1): 5000.0, ("process", 2): 9000.0, ("ray", 1): 4800.0, ("ray", 2): 8100.0},
     )
-    assert "| 8 × 4 | 32 | 64×64 | 12.5 | not measured: no CUDA device on the machine that ran this |" in text
+    assert "| 8 × 4 | 32 | 64×64 | 12.5 | not measured: no CUDA device on the machine that ran this | – |" in text
+    assert "cuda crossover: hidden 64×64: not measured" in text
     assert "| process | 5000 | 9000 | 1.80× | – |" in text
     assert "| ray | 4800 | 8100 | 1.69× | 1w 0.96×, 2w 0.90× |" in text
+
+
+def test_crossover_is_the_batch_from_which_the_gpu_wins_for_good() -> None:
+    small, medium, large = MetaCase(8, 4, (64,)), MetaCase(64, 4, (64,)), MetaCase(64, 256, (64,))
+    meta = {
+        ("cpu", small): 20.0,
+        ("cuda", small): 10.0,
+        ("cpu", medium): 5.0,
+        ("cuda", medium): 9.0,
+        ("cpu", large): 0.1,
+        ("cuda", large): 4.0,
+    }
+    assert crossover(meta, "cuda", [large, small, medium]) == "hidden 64: faster from 256 windows on"
+    meta["cuda", large] = 0.05
+    assert crossover(meta, "cuda", [small, medium, large]) == (
+        "hidden 64: not faster at any batch measured (up to 16384 windows)"
+    )
 
 
 def test_a_small_run_measures_every_cell() -> None:
@@ -76,6 +95,6 @@ def test_a_small_run_measures_every_cell() -> None:
     rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
     assert rows[1].startswith("| 2 × 2 | 4 | 8 | ")
     if not torch.cuda.is_available():
-        assert rows[1].endswith("| not measured: no CUDA device on the machine that ran this |")
+        assert rows[1].endswith("| not measured: no CUDA device on the machine that ran this | – |")
     assert rows[3].startswith("| process | ") and rows[4].startswith("| ray | ")
     assert float(rows[4].split("|")[2]) > 0
