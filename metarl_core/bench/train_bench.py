@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
@@ -92,6 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--min-time-s", type=float, default=1.0, help="each timed meta-gradient run lasts at least this"
     )
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per figure (median reported)")
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts for collection")
     parser.add_argument("--collect-steps", type=int, default=2000, help="control steps per env per collection run")
     parser.add_argument("--collect-repeats", type=int, default=5, help="interleaved rounds of collection runs")
@@ -128,9 +130,11 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def meta_gradient_run(case: MetaCase, device: torch.device, min_time_s: float) -> RunOnce:
+def meta_gradient_run(case: MetaCase, device: torch.device, min_time_s: float) -> Callable[[], tuple[float, float]]:
     """A timed run of Adam steps on the meta-objective of ``case`` on ``device``: as many steps
-    as fit in ``min_time_s`` (at least one); returns steps per second."""
+    as fit in ``min_time_s`` (at least one). Returns steps per wall-clock second, and steps per
+    second of this process's CPU time (all its threads): on a loaded machine the first counts
+    the waits for a core, the second does not."""
     shape = ModelShape(STATE_DIM, ACTION_DIM, case.hidden)
     params = {k: v.to(device).requires_grad_() for k, v in init_params(shape, torch.Generator().manual_seed(0)).items()}
     step_sizes = make_step_sizes(params, 0.01, learned=True)
@@ -140,7 +144,7 @@ def meta_gradient_run(case: MetaCase, device: torch.device, min_time_s: float) -
 
     def run_once() -> float:
         synchronize(device)
-        start, steps = time.perf_counter(), 0
+        start, cpu_start, steps = time.perf_counter(), time.process_time(), 0
         while steps == 0 or time.perf_counter() - start < min_time_s:
             loss = meta_loss(params, step_sizes, past, future, stats, inner_steps=1, first_order=False)
             optimizer.zero_grad()
@@ -148,7 +152,7 @@ def meta_gradient_run(case: MetaCase, device: torch.device, min_time_s: float) -
             optimizer.step()
             synchronize(device)
             steps += 1
-        return steps / (time.perf_counter() - start)
+        return steps / (time.perf_counter() - start), steps / (time.process_time() - cpu_start)
 
     return run_once
 
@@ -162,7 +166,8 @@ def device_missing(name: str) -> str | None:
 
 
 def measure_meta_gradient(cases: Sequence[MetaCase], devices: Sequence[str], min_time_s: float, repeats: int) -> dict:
-    """``{(device, case): steps/s or the reason it was not measured}``."""
+    """``{(device, case): steps/s or the reason it was not measured}``, plus for the CPU
+    ``{("cpu-time", case): steps per CPU-second}``; medians of ``repeats`` runs after a warm-up."""
     results: dict[tuple[str, MetaCase], float | str] = {}
     for name in devices:
         reason = device_missing(name)
@@ -170,9 +175,13 @@ def measure_meta_gradient(cases: Sequence[MetaCase], devices: Sequence[str], min
             if reason is not None:
                 results[name, case] = reason
                 continue
-            (rate,) = interleaved_median_rates([meta_gradient_run(case, torch.device(name), min_time_s)], repeats)
-            results[name, case] = rate
-            print(f"meta-gradient {name} {case}: {rate:.3g} steps/s", file=sys.stderr)
+            run_once = meta_gradient_run(case, torch.device(name), min_time_s)
+            run_once()
+            wall, cpu = zip(*(run_once() for _ in range(repeats)), strict=True)
+            results[name, case] = statistics.median(wall)
+            if name == "cpu":
+                results["cpu-time", case] = statistics.median(cpu)
+            print(f"meta-gradient {name} {case}: {results[name, case]:.3g} steps/s", file=sys.stderr)
     return results
 
 
@@ -282,13 +291,16 @@ def render(
         "",
         "Meta-gradient: one Adam step on GrBAL's meta-objective (vmapped inner step, second order,",
         "Meta-SGD step sizes) over tasks × windows per task windows of the Panda's sizes (14-D state,",
-        "7 torques, M = K = 16); median of the repeats after a warm-up.",
+        "7 torques, M = K = 16); median of the repeats after a warm-up. Steps/s are per wall-clock",
+        "second; per CPU-second counts this process's CPU time only, which the waits for a core on a",
+        "loaded machine do not inflate.",
         "",
         "| task batch (tasks × windows) | windows | hidden | "
         + " | ".join(f"{d} steps/s" for d in devices)
         + "".join(f" | {d} / cpu" for d in others)
+        + (" | cpu steps per CPU-second" if "cpu" in devices else "")
         + " |",
-        "|---|---|---|" + "---|" * (len(devices) + len(others)),
+        "|---|---|---|" + "---|" * (len(devices) + len(others) + ("cpu" in devices)),
     ]
     for case in cases:
         cells = []
@@ -298,6 +310,9 @@ def render(
         for device in others:
             ratio = speed_up(meta, device, case)
             cells.append("–" if ratio is None else f"{ratio:.2f}×")
+        if "cpu" in devices:
+            value = meta.get(("cpu-time", case))
+            cells.append(f"{value:.3g}" if isinstance(value, float) else "–")
         hidden = "×".join(str(h) for h in case.hidden)
         lines.append(
             f"| {case.tasks} × {case.windows_per_task} | {case.windows} | {hidden} | " + " | ".join(cells) + " |"
@@ -352,9 +367,13 @@ def run(args: argparse.Namespace) -> str:
         )
     command = (
         f"metarl bench train --cases '{args.cases}' --devices {','.join(devices)} --min-time-s {args.min_time_s:g} "
-        f"--repeats {args.repeats} --workers {args.workers} --collect-steps {args.collect_steps} "
-        f"--collect-repeats {args.collect_repeats} --collection {','.join(kinds)}"
+        f"--repeats {args.repeats} --threads {args.threads} --workers {args.workers} "
+        f"--collect-steps {args.collect_steps} --collect-repeats {args.collect_repeats} --collection {','.join(kinds)}"
     )
+    if args.threads < 0:
+        raise SystemExit(f"metarl bench train: --threads {args.threads} must be >= 0")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     load_before = os.getloadavg()[0]
     meta = measure_meta_gradient(cases, devices, args.min_time_s, args.repeats)
     collection = measure_collection(kinds, worker_counts, args.collect_steps, args.collect_repeats) if kinds else {}
