@@ -9,7 +9,8 @@ machine or on a cluster (``ray_address``). The episodes, and so the run, are the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,16 +24,21 @@ BACKENDS = ("local", "ray")
 
 
 class EpisodeCollector:
-    """Runs episode jobs in ``env`` (local) or on a ``sim.ray_collection.RayBackend``."""
+    """Runs episode jobs in ``env`` (local), or on a ``sim.ray_collection.RayBackend`` that
+    ``make_ray_backend`` makes at the first non-empty batch of jobs (so a resumed run with
+    nothing left to collect starts no Ray)."""
 
-    def __init__(self, env: Any, ray_backend: Any = None) -> None:
+    def __init__(self, env: Any, make_ray_backend: Callable[[], Any] | None = None) -> None:
         self.env = env
-        self.ray_backend = ray_backend
+        self.make_ray_backend = make_ray_backend
+        self.ray_backend: Any = None
 
     def run(self, controller_factory: ControllerFactory, jobs: Sequence[EpisodeJob]) -> list[list[EpisodeRecord]]:
         """The records of every job, in job order (one list per job, one record per reset seed)."""
-        if self.ray_backend is None:
+        if self.make_ray_backend is None or not jobs:
             return run_episode_jobs_here(self.env, controller_factory, jobs)
+        if self.ray_backend is None:
+            self.ray_backend = self.make_ray_backend()
         return self.ray_backend.run_episode_jobs(controller_factory, jobs)
 
     def close(self) -> None:
@@ -47,15 +53,21 @@ def open_episode_collector(
 ) -> EpisodeCollector:
     """A collector for ``backend`` ("local" or "ray"). For Ray, ``workers`` actors each make
     ``sim.make(env_id, **env_kwargs)``; an empty ``ray_address`` starts a local Ray instance of
-    ``workers`` CPUs, any other joins that cluster ("auto" for the one ``ray start`` set up)."""
+    ``workers`` CPUs, any other joins that cluster ("auto" for the one ``ray start`` set up).
+    ``ray`` itself must be importable at once: a missing install fails before any training."""
     if backend == "local":
         return EpisodeCollector(env)
     if backend != "ray":
         raise ValueError(f"collection backend {backend!r} is not one of {', '.join(BACKENDS)}")
-    from sim.ray_collection import make_ray_backend
+    from sim.ray_collection import import_ray, make_ray_backend
 
-    ray_backend = make_ray_backend(env_id, workers, address=ray_address or None, num_cpus=workers, **env_kwargs)
-    return EpisodeCollector(env, ray_backend)
+    import_ray()
+    return EpisodeCollector(
+        env,
+        functools.partial(
+            make_ray_backend, env_id, workers, address=ray_address or None, num_cpus=workers, **env_kwargs
+        ),
+    )
 
 
 def planner_controller(model: TrainedDynamics, seed: int) -> AdaptiveMPCController:

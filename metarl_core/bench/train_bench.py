@@ -379,5 +379,19 @@ def run(args: argparse.Namespace) -> str:
     collection = measure_collection(kinds, worker_counts, args.collect_steps, args.collect_repeats) if kinds else {}
     print(f"collection: {collection}", file=sys.stderr)
     section = render(command, cases, devices, meta, kinds, worker_counts, collection)
-    load = f"Load average (1 min) before / after the runs: {load_before:.1f} / {os.getloadavg()[0]:.1f}"
-    return section.replace("\n\nMeta-gradient:", f"  \n{load} on {os.cpu_count()} cores.\n\nMeta-gradient:", 1)
+    return section.replace(
+        "\n\nMeta-gradient:", "  \n" + describe_load(load_before, os.getloadavg()[0]) + "\n\nMeta-gradient:", 1
+    )
+
+
+def describe_load(before: float, after: float, cores: int | None = None) -> str:
+    """The load around the runs, and a warning where other work held more than half the cores:
+    then a second worker finds no free core, and the worker-count ratios understate scaling."""
+    cores = cores or os.cpu_count() or 1
+    text = f"Load average (1 min) before / after the runs: {before:.1f} / {after:.1f} on {cores} cores."
+    if max(before, after) > cores / 2:
+        text += (
+            " The machine was busy with other work: more workers than free cores cannot scale, so the"
+            " worker-count ratios below understate what free cores give."
+        )
+    return text

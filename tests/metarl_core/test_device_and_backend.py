@@ -16,6 +16,7 @@ import yaml
 from metarl_core import checkpoint
 from metarl_core.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from metarl_core.cli import main
+from metarl_core.episode_collection import EpisodeCollector, planner_controller
 from metarl_core.torch_device import DeviceUnavailableError, resolve_device, tensors_to_cpu
 from metarl_core.training import run_training
 
@@ -190,3 +191,10 @@ def test_unknown_backend_is_refused_by_field(tmp_path: Path) -> None:
 def test_backend_flags_are_refused_for_policy_runs(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="--backend and --ray-address apply to grbal runs, not rl2"):
         main(["train", "--config", str(ROOT / "configs" / "point_nav_rl2_tiny.yaml"), "--backend", "ray"])
+
+
+def test_a_ray_collector_starts_ray_only_once_there_are_jobs() -> None:
+    made: list[str] = []
+    collector = EpisodeCollector(env=None, make_ray_backend=lambda: made.append("ray backend"))
+    assert collector.run(planner_controller, []) == []
+    assert made == [], "a resumed run with nothing left to collect must not start Ray"

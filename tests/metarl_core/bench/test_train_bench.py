@@ -12,6 +12,7 @@ from metarl_core.bench.train_bench import (
     MetaCase,
     add_arguments,
     crossover,
+    describe_load,
     parse_cases,
     render,
     run,
@@ -99,3 +100,8 @@ def test_a_small_run_measures_every_cell() -> None:
     assert float(rows[1].split("|")[-2]) > 0, "steps per CPU-second"
     assert rows[3].startswith("| process | ") and rows[4].startswith("| ray | ")
     assert float(rows[4].split("|")[2]) > 0
+
+
+def test_the_load_note_warns_only_when_other_work_held_the_cores() -> None:
+    assert describe_load(0.3, 0.9, cores=2) == "Load average (1 min) before / after the runs: 0.3 / 0.9 on 2 cores."
+    assert "understate what free cores give" in describe_load(0.3, 5.0, cores=2)
