@@ -47,13 +47,18 @@ def _algo_of_run(run_dir: Path) -> str:
     return _algo_of_config(config)
 
 
-def _train(args: argparse.Namespace) -> None:
+def _require_device(name: str) -> None:
+    """Exit with one line, before any work, when the machine lacks the ``--device`` asked for."""
     from metarl_core.torch_device import DeviceUnavailableError, resolve_device
 
     try:
-        resolve_device(args.device)
+        resolve_device(name)
     except DeviceUnavailableError as error:
         raise SystemExit(f"metarl: {error}") from None
+
+
+def _train(args: argparse.Namespace) -> None:
+    _require_device(args.device)
     algo = args.algo or _algo_of_config(args.config)
     if algo in POLICY_ALGOS:
         if args.backend is not None or args.ray_address is not None:
@@ -90,6 +95,7 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
+    _require_device(args.device)
     from metarl_core.demo import run_demo
 
     run_demo(args)

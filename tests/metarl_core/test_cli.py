@@ -31,3 +31,12 @@ def test_unknown_command_is_rejected(capsys: pytest.CaptureFixture[str]) -> None
     with pytest.raises(SystemExit):
         main(["fly"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_demo_on_a_device_this_machine_lacks_exits_with_one_line() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(SystemExit, match=r"^metarl: device 'cuda': CUDA is not available here"):
+        main(["demo", "--device", "cuda", "--no-ros"])
