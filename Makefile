@@ -16,7 +16,8 @@ $(BIN)/activate:
 $(VENV)/.installed: $(BIN)/activate setup.py ros2_ws/src/metarl_ros/setup.py
 	# torch 2.13.0 first: on this machine it is a local CPU wheel; a range would pull CUDA builds.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[train,ros,dev,logs]"
+	# The ray extra too: the Ray collection backend's test runs in CI (wheel ~80 MB, ~6 s to install).
+	$(BIN)/pip install --quiet -e ".[train,ros,dev,logs,ray]"
 	$(BIN)/pip install --quiet -e ros2_ws/src/metarl_ros
 	touch $@
 

@@ -63,7 +63,7 @@ setup(
         "ros": ROS_WHEELS,
         # colcon: the tests build the workspace from the repository root, as a robot user does.
         "dev": ["pytest>=8", "ruff>=0.6", "hypothesis>=6.100", "pytest-timeout>=2.3", "colcon-common-extensions>=0.3"],
-        "ray": ["ray>=2.30"],
+        "ray": ["ray>=2.40"],
         "logs": ["rosbags>=0.11.0"],  # `metarl eval --bag` and the bag recorder: rosbag2 (MCAP, sqlite3) + CDR, no ROS
     },
     # What colcon-ros expects of an ament_python package (its ament index marker and package.xml),

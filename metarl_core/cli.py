@@ -23,6 +23,7 @@ BENCHES = {
     "policy": "metarl_core.bench.policy_bench",
     "quality": "metarl_core.bench.quality_bench",
     "replay": "metarl_core.bench.replay_bench",
+    "train": "metarl_core.bench.train_bench",
 }
 
 
@@ -47,11 +48,32 @@ def _algo_of_run(run_dir: Path) -> str:
     return _algo_of_config(config)
 
 
+def _require_device(name: str) -> None:
+    """Exit with one line, before any work, when the machine lacks the ``--device`` asked for."""
+    from metarl_core.torch_device import DeviceUnavailableError, resolve_device
+
+    try:
+        resolve_device(name)
+    except DeviceUnavailableError as error:
+        raise SystemExit(f"metarl: {error}") from None
+
+
 def _train(args: argparse.Namespace) -> None:
+    _require_device(args.device)
     algo = args.algo or _algo_of_config(args.config)
-    module = "metarl_core.policy.train" if algo in POLICY_ALGOS else "metarl_core.training"
-    run_training = importlib.import_module(module).run_training
-    run_dir = run_training(args.config, args.run_dir, args.device, args.resume)
+    if algo in POLICY_ALGOS:
+        if args.backend is not None or args.ray_address is not None:
+            raise SystemExit(f"metarl: --backend and --ray-address apply to grbal runs, not {algo}")
+        run_training = importlib.import_module("metarl_core.policy.train").run_training
+        run_dir = run_training(args.config, args.run_dir, args.device, args.resume)
+    else:
+        from metarl_core.training import run_training as run_grbal
+        from sim.ray_collection import RayUnavailableError
+
+        try:
+            run_dir = run_grbal(args.config, args.run_dir, args.device, args.resume, args.backend, args.ray_address)
+        except RayUnavailableError as error:
+            raise SystemExit(f"metarl: {error}") from None
     print(f"run written to {run_dir}")
 
 
@@ -92,6 +114,7 @@ def _keygen(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
+    _require_device(args.device)
     from metarl_core.demo import run_demo
 
     run_demo(args)
@@ -117,6 +140,12 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     train.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
     train.add_argument("--run-dir", type=Path, help="where checkpoints and metrics go (default runs/<name>)")
     train.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    train.add_argument(
+        "--backend", choices=("local", "ray"), help="where episodes are collected (overrides the config's backend)"
+    )
+    train.add_argument(
+        "--ray-address", help="Ray cluster to join with --backend ray ('auto' after `ray start`; default: a local one)"
+    )
     train.set_defaults(func=_train)
 
     evaluate = commands.add_parser("eval", help="evaluate a run on held-out tasks, against baselines")

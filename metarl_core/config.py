@@ -45,6 +45,13 @@ class GrBALConfig:
     planner_episodes_per_iteration: int = 0
     """Episodes per iteration collected by the adapted MPPI controller on random train tasks
     (GrBAL's on-policy data: the states the planner itself visits)."""
+    backend: str = "local"
+    """Where episodes are collected: "local" (this process) or "ray" (Ray actors, one env each).
+    Both give the same episodes; ``metarl train --backend`` overrides it."""
+    collection_workers: int = 2
+    """Ray actors (one CPU and one environment each) collecting in parallel (backend "ray")."""
+    ray_address: str = ""
+    """Ray cluster to join ("auto", "HOST:PORT"); empty starts a local Ray instance."""
     gradient_steps_per_iteration: int = 300
     """Adam steps on the meta-objective per iteration."""
     task_batch_size: int = 8
@@ -102,6 +109,9 @@ class GrBALConfig:
             raise ValueError(f"{source}: field 'hidden_sizes'={config.hidden_sizes} must list at least one size >= 1")
         if config.adaptation not in ("gradient", "rls"):
             raise ValueError(f"{source}: field 'adaptation'={config.adaptation!r} must be 'gradient' or 'rls'")
+        if config.backend not in ("local", "ray"):
+            raise ValueError(f"{source}: field 'backend'={config.backend!r} must be 'local' or 'ray'")
+        require_at_least(config, source, 1, "collection_workers")
         if config.rls_prior_precision <= 0:
             raise ValueError(f"{source}: field 'rls_prior_precision'={config.rls_prior_precision} must be > 0")
         if config.algo != "grbal":
@@ -181,8 +191,9 @@ def config_from_dict(cls: type[ConfigT], data: dict[str, Any], source: str, pref
     return cls(**values)
 
 
-RESUMABLE_FIELDS = ("iterations",)
-"""The only config fields a resumed run may change: it can be extended, not re-specified."""
+RESUMABLE_FIELDS = ("iterations", "backend", "collection_workers", "ray_address")
+"""The only config fields a resumed run may change: it can be extended, not re-specified (where
+its episodes are collected changes none of them)."""
 
 
 def require_resumable(saved: dict[str, Any], config: Any, run_dir: Path) -> None:

@@ -9,6 +9,7 @@ run writes the same next checkpoint as one that was never interrupted.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +18,17 @@ import torch
 from tqdm import tqdm
 
 import sim
-from metarl_core.adaptive_control import AdaptiveMPCController
 from metarl_core.checkpoint import CHECKPOINT_NAME, TrainedDynamics, load_checkpoint, save_checkpoint
 from metarl_core.config import GrBALConfig
 from metarl_core.dynamics_model import ModelShape, Normalizer, init_params, window_loss
+from metarl_core.episode_collection import add_to_buffer, open_episode_collector, planner_controller
 from metarl_core.exploration import exploration_controller
 from metarl_core.meta_training import make_step_sizes, meta_loss
 from metarl_core.replay_buffer import TaskReplayBuffer
 from metarl_core.run_directory import open_run_directory
 from metarl_core.run_metrics import METRICS_NAME, append_metrics_row
+from metarl_core.torch_device import resolve_device, tensors_to_cpu
+from sim.episode_jobs import EpisodeJob, run_episode_jobs_here
 
 
 def collect_episodes(
@@ -36,40 +39,48 @@ def collect_episodes(
     seed: int,
     buffer: TaskReplayBuffer,
 ) -> list[float]:
-    """Run ``episodes`` of ``controller`` on ``task``; add them to ``buffer``; return tracking RMSEs."""
-    env.unwrapped.set_task(task)
-    state_dim = env.unwrapped.robot.state_dim
-    errors = []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)
-        controller.reset()
-        states, actions, next_states, tracking = [], [], [], []
-        done = False
-        while not done:
-            action = np.clip(controller(obs), env.action_space.low, env.action_space.high)
-            next_obs, _, terminated, truncated, info = env.step(action)
-            states.append(obs[:state_dim])
-            actions.append(action)
-            next_states.append(next_obs[:state_dim])
-            tracking.append(info["tracking_error"])
-            obs, done = next_obs, terminated or truncated
-        buffer.add_episode(np.array(states), np.array(actions), np.array(next_states))
-        errors.append(float(np.sqrt(np.mean(np.square(tracking)))))
-    return errors
+    """Run ``episodes`` of ``controller`` on ``task`` (reset seeds ``seed + episode``); add them
+    to ``buffer``; return tracking RMSEs. The controller instance carries on across calls."""
+    job = EpisodeJob(task=task, reset_seeds=tuple(seed + e for e in range(episodes)), controller_seed=seed)
+    (records,) = run_episode_jobs_here(env, lambda _seed: controller, [job])
+    return add_to_buffer(records, buffer, env.unwrapped.robot.state_dim)
 
 
 def _to_torch(windows: list[np.ndarray], device: torch.device) -> tuple[torch.Tensor, ...]:
     return tuple(torch.from_numpy(np.ascontiguousarray(w)).to(device) for w in windows)
 
 
-def run_training(config_path: Path, run_dir: Path | None, device: str, resume: bool) -> Path:
-    """Train (or resume) the run described by ``config_path``; return the run directory."""
+def run_training(
+    config_path: Path,
+    run_dir: Path | None,
+    device: str,
+    resume: bool,
+    backend: str | None = None,
+    ray_address: str | None = None,
+) -> Path:
+    """Train (or resume) the run described by ``config_path``; return the run directory.
+
+    ``device`` ("cpu", "cuda", "cuda:N") is where the meta-training runs; checkpoints always
+    hold CPU tensors. ``backend`` and ``ray_address``, when given, override the config's
+    collection backend (``local`` or ``ray``) and the Ray cluster to join.
+    """
+    torch_device = resolve_device(device)
     config = GrBALConfig.from_yaml(Path(config_path))
+    overrides = {k: v for k, v in (("backend", backend), ("ray_address", ray_address)) if v is not None}
+    if overrides:
+        config = GrBALConfig.from_dict({**config.to_dict(), **overrides}, source=f"{config_path} with CLI overrides")
     run_dir, resumed = open_run_directory(config, run_dir, resume, load_checkpoint)
-    torch_device = torch.device(device)
     torch.manual_seed(config.seed)
 
     env = sim.make(config.env_id, episode_duration_s=config.episode_duration_s)
+    collector = open_episode_collector(
+        env,
+        config.backend,
+        config.env_id,
+        config.collection_workers,
+        config.ray_address,
+        episode_duration_s=config.episode_duration_s,
+    )
     robot = env.unwrapped.robot
     shape = ModelShape(robot.state_dim, robot.action_dim, tuple(config.hidden_sizes))
 
@@ -93,16 +104,18 @@ def run_training(config_path: Path, run_dir: Path | None, device: str, resume: b
         rng = np.random.default_rng(config.seed)
         tasks = env.unwrapped.sample_tasks(config.train_tasks, rng, "train")
         buffers = [TaskReplayBuffer(robot.state_dim, robot.action_dim) for _ in tasks]
-        for index, task in enumerate(tqdm(tasks, desc="exploration", unit="task", leave=False)):
-            controller = exploration_controller(robot.name, config.exploration_noise_fraction, config.seed + index)
-            collect_episodes(
-                env,
-                task,
-                controller,
-                config.exploration_episodes_per_task,
-                config.seed + 1000 * index,
-                buffers[index],
+        # One job per task: its own exploration controller (seed + index) and reset seeds.
+        jobs = [
+            EpisodeJob(
+                task=task,
+                reset_seeds=tuple(config.seed + 1000 * index + e for e in range(config.exploration_episodes_per_task)),
+                controller_seed=config.seed + index,
             )
+            for index, task in enumerate(tasks)
+        ]
+        explorer = functools.partial(exploration_controller, robot.name, config.exploration_noise_fraction)
+        for records, buffer in zip(collector.run(explorer, jobs), buffers, strict=True):
+            add_to_buffer(records, buffer, robot.state_dim)
         normalizer = Normalizer.fit(
             *(np.concatenate(x) for x in zip(*(b.all_transitions() for b in buffers), strict=True))
         )
@@ -185,12 +198,15 @@ def run_training(config_path: Path, run_dir: Path | None, device: str, resume: b
         # GrBAL's iterative collection: the adapted planner's own episodes join the replay for the
         # next iteration (none after the last, which nothing would train on).
         planner_episodes = config.planner_episodes_per_iteration if iteration < config.iterations - 1 else 0
-        for episode in range(planner_episodes):
-            index = int(rng.integers(len(tasks)))
-            controller = AdaptiveMPCController(model, seed=config.seed + iteration)
-            planner_errors += collect_episodes(
-                env, tasks[index], controller, 1, config.seed + 7919 * (iteration + 1) + episode, buffers[index]
-            )
+        indices = [int(rng.integers(len(tasks))) for _ in range(planner_episodes)]
+        jobs = [
+            EpisodeJob(tasks[index], (config.seed + 7919 * (iteration + 1) + episode,), config.seed + iteration)
+            for episode, index in enumerate(indices)
+        ]
+        for records, index in zip(
+            collector.run(functools.partial(planner_controller, model), jobs), indices, strict=True
+        ):
+            planner_errors += add_to_buffer(records, buffers[index], robot.state_dim)
         metrics = {
             "losses/meta_loss": float(np.mean([m for m, _ in losses])),
             "losses/mb_loss": float(np.mean([b for _, b in losses])),
@@ -204,8 +220,8 @@ def run_training(config_path: Path, run_dir: Path | None, device: str, resume: b
             model,
             {
                 "iteration": iteration,
-                "optimizer": optimizer.state_dict(),
-                "mb_optimizer": mb_optimizer.state_dict(),
+                "optimizer": tensors_to_cpu(optimizer.state_dict()),
+                "mb_optimizer": tensors_to_cpu(mb_optimizer.state_dict()),
                 "mb_params": {k: v.detach().cpu() for k, v in mb_params.items()},
                 "numpy_rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),
@@ -215,6 +231,7 @@ def run_training(config_path: Path, run_dir: Path | None, device: str, resume: b
             },
         )
     progress.close()
+    collector.close()
     env.close()
     if writer is not None:
         writer.close()

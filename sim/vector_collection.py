@@ -2,7 +2,7 @@
 
 ``CollectionBackend`` is the small surface the meta-learning code uses; the two backends here
 are worker processes (``ProcessBackend``) and gymnasium's in-process ``SyncVectorEnv`` (for
-debugging and tests), and a Ray backend can implement the same protocol for a cluster. Every
+debugging and tests), and ``sim.ray_collection`` implements the same protocol on Ray. Every
 backend auto-resets an environment in the same step it finishes (gymnasium's ``SAME_STEP``
 mode), so each transition returned by ``step`` is complete: the true final observation is kept
 in ``infos["final_obs"]``.

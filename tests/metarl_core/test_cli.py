@@ -78,3 +78,12 @@ def test_bad_config_files_give_one_line_naming_file_and_field(
     line = cli_error(capsys, ["train", "--config", str(config), "--run-dir", str(tmp_path / "run")])
     assert re.search(message, line), line
     assert not (tmp_path / "run").exists(), "a refused config must not start a run"
+
+
+def test_demo_on_a_device_this_machine_lacks_exits_with_one_line() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(SystemExit, match=r"^metarl: device 'cuda': CUDA is not available here"):
+        main(["demo", "--device", "cuda", "--no-ros"])
