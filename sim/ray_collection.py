@@ -39,6 +39,10 @@ class RayUnavailableError(RuntimeError):
     """Ray is not installed, or the cluster at the given address cannot be joined."""
 
 
+LOCAL_NODE_IP = "127.0.0.2"
+"""The node address of a local Ray instance: loopback, and not 127.0.0.1, which Ray rewrites."""
+
+
 def import_ray() -> Any:
     """The ``ray`` module, or ``RayUnavailableError`` saying how to install it."""
     try:
@@ -53,10 +57,11 @@ def import_ray() -> Any:
 def connect_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     """Join the Ray cluster at ``address`` ("auto", "HOST:PORT", "ray://HOST:PORT"), or with no
     address start a local instance of ``num_cpus`` (default: this machine's cores), without the
-    dashboard and without usage statistics, so that it contacts no other machine. (Its servers
-    still listen on the node's address, behind Ray's token authentication: Ray maps a requested
-    127.0.0.1 onto that address.) Returns whether this call started Ray (the caller that
-    started it shuts it down); an already initialised Ray is used as it is.
+    dashboard and without usage statistics, so that it contacts no other machine. A local
+    instance names its node ``LOCAL_NODE_IP`` (a loopback address), so that every connection
+    between its processes stays on loopback: Ray maps a requested 127.0.0.1 onto the machine's
+    network address, but not another address of 127.0.0.0/8. Returns whether this call started
+    Ray (the caller that started it shuts it down); an already initialised Ray is used as it is.
     """
     ray = import_ray()
     if ray.is_initialized():
@@ -75,6 +80,7 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None) -> bool
                 include_dashboard=False,
                 object_store_memory=LOCAL_OBJECT_STORE_BYTES,
                 log_to_driver=False,
+                _node_ip_address=LOCAL_NODE_IP,
             )
     except ConnectionError as error:
         raise RayUnavailableError(f"cannot join the Ray cluster at address={address!r}: {error}") from None
