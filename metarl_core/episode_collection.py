@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from metarl_core.adaptive_control import AdaptiveMPCController
 from metarl_core.checkpoint import TrainedDynamics
@@ -33,10 +34,15 @@ class EpisodeCollector:
         self.make_ray_backend = make_ray_backend
         self.ray_backend: Any = None
 
-    def run(self, controller_factory: ControllerFactory, jobs: Sequence[EpisodeJob]) -> list[list[EpisodeRecord]]:
-        """The records of every job, in job order (one list per job, one record per reset seed)."""
+    def run(
+        self, controller_factory: ControllerFactory, jobs: Sequence[EpisodeJob], progress: str | None = None
+    ) -> list[list[EpisodeRecord]]:
+        """The records of every job, in job order (one list per job, one record per reset seed).
+        ``progress`` names a progress bar over the jobs run here (minutes of exploration on a
+        robot's many tasks should not look like a hang); Ray returns all jobs at once."""
         if self.make_ray_backend is None or not jobs:
-            return run_episode_jobs_here(self.env, controller_factory, jobs)
+            shown = tqdm(jobs, desc=progress, unit="job", leave=False, disable=progress is None)
+            return [run_episode_jobs_here(self.env, controller_factory, [job])[0] for job in shown]
         if self.ray_backend is None:
             self.ray_backend = self.make_ray_backend()
         return self.ray_backend.run_episode_jobs(controller_factory, jobs)

@@ -114,7 +114,7 @@ def run_training(
             for index, task in enumerate(tasks)
         ]
         explorer = functools.partial(exploration_controller, robot.name, config.exploration_noise_fraction)
-        for records, buffer in zip(collector.run(explorer, jobs), buffers, strict=True):
+        for records, buffer in zip(collector.run(explorer, jobs, progress="exploration"), buffers, strict=True):
             add_to_buffer(records, buffer, robot.state_dim)
         normalizer = Normalizer.fit(
             *(np.concatenate(x) for x in zip(*(b.all_transitions() for b in buffers), strict=True))
