@@ -107,9 +107,21 @@ class SimBridgeNode(Node):
         else:
             command = np.asarray(msg.data, dtype=np.float64)
         if command.shape != (self.robot.action_dim,) or not np.all(np.isfinite(command)):
-            self.get_logger().error(f"ignoring command {list(command)}: need {self.robot.action_dim} finite values")
+            shown = list(command[:8])
+            self.get_logger().error(
+                f"ignoring command {shown}{' ...' if command.size > 8 else ''}: need {self.robot.action_dim} "
+                "finite values",
+                throttle_duration_sec=1.0,
+            )
             return
-        self.command = command
+        # A finite but huge command (1e300) would overflow the float32 action: clamp it to the
+        # robot's limits here, in float64, as its motors would.
+        low, high = np.asarray(self.robot.action_low), np.asarray(self.robot.action_high)
+        if np.any(command < low) or np.any(command > high):
+            self.get_logger().warning(
+                f"clamping command {list(command)} to the robot's limits", throttle_duration_sec=1.0
+            )
+        self.command = np.clip(command, low, high)
         if self.lock_step:
             self.step_and_publish()
 
