@@ -153,6 +153,8 @@ class FaultResult:
     """From the last valid message of the stream to the first hold heard (faults that hold)."""
     commanded_during_fault: int = 0
     """Non-hold commands heard during the fault (after its stream's timeout, for holding faults)."""
+    holds_during_fault: int = 0
+    """Holds heard during a fault that must not hold (must be 0)."""
     recovered: bool = False
     counted: int = 0
     alive: bool = True
@@ -193,8 +195,8 @@ class HostileProbe:
 
     def run(self, seconds: float, joint_states: Callable, reference: Callable) -> tuple[int, float | None]:
         """Publish at ~100 Hz for ``seconds``; returns (messages sent, time of the last valid joint state)."""
-        sent, step, deadline = 0, 0, time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        sent, step, started = 0, 0, time.monotonic()
+        while time.monotonic() < started + seconds:
             stamp_s = time.time()
             for publisher, make in ((self.reference, reference), (self.joint_states, joint_states)):
                 msg = make(step, stamp_s)
@@ -202,7 +204,9 @@ class HostileProbe:
                     publisher.publish(msg)
                     sent += 1
             step += 1
-            spin_until(self.node, lambda: False, PERIOD_S)
+            next_s = started + step * PERIOD_S
+            while (wait_s := next_s - time.monotonic()) > 0:
+                rclpy.spin_once(self.node, timeout_sec=wait_s)
         return sent, step
 
     def count(self, key: str) -> int:
@@ -247,6 +251,7 @@ def run_fault(probe: HostileProbe, fault: Fault, process, good_s: float, fault_s
         )
     else:
         result.commanded_during_fault = sum(1 for _, c in during if not _is_hold(c))
+        result.holds_during_fault = sum(1 for _, c in during if _is_hold(c))
     recovery_from = len(probe.commands)
     sent_after, _ = probe.run(good_s, _good, _good)
     spin_until(probe.node, lambda: probe.count(fault.counter) > before, 2.5)  # diagnostics come at 1 Hz
@@ -305,14 +310,16 @@ def reliability_markdown(campaign: CampaignResult, soak=None) -> str:
         f"(must be within the stream's timeout + {HOLD_SLACK_S} s; timing on a shared 2-core machine is noisy).",
         "",
         "| fault | messages sent | commands received | bad commands | hold latency (s) | commanded in fault "
-        "| recovered | counted | crashed |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| holds in fault | recovered | counted | crashed |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in campaign.faults:
         latency = "—" if r.fault.holds_stream is None else (f"{r.hold_latency_s:.3f}" if r.hold_latency_s else "none")
         lines.append(
             f"| `{r.fault.name}`: {r.fault.description} | {r.messages_sent} | {r.commands} | {r.bad_commands} | "
-            f"{latency} | {r.commanded_during_fault} | {'yes' if r.recovered else 'NO'} | "
+            f"{latency} | {r.commanded_during_fault} | "
+            f"{r.holds_during_fault if r.fault.holds_stream is None else '—'} | "
+            f"{'yes' if r.recovered else 'NO'} | "
             f"`count.{r.fault.counter}` +{r.counted} | {'no' if r.alive else 'YES'} |"
         )
     total = campaign.faults
@@ -325,7 +332,7 @@ def reliability_markdown(campaign: CampaignResult, soak=None) -> str:
         "",
         '"Commanded in fault": non-hold commands during the fault (for the faults that must hold, only those '
         "after the stream's timeout + slack: must be 0); faults that must not hold show how many commands "
-        "the node kept sending.",
+        'the node kept sending, and "holds in fault" how many holds they caused (must be 0).',
     ]
     if soak is not None:
         lines += ["", *soak.markdown_lines()]
