@@ -6,7 +6,18 @@ lacks) and pick the controller by its mode: model-based (``gradient``/``rls``) o
 ``control_rate_hz``, so latency is compute only), or from a timer when sensors are late, which
 then holds safely if they are stale. Each tick: take the latest validated state
 and reference, append the transition, adapt every N ticks from the meta-parameters (kept only
-if finite and the window loss dropped), plan, clamp, publish. Stale sensors -> safe hold.
+if finite and the window loss dropped), plan, clamp, publish.
+
+Safety (README "Safety", docs/architecture.md): every required input stream has its own
+watchdog and timeout (``metarl_ros.stream_watchdog``); a stale or invalid one gives the
+interface's safe hold (``metarl_ros.safe_hold``, ``hold_mode``), counted per stream. Stamps go
+through a policy that no message can lock out. Every callback and the tick are guarded: an
+exception is counted, logged at most once a second and, in a tick, answered with the hold; none
+reaches the executor. Commands are clamped to ``min(bundle, robot)``, the robot's limits coming
+from the URDF in ``robot_description`` (``metarl_ros.robot_limits``); a bundle wider than the
+robot is refused at configure. Deactivate, cleanup, shutdown and error send the hold once (the
+last command does not stay in force) and release timers, subscriptions and publishers. A
+parameter read only at configure cannot be changed while configured; run-time ones apply at once.
 
 With a ``recurrent`` bundle a tick is one step of the RL² policy, whose hidden state is the
 adaptation (``export.runtime_control.RecurrentPolicyController``): ``~/reset_adaptation`` zeroes
