@@ -8,6 +8,7 @@ the last valid message; after the fault the node must command again (it recovers
 process must still run. The figures go to ``RELIABILITY.md``:
 
     python -m tests.ros.hostile_campaign --write RELIABILITY.md [--soak-ticks 1000000]
+    python -m tests.export.controller_soak --ticks 1000000 >> RELIABILITY.md   # the soak alone
 
 (from the repository root, with the ROS 2 environment variables of the README). The tests in
 ``test_hostile_input.py`` run the same campaign and assert on it.
@@ -300,8 +301,10 @@ def reliability_markdown(campaign: CampaignResult, soak=None) -> str:
     lines = [
         "# Reliability: faults and hostile input",
         "",
-        "Produced by `python -m tests.ros.hostile_campaign --write RELIABILITY.md --soak-ticks 1000000`",
-        "(`tests/ros/hostile_campaign.py`); `tests/ros/test_hostile_input.py` runs the same campaign and",
+        "Produced by `python -m tests.ros.hostile_campaign --write RELIABILITY.md` then",
+        "`python -m tests.export.controller_soak --ticks 1000000 >> RELIABILITY.md` (or `--soak-ticks 1000000` on",
+        "the first: one command, the soak after the campaign); `tests/ros/test_hostile_input.py` runs the same "
+        "campaign and",
         "asserts on it. One `adaptive_controller` process (untrained Panda bundle, the Panda URDF of",
         "`pybullet_data` as `robot_description`, `joint_states_timeout_s` "
         f"{JOINT_STATES_TIMEOUT_S}, `reference_timeout_s` {REFERENCE_TIMEOUT_S}) is fed good data, a fault, "

@@ -247,7 +247,6 @@ class AdaptiveControllerNode(Node):
         self.tick_latencies_ms: deque[float] = deque(maxlen=HISTORY_LENGTH)
         self.tick_times: deque[float] = deque(maxlen=HISTORY_LENGTH)
         self.tick_count = 0
-        self.stale_streams: list[str] = []
         self._forget_stream_state()
 
         guard, sub = self._guarded, self.create_subscription
@@ -570,7 +569,6 @@ class AdaptiveControllerNode(Node):
             stale = self._stale_now()
             ready = self.sensors.state.complete() and self.sensors.reference.complete()
             state, reference = self.sensors.state.values.copy(), self.sensors.reference.values.copy()
-        self.stale_streams = stale
         if not stale and ready:
             command = self.controller(state, reference)
             self.has_commanded = True
@@ -646,7 +644,7 @@ class AdaptiveControllerNode(Node):
         times = np.asarray(self.tick_times)
         rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
         counts = self.counters + self.sensors.noted
-        stale = self.stale_streams if self.has_commanded else []
+        stale = self._stale_now()
         values = {
             "loop_rate_hz": f"{rate:.1f}",
             "tick_latency_p50_ms": f"{np.percentile(latencies, 50):.3f}",
