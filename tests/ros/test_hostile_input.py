@@ -11,14 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Twist
 from lifecycle_msgs.msg import Transition
+from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import JointState
+from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
+from sim.husky_terrain import HUSKY
 from sim.panda_payload import HOME_RAD, PANDA
 
 from .hostile_campaign import (
@@ -208,3 +212,72 @@ def test_sim_bridge_survives_huge_and_malformed_commands(ros_node, tmp_path: Pat
         assert all(np.all(np.isfinite(s.position)) and np.all(np.isfinite(s.velocity)) for s in states[count:])
     finally:
         stop(bridge)
+
+
+@pytest.mark.integration
+def test_a_base_holds_when_odom_stops_or_the_imu_turns_nan(ros_node, tmp_path: Path) -> None:
+    """The Husky's four streams, each watched: one that fails gives the zero twist within its
+    timeout, named in diagnostics, while the others keep coming."""
+    bundle = untrained_bundle(HUSKY, tmp_path / "husky")
+    controller = start_node(
+        NODE,
+        {"bundle_path": str(bundle), "command_interface": "twist", "command_topic": "/cmd_vel", "odom_timeout_s": 0.2},
+        tmp_path / "c.log",
+    )
+    twists: list[tuple[float, Twist]] = []
+    ros_node.create_subscription(Twist, "/cmd_vel", lambda m: twists.append((time.monotonic(), m)), 100)
+    diagnostics: dict[str, str] = {}
+    stale_seen: list[tuple[float, str]] = []
+
+    def on_diagnostics(msg: DiagnosticArray) -> None:
+        diagnostics.update({kv.key: kv.value for kv in msg.status[0].values})
+        stale_seen.append((time.monotonic(), diagnostics.get("stale_stream", "")))
+
+    ros_node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
+    wheels = ros_node.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
+    imu_publisher = ros_node.create_publisher(Imu, "/imu", qos_profile_sensor_data)
+    odom_publisher = ros_node.create_publisher(Odometry, "/odom", qos_profile_sensor_data)
+    reference = ros_node.create_publisher(Twist, "/reference", 10)
+
+    def run(seconds: float, odom_on: bool = True, imu_nan: bool = False) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            stamp = ros_node.get_clock().now().to_msg()
+            target = Twist()
+            target.linear.x = 0.5
+            reference.publish(target)
+            imu = Imu()
+            imu.header.stamp, imu.orientation.w = stamp, 1.0
+            imu.angular_velocity.x = math.nan if imu_nan else 0.0
+            imu_publisher.publish(imu)
+            if odom_on:
+                odom = Odometry()
+                odom.header.stamp = stamp
+                odom_publisher.publish(odom)
+            msg = JointState(name=list(HUSKY.joint_names), position=[0.0] * 4, velocity=[0.0] * 4)
+            msg.header.stamp = stamp
+            wheels.publish(msg)
+            spin_until(ros_node, lambda: False, 0.01)
+
+    def is_zero(twist: Twist) -> bool:
+        return twist.linear.x == 0.0 and twist.angular.z == 0.0
+
+    try:
+        assert change_state(ros_node, NODE, Transition.TRANSITION_CONFIGURE)
+        assert change_state(ros_node, NODE, Transition.TRANSITION_ACTIVATE)
+        run(1.0)
+        assert twists and not is_zero(twists[-1][1])
+        for fault, timeout_s, stream in (({"odom_on": False}, 0.2, "odom"), ({"imu_nan": True}, 0.1, "imu")):
+            started = time.monotonic()
+            run(1.2, **fault)
+            holds = [t for t, m in twists if t > started and is_zero(m)]
+            assert holds and holds[0] - started <= timeout_s + HOLD_SLACK_S, (stream, holds[:1])
+            assert stream in [name for t, name in stale_seen if t > started], stale_seen[-3:]
+            assert int(diagnostics.get(f"count.stale_hold.{stream}", 0)) >= 1
+            recovered_from = time.monotonic()
+            run(0.6)
+            assert any(not is_zero(m) for t, m in twists if t > recovered_from), f"recovers after {stream}"
+        assert all(math.isfinite(m.linear.x) and math.isfinite(m.angular.z) for _, m in twists)
+        assert controller.poll() is None
+    finally:
+        stop(controller)
