@@ -20,6 +20,7 @@ from rcl_interfaces.srv import SetParameters
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from sim.husky_terrain import HUSKY
@@ -148,6 +149,11 @@ def test_run_time_parameter_changes_take_effect_or_are_refused(ros_node, panda_b
         probe.run(1.0, lambda i, t: None, _good)  # joint states stop: within the new 3 s timeout, no hold
         assert not [c for _, c in probe.commands[count:] if np.all(c == 0.0)]
         assert spin_until(ros_node, lambda: probe.diagnostics.get("adaptation_enabled") == "False", 3.0)
+        reset = call(ros_node, ros_node.create_client(Trigger, f"/{NODE}/reset_adaptation"), Trigger.Request())
+        assert reset.success, reset.message
+        count = len(probe.commands)
+        probe.run(0.5, lambda i, t: joint_state(t - 0.5), lambda i, t: joint_state(t - 0.5))  # stamps stepped back
+        assert any(not np.all(c == 0.0) for _, c in probe.commands[count:]), "reset: stamp history starts again"
     finally:
         stop(controller)
 

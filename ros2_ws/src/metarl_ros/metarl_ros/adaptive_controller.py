@@ -278,8 +278,12 @@ class AdaptiveControllerNode(Node):
         self.command_publisher = self.create_lifecycle_publisher(message_type, p("command_topic").value, 10)
         self.diagnostics_publisher = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10)
         self.entities += [
-            self.create_service(Trigger, "~/reset_adaptation", guard("reset_adaptation", self.on_reset_adaptation)),
-            self.create_service(SetBool, "~/enable_adaptation", guard("enable_adaptation", self.on_enable_adaptation)),
+            self.create_service(
+                Trigger, "~/reset_adaptation", self._guarded_service("reset_adaptation", self.on_reset_adaptation)
+            ),
+            self.create_service(
+                SetBool, "~/enable_adaptation", self._guarded_service("enable_adaptation", self.on_enable_adaptation)
+            ),
         ]
 
     def _command_limits(self, manifest, robot_description: str) -> tuple[np.ndarray, np.ndarray]:
@@ -405,20 +409,37 @@ class AdaptiveControllerNode(Node):
 
     # -- guard -------------------------------------------------------------------------
     def _guarded(self, name: str, callback):
-        """``callback`` such that no exception leaves it (so none reaches the executor): an
-        error is counted as ``callback_error.<name>`` and logged, at most once a second."""
+        """``callback`` (a subscription's or a timer's) such that no exception leaves it, so none
+        reaches the executor: an error is counted as ``callback_error.<name>`` and logged, at
+        most once a second."""
 
-        def guarded(*args):
+        def guarded(*args) -> None:
             try:
-                return callback(*args)
+                callback(*args)
             except Exception as error:
-                self.counters[f"callback_error.{name}"] += 1
-                self.get_logger().error(
-                    f"{name} callback failed: {type(error).__name__}: {str(error)[:500]}", throttle_duration_sec=1.0
-                )
-                return args[-1] if len(args) == 2 else None  # a service answers its (unfilled) response
+                self._count_callback_error(name, error)
 
         return guarded
+
+    def _guarded_service(self, name: str, callback):
+        """A service callback that answers ``success: false`` with the error's message instead
+        of raising; counted and logged like :meth:`_guarded`."""
+
+        def guarded(request, response):
+            try:
+                return callback(request, response)
+            except Exception as error:
+                self._count_callback_error(name, error)
+                response.success, response.message = False, f"{type(error).__name__}: {error}"
+                return response
+
+        return guarded
+
+    def _count_callback_error(self, name: str, error: Exception) -> None:
+        self.counters[f"callback_error.{name}"] += 1
+        self.get_logger().error(
+            f"{name} callback failed: {type(error).__name__}: {str(error)[:500]}", throttle_duration_sec=1.0
+        )
 
     # -- sensors ---------------------------------------------------------------------
     def _now_s(self) -> float:
