@@ -442,9 +442,11 @@ class AdaptiveControllerNode(Node):
         )
 
     # -- sensors ---------------------------------------------------------------------
-    def _now_s(self) -> float:
-        """This node's clock (what stamps are compared with), in s."""
-        return self.get_clock().now().nanoseconds * 1e-9
+    def _now_s(self) -> float | None:
+        """This node's clock (what stamps are compared with), in s; ``None`` while it reads zero
+        (``use_sim_time`` before the first ``/clock``), when no stamp can be judged in the future."""
+        nanoseconds = self.get_clock().now().nanoseconds
+        return nanoseconds * 1e-9 if nanoseconds > 0 else None
 
     def _accept(self, stream: str, update, *args) -> bool:
         """Apply a sensor update; count and log a refused one. True when it was accepted."""
