@@ -63,5 +63,5 @@ def safe_hold(
     if interface == "effort_forward" and mode == "damping" and velocities_rad_s is not None:
         velocities = np.asarray(velocities_rad_s, dtype=np.float64)
         if velocities.shape == zero.shape and np.all(np.isfinite(velocities)):
-            return HoldCommand(command=np.clip(-damping_nms_per_rad * velocities, low, high))
+            return HoldCommand(command=np.clip(-damping_nms_per_rad * velocities, low, high) + 0.0)  # no -0.0
     return HoldCommand(command=zero)
