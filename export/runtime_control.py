@@ -59,10 +59,13 @@ class OnlineAdaptiveController:
         self.stats = AdaptationStats()
         self.runtime.reset_planner()
 
-    def hold(self) -> np.ndarray:
-        """The safe command when inputs cannot be trusted: zero (effort or twist), within limits."""
+    def hold(self, command: np.ndarray | None = None) -> np.ndarray:
+        """The safe command when inputs cannot be trusted: zero (effort or twist), within limits,
+        or ``command`` when the caller sends another hold (the node's damping hold). The window
+        gets no transition across a hold: its state is not one the model's action produced."""
         self.previous = None
-        return np.clip(np.zeros_like(self.low), self.low, self.high)
+        hold = np.zeros_like(self.low) if command is None else np.asarray(command, dtype=np.float64)
+        return np.clip(np.nan_to_num(hold, nan=0.0, posinf=0.0, neginf=0.0), self.low, self.high)
 
     def set_adaptation_enabled(self, enabled: bool) -> None:
         """Off: plan with the meta-learned parameters, adapting no more until switched back on."""
@@ -158,11 +161,13 @@ class RecurrentPolicyController:
         """(normalised action, command) of the last tick."""
         self.stats.trials += 1
 
-    def hold(self) -> np.ndarray:
-        """The safe command when inputs cannot be trusted: zero (effort or twist), within limits.
+    def hold(self, command: np.ndarray | None = None) -> np.ndarray:
+        """The safe command when inputs cannot be trusted: zero (effort or twist), within limits,
+        or ``command`` when the caller sends another hold (the node's damping hold).
 
         It is what the robot does next, so the next tick feeds it back as the previous action."""
-        command = np.clip(np.zeros_like(self.low), self.low, self.high)
+        hold = np.zeros_like(self.low) if command is None else np.asarray(command, dtype=np.float64)
+        command = np.clip(np.nan_to_num(hold, nan=0.0, posinf=0.0, neginf=0.0), self.low, self.high)
         self.previous = (2.0 * (command - self.low) / (self.high - self.low) - 1.0, command)
         return command
 

@@ -16,11 +16,13 @@ HEADER = (
 )
 
 
-def write_section(path: Path, name: str, markdown: str) -> None:
-    """Replace (or append) section ``name`` of ``path`` with ``markdown``."""
-    begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+def write_section(path: Path, name: str, markdown: str, kind: str = "bench", header: str = HEADER) -> None:
+    """Replace (or append) section ``name`` of ``path`` with ``markdown``. ``kind`` prefixes the
+    markers (``bench`` in BENCHMARKS.md, ``reliability`` in RELIABILITY.md); ``header`` starts a
+    file that does not exist yet."""
+    begin, end = f"<!-- {kind}:{name} -->", f"<!-- /{kind}:{name} -->"
     block = f"{begin}\n{markdown.strip()}\n{end}"
-    text = path.read_text(encoding="utf-8") if path.exists() else HEADER
+    text = path.read_text(encoding="utf-8") if path.exists() else header
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), flags=re.S)
     if pattern.search(text):
         text = pattern.sub(lambda _: block, text)

@@ -201,7 +201,7 @@ def test_bad_input_is_counted_and_never_reaches_the_command(
         spin_until(ros_node, lambda: False, 0.1)  # sensor QoS keeps only the last few: deliver each
         probe.publish(names=[*JOINTS, "gripper"], positions=[*HOME_RAD, 0.0], velocities=[0.0] * 8)  # unknown
         spin_until(ros_node, lambda: False, 0.1)
-        probe.publish(stamp_s=0.5)  # out of order
+        probe.publish(stamp_s=probe.stamp_s - 0.3)  # out of order (a jump back over clock_restart_s is a restart)
         spin_until(ros_node, lambda: False, 0.1)  # sensor QoS keeps only the last few: deliver each
         for _ in range(10_000):  # a burst
             probe.publish()

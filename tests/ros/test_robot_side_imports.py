@@ -14,7 +14,7 @@ ROBOT_MODULES = (
     "export.runtime_control",
     "metarl_ros.adaptive_controller",
     "metarl_ros.node_lifetime",
-    "metarl_ros.sensor_mapping",
+    "export.runtime_sensor_mapping",
     "metarl_ros.meta_train",
 )
 TRAINING_STACK = ("torch", "pybullet", "gymnasium", "sim", "metarl_core", "matplotlib", "onnx")

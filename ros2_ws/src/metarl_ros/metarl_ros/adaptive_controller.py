@@ -6,7 +6,18 @@ lacks) and pick the controller by its mode: model-based (``gradient``/``rls``) o
 ``control_rate_hz``, so latency is compute only), or from a timer when sensors are late, which
 then holds safely if they are stale. Each tick: take the latest validated state
 and reference, append the transition, adapt every N ticks from the meta-parameters (kept only
-if finite and the window loss dropped), plan, clamp, publish. Stale sensors -> safe hold.
+if finite and the window loss dropped), plan, clamp, publish.
+
+Safety (README "Safety", docs/architecture.md): every required input stream has its own
+watchdog and timeout (``export.runtime_stream_watchdog``); a stale or invalid one gives the
+interface's safe hold (``metarl_ros.safe_hold``, ``hold_mode``), counted per stream. Stamps go
+through a policy that no message can lock out. Every callback and the tick are guarded: an
+exception is counted, logged at most once a second and, in a tick, answered with the hold; none
+reaches the executor. Commands are clamped to ``min(bundle, robot)``, the robot's limits coming
+from the URDF in ``robot_description`` (``metarl_ros.robot_limits``); a bundle wider than the
+robot is refused at configure. Deactivate, cleanup, shutdown and error send the hold once (the
+last command does not stay in force) and release timers, subscriptions and publishers. A
+parameter read only at configure cannot be changed while configured; run-time ones apply at once.
 
 With a ``recurrent`` bundle a tick is one step of the RL² policy, whose hidden state is the
 adaptation (``export.runtime_control.RecurrentPolicyController``): ``~/reset_adaptation`` zeroes
@@ -26,17 +37,19 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import Node, State, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.service import Service
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
@@ -44,10 +57,19 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from export.runtime import BundleError
 from export.runtime_control import load_controller
+from export.runtime_sensor_mapping import SensorAssembler, SensorRejected, wheel_speeds_to_twist
+from export.runtime_stream_watchdog import StampPolicy, StreamWatchdog
 from metarl_ros.node_lifetime import spin_until_shutdown
-from metarl_ros.sensor_mapping import SensorAssembler, SensorRejected, wheel_speeds_to_twist
+from metarl_ros.robot_limits import RobotLimitsError, allowed_command_limits, parse_urdf_limits
+from metarl_ros.safe_hold import HOLD_MODES, safe_hold
 
 COMMAND_INTERFACES = ("effort_forward", "joint_trajectory", "twist")
+HISTORY_LENGTH = 1000
+"""Ticks kept for the rate and latency figures of diagnostics (a fixed-size ring)."""
+
+
+class ConfigureRefused(Exception):
+    """A configure that cannot succeed; its message is the reason logged."""
 
 
 def _stamp_s(stamp) -> float:
@@ -66,6 +88,33 @@ def _int_range(low: int, high: int, description: str) -> ParameterDescriptor:
     )
 
 
+STREAM_TIMEOUT_PARAMETERS = {
+    "joint_states": "joint_states_timeout_s",
+    "reference": "reference_timeout_s",
+    "imu": "imu_timeout_s",
+    "odom": "odom_timeout_s",
+}
+"""Each input stream's own timeout parameter (0: ``stale_timeout_s``)."""
+CONFIGURE_ONLY_PARAMETERS = frozenset(
+    {
+        "bundle_path",
+        "expected_robot",
+        "control_rate_hz",
+        "adapt_every_n_ticks",
+        "command_interface",
+        "command_topic",
+        "reference_topic",
+        "joint_states_topic",
+        "imu_topic",
+        "odom_topic",
+        "intra_op_threads",
+        "robot_description",
+    }
+)
+"""Parameters read by on_configure: a change while configured is refused, not silently ignored."""
+TOPIC_PARAMETERS = ("command_topic", "reference_topic", "joint_states_topic", "imu_topic", "odom_topic")
+
+
 class AdaptiveControllerNode(Node):
     """The robot-side adaptive controller; ROS at the edge, logic in ``export.runtime_control``."""
 
@@ -82,7 +131,15 @@ class AdaptiveControllerNode(Node):
         declare("joint_states_topic", "/joint_states", ParameterDescriptor(description="sensor_msgs/JointState input"))
         declare("imu_topic", "/imu", ParameterDescriptor(description="sensor_msgs/Imu input (bases)"))
         declare("odom_topic", "/odom", ParameterDescriptor(description="nav_msgs/Odometry input (bases)"))
-        declare("stale_timeout_s", 0.1, _float_range(0.001, 10.0, "sensor age (s) beyond which the node holds"))
+        declare(
+            "stale_timeout_s", 0.1, _float_range(0.001, 10.0, "default age (s) of a stream beyond which the node holds")
+        )
+        for stream, name in STREAM_TIMEOUT_PARAMETERS.items():
+            declare(
+                name,
+                0.0,
+                _float_range(0.0, 10.0, f"{stream}: age (s) beyond which the node holds (0: stale_timeout_s)"),
+            )
         declare(
             "reference_wait_s",
             0.01,
@@ -92,6 +149,23 @@ class AdaptiveControllerNode(Node):
                 "longest a joint state waits for the reference of its own stamp, when the reference is "
                 "stamped in step with the joint states (s; 0: never wait)",
             ),
+        )
+        declare(
+            "future_stamp_tolerance_s",
+            1.0,
+            _float_range(0.001, 3600.0, "stamps further ahead of this node's clock are refused (s)"),
+        )
+        declare(
+            "clock_restart_s",
+            1.0,
+            _float_range(0.001, 3600.0, "a stamp this much older than its stream's last is a clock restart (s)"),
+        )
+        declare("hold_mode", "damping", ParameterDescriptor(description="effort hold: " + "|".join(HOLD_MODES)))
+        declare("hold_damping_nms_per_rad", 5.0, _float_range(0.0, 1000.0, "Kd of the damping hold (N·m·s/rad)"))
+        declare(
+            "robot_description",
+            "",
+            ParameterDescriptor(description="the robot's URDF; its <limit effort velocity> bound the bundle's"),
         )
         declare(
             "enable_adaptation",
@@ -107,18 +181,51 @@ class AdaptiveControllerNode(Node):
             ),
         )
         self.manifest = None
+        self.controller = None
+        self.configured = False
+        self.has_commanded = False
         self.lock = threading.Lock()
         self.counters: Counter[str] = Counter()
-        self.timer = None
+        self.timer = self.diagnostics_timer = None
+        self.entities: list = []
+        """Subscriptions and services made by on_configure, released by cleanup and shutdown."""
+        self.command_publisher = self.diagnostics_publisher = None
+        self.add_on_set_parameters_callback(self.on_set_parameters)
 
     # -- lifecycle ---------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
+        """Load and check the bundle, then create the node's entities; on any failure, log why
+        (the error's message), release whatever was created and stay unconfigured."""
+        self.get_logger().info(f"configuring: loading bundle {self.get_parameter('bundle_path').value!r}")
+        try:
+            self._configure()
+        except ConfigureRefused as error:
+            self.get_logger().error(f"configure failed: {error}")
+            self._release()
+            return TransitionCallbackReturn.FAILURE
+        except Exception as error:  # anything a bundle or a parameter can provoke: logged, never raised
+            self.get_logger().error(f"configure failed: {type(error).__name__}: {error}")
+            self.counters["configure_error"] += 1
+            self._release()
+            return TransitionCallbackReturn.FAILURE
+        self.configured = True
+        self.get_logger().info(
+            f"configured: bundle for '{self.manifest.robot}' ({self.manifest.mode}), {self.interface} commands, "
+            f"hold {self.hold_mode}"
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure(self) -> None:
         p = self.get_parameter
-        self.get_logger().info(f"configuring: loading bundle {p('bundle_path').value!r}")
         interface = p("command_interface").value
         if interface not in COMMAND_INTERFACES:
-            self.get_logger().error(f"command_interface={interface!r} is not one of {COMMAND_INTERFACES}")
-            return TransitionCallbackReturn.FAILURE
+            raise ConfigureRefused(f"command_interface={interface!r} is not one of {COMMAND_INTERFACES}")
+        hold_mode = p("hold_mode").value
+        if hold_mode not in HOLD_MODES:
+            raise ConfigureRefused(f"hold_mode={hold_mode!r} is not one of {HOLD_MODES}")
+        empty = [name for name in TOPIC_PARAMETERS if not str(p(name).value).strip()]
+        if empty:
+            raise ConfigureRefused(f"empty topic name for {empty}")
         try:
             self.controller = load_controller(
                 p("bundle_path").value,
@@ -128,110 +235,271 @@ class AdaptiveControllerNode(Node):
                 adaptation_enabled=p("enable_adaptation").value,
                 trusted_public_key=p("trusted_public_key_path").value or None,
             )
-        except (BundleError, OSError, ValueError) as error:
-            self.get_logger().error(f"refusing bundle: {error}")
+        except (BundleError, OSError, ValueError, KeyError, TypeError) as error:
             self.counters["bundle_refused"] += 1
-            return TransitionCallbackReturn.FAILURE
+            raise ConfigureRefused(f"refusing bundle: {type(error).__name__}: {error}") from error
         manifest = self.manifest = self.controller.runtime.manifest
         if not math.isclose(p("control_rate_hz").value, manifest.control_rate_hz):
             # The model predicts one bundle period ahead: another tick rate would feed it wrong steps.
-            self.get_logger().error(
+            raise ConfigureRefused(
                 f"control_rate_hz={p('control_rate_hz').value:g} Hz differs from the bundle's "
                 f"{manifest.control_rate_hz:g} Hz (its model steps one bundle period); set control_rate_hz to "
                 f"{manifest.control_rate_hz:g}"
             )
-            return TransitionCallbackReturn.FAILURE
         if interface == "twist" and manifest.command_interface != "twist":
-            self.get_logger().error(
-                f"bundle for '{manifest.robot}' commands efforts; it cannot drive a twist interface"
-            )
-            return TransitionCallbackReturn.FAILURE
+            raise ConfigureRefused(f"bundle for '{manifest.robot}' commands efforts; it cannot drive a twist interface")
+        self.command_low, self.command_high = self._command_limits(manifest, p("robot_description").value)
         self.interface = interface
-        self.sensors = SensorAssembler(manifest.state_fields, manifest.reference_fields, manifest.joint_names)
-        self.stale_timeout_s = p("stale_timeout_s").value
+        self.hold_mode = hold_mode
+        self.hold_damping_nms_per_rad = p("hold_damping_nms_per_rad").value
+        self.stamps = StampPolicy(p("future_stamp_tolerance_s").value, p("clock_restart_s").value)
+        self.sensors = SensorAssembler(
+            manifest.state_fields, manifest.reference_fields, manifest.joint_names, self.stamps
+        )
+        streams = ["joint_states", "reference"]
+        streams += [s for s in ("imu", "odom") if any(f.startswith(f"{s}.") for f in manifest.state_fields)]
+        self.watchdog = StreamWatchdog({s: self._stream_timeout_s(s) for s in streams})
         self.reference_wait_s = p("reference_wait_s").value
         self.period_s = 1.0 / p("control_rate_hz").value
-        self.last_sensor_time = None
-        self.tick_latencies_ms: list[float] = []
-        self.tick_times: list[float] = []
+        self.tick_latencies_ms: deque[float] = deque(maxlen=HISTORY_LENGTH)
+        self.tick_times: deque[float] = deque(maxlen=HISTORY_LENGTH)
+        self.tick_count = 0
+        self._forget_stream_state()
+
+        guard, sub = self._guarded, self.create_subscription
+        self.entities.append(
+            sub(
+                JointState,
+                p("joint_states_topic").value,
+                guard("joint_states", self.on_joint_states),
+                qos_profile_sensor_data,
+            )
+        )
+        if "imu" in streams:
+            self.entities.append(sub(Imu, p("imu_topic").value, guard("imu", self.on_imu), qos_profile_sensor_data))
+        if "odom" in streams:
+            self.entities.append(
+                sub(Odometry, p("odom_topic").value, guard("odom", self.on_odom), qos_profile_sensor_data)
+            )
+        if any(f.startswith("reference.twist") for f in manifest.reference_fields):
+            self.entities.append(
+                sub(Twist, p("reference_topic").value, guard("reference", self.on_reference_twist), 10)
+            )
+        else:
+            self.entities.append(
+                sub(JointState, p("reference_topic").value, guard("reference", self.on_reference_joints), 10)
+            )
+        message_type = {"effort_forward": Float64MultiArray, "joint_trajectory": JointTrajectory, "twist": Twist}[
+            interface
+        ]
+        self.command_publisher = self.create_lifecycle_publisher(message_type, p("command_topic").value, 10)
+        self.diagnostics_publisher = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.entities += [
+            self.create_service(
+                Trigger, "~/reset_adaptation", self._guarded_service("reset_adaptation", self.on_reset_adaptation)
+            ),
+            self.create_service(
+                SetBool, "~/enable_adaptation", self._guarded_service("enable_adaptation", self.on_enable_adaptation)
+            ),
+        ]
+
+    def _command_limits(self, manifest, robot_description: str) -> tuple[np.ndarray, np.ndarray]:
+        """``min(bundle, robot)``; a bundle wider than the robot's URDF limits is refused."""
+        if not robot_description.strip():
+            return manifest.action_low, manifest.action_high
+        try:
+            limits = parse_urdf_limits(robot_description)
+            return allowed_command_limits(
+                limits, manifest.joint_names, manifest.command_interface, manifest.action_low, manifest.action_high
+            )
+        except RobotLimitsError as error:
+            self.counters["bundle_refused"] += 1
+            raise ConfigureRefused(str(error)) from error
+
+    def _stream_timeout_s(self, stream: str) -> float:
+        own = self.get_parameter(STREAM_TIMEOUT_PARAMETERS[stream]).value
+        return own if own > 0 else self.get_parameter("stale_timeout_s").value
+
+    def _forget_stream_state(self) -> None:
+        """Stamps, receipts and the waiting state start again (configure, activate)."""
+        self.sensors.forget_stamps()
+        self.watchdog.forget()
         self.last_state_stamp_s = float("-inf")
         """Stamp of the newest joint state; a repeat of it is no new measurement to act on."""
         self.untreated_state = False
         """A new joint state arrived that no tick has acted on yet (the rate cap skipped it)."""
         self.reference_awaited_since: float | None = None
         """When the untreated state began to wait for its own reference (``perf_counter`` s)."""
-
-        self.create_subscription(
-            JointState, p("joint_states_topic").value, self.on_joint_states, qos_profile_sensor_data
-        )
-        if any(f.startswith("imu.") for f in manifest.state_fields):
-            self.create_subscription(Imu, p("imu_topic").value, self.on_imu, qos_profile_sensor_data)
-        if any(f.startswith("odom.") for f in manifest.state_fields):
-            self.create_subscription(Odometry, p("odom_topic").value, self.on_odom, qos_profile_sensor_data)
-        if any(f.startswith("reference.twist") for f in manifest.reference_fields):
-            self.create_subscription(Twist, p("reference_topic").value, self.on_reference_twist, 10)
-        else:
-            self.create_subscription(JointState, p("reference_topic").value, self.on_reference_joints, 10)
-        message_type = {"effort_forward": Float64MultiArray, "joint_trajectory": JointTrajectory, "twist": Twist}[
-            interface
-        ]
-        self.command_publisher = self.create_lifecycle_publisher(message_type, p("command_topic").value, 10)
-        self.diagnostics_publisher = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.configured_services = [
-            self.create_service(Trigger, "~/reset_adaptation", self.on_reset_adaptation),
-            self.create_service(SetBool, "~/enable_adaptation", self.on_enable_adaptation),
-        ]
-        self.get_logger().info(f"configured: bundle for '{manifest.robot}' ({manifest.mode}), {interface} commands")
-        return TransitionCallbackReturn.SUCCESS
+        self.has_commanded = False
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
-        self.has_commanded = False
-        self.timer = self.create_timer(self.period_s, self.on_timer)
-        self.diagnostics_timer = self.create_timer(1.0, self.publish_diagnostics)
+        with self.lock:
+            self._forget_stream_state()
+        self.timer = self.create_timer(self.period_s, self._guarded("timer", self.on_timer))
+        self.diagnostics_timer = self.create_timer(1.0, self._guarded("diagnostics", self.publish_diagnostics))
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        for timer in (self.timer, self.diagnostics_timer):
-            self.destroy_timer(timer)
-        self.timer = None
+        self._stop_commanding()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        for subscription in list(self.subscriptions):
-            self.destroy_subscription(subscription)
-        for service in self.configured_services:
-            self.destroy_service(service)
-        self.destroy_lifecycle_publisher(self.command_publisher)
-        self.destroy_lifecycle_publisher(self.diagnostics_publisher)
-        self.manifest = self.controller = None
+        self._release()
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        """From any state: a final hold if the node was commanding, then nothing is left running."""
+        self._release()
         return TransitionCallbackReturn.SUCCESS
 
+    def on_error(self, state: State) -> TransitionCallbackReturn:
+        self.get_logger().error(f"error in state {state.label!r}: stopping commands and releasing everything")
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_commanding(self) -> None:
+        """End commanding for good: the hold goes out once (so the last command does not stay in
+        force), then the timers that could command again are destroyed."""
+        timers, self.timer, self.diagnostics_timer = (self.timer, self.diagnostics_timer), None, None
+        for timer in timers:
+            if timer is not None:
+                self.destroy_timer(timer)
+        if self.has_commanded and self.command_publisher is not None:
+            try:
+                self._publish_hold(self._stale_now())
+            except Exception as error:  # the hold is best effort here; stopping is not
+                self.get_logger().error(f"final hold failed: {type(error).__name__}: {error}")
+        self.has_commanded = False
+
+    def _release(self) -> None:
+        """Stop commanding and destroy everything configure created; safe from any state."""
+        if self.controller is not None:
+            self._stop_commanding()
+        for entity in self.entities:
+            destroy = self.destroy_service if isinstance(entity, Service) else self.destroy_subscription
+            destroy(entity)
+        self.entities = []
+        for publisher in (self.command_publisher, self.diagnostics_publisher):
+            if publisher is not None:
+                self.destroy_lifecycle_publisher(publisher)
+        self.command_publisher = self.diagnostics_publisher = None
+        self.manifest = self.controller = None
+        self.configured = False
+
+    # -- parameters --------------------------------------------------------------------
+    def on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """A change either takes effect now or is refused with the reason: configure-time
+        parameters are refused while configured; run-time ones are checked and applied."""
+        names = {parameter.name for parameter in parameters}
+        frozen = sorted(names & CONFIGURE_ONLY_PARAMETERS)
+        if self.configured and frozen:
+            return SetParametersResult(
+                successful=False, reason=f"{frozen} apply at configure only: deactivate and clean up first"
+            )
+        for parameter in parameters:
+            if parameter.name == "hold_mode" and parameter.value not in HOLD_MODES:
+                return SetParametersResult(successful=False, reason=f"hold_mode must be one of {HOLD_MODES}")
+        if self.configured:
+            with self.lock:
+                self._apply_run_time(parameters)
+        return SetParametersResult(successful=True)
+
+    def _apply_run_time(self, parameters: list[Parameter]) -> None:
+        values = {parameter.name: parameter.value for parameter in parameters}
+        for stream in self.watchdog.streams:
+            name = STREAM_TIMEOUT_PARAMETERS[stream]
+            own = values.get(name, self.get_parameter(name).value)
+            default = values.get("stale_timeout_s", self.get_parameter("stale_timeout_s").value)
+            self.watchdog.set_timeout(stream, own if own > 0 else default)
+        if "enable_adaptation" in values:
+            self.controller.set_adaptation_enabled(bool(values["enable_adaptation"]))
+        if "reference_wait_s" in values:
+            self.reference_wait_s = values["reference_wait_s"]
+        if "future_stamp_tolerance_s" in values:
+            self.stamps.future_tolerance_s = values["future_stamp_tolerance_s"]
+        if "clock_restart_s" in values:
+            self.stamps.clock_restart_s = values["clock_restart_s"]
+        if "hold_mode" in values:
+            self.hold_mode = values["hold_mode"]
+        if "hold_damping_nms_per_rad" in values:
+            self.hold_damping_nms_per_rad = values["hold_damping_nms_per_rad"]
+
+    # -- guard -------------------------------------------------------------------------
+    def _guarded(self, name: str, callback):
+        """``callback`` (a subscription's or a timer's) such that no exception leaves it, so none
+        reaches the executor: an error is counted as ``callback_error.<name>`` and logged, at
+        most once a second."""
+
+        def guarded(*args) -> None:
+            try:
+                callback(*args)
+            except Exception as error:
+                self._count_callback_error(name, error)
+
+        return guarded
+
+    def _guarded_service(self, name: str, callback):
+        """A service callback that answers ``success: false`` with the error's message instead
+        of raising; counted and logged like :meth:`_guarded`."""
+
+        def guarded(request, response):
+            try:
+                return callback(request, response)
+            except Exception as error:
+                self._count_callback_error(name, error)
+                response.success, response.message = False, f"{type(error).__name__}: {error}"
+                return response
+
+        return guarded
+
+    def _count_callback_error(self, name: str, error: Exception) -> None:
+        self.counters[f"callback_error.{name}"] += 1
+        self.get_logger().error(
+            f"{name} callback failed: {type(error).__name__}: {str(error)[:500]}", throttle_duration_sec=1.0
+        )
+
     # -- sensors ---------------------------------------------------------------------
-    def _accept(self, update, *args) -> bool:
+    def _now_s(self) -> float | None:
+        """This node's clock (what stamps are compared with), in s; ``None`` while it reads zero
+        (``use_sim_time`` before the first ``/clock``), when no stamp can be judged in the future."""
+        nanoseconds = self.get_clock().now().nanoseconds
+        return nanoseconds * 1e-9 if nanoseconds > 0 else None
+
+    def _accept(self, stream: str, update, *args) -> bool:
         """Apply a sensor update; count and log a refused one. True when it was accepted."""
         try:
             with self.lock:
                 result = update(*args)
-                self.last_sensor_time = time.monotonic()
+                self.watchdog.valid(stream, time.monotonic())
         except SensorRejected as error:
             self.counters[error.reason] += 1
-            self.get_logger().error(str(error), throttle_duration_sec=1.0)
+            self.counters[f"{error.reason}.{stream}"] += 1
+            self.get_logger().error(str(error)[:500], throttle_duration_sec=1.0)
             return False
         if result:
-            self.get_logger().warning(f"joint_states: ignoring joints the bundle does not use: {result}")
+            shown = ", ".join(result[:8]) + (f" and {len(result) - 8} more" if len(result) > 8 else "")
+            self.get_logger().warning(
+                f"joint_states: ignoring joints the bundle does not use: {shown}", throttle_duration_sec=5.0
+            )
             self.counters["unknown_joint"] += 1
         return True
 
     def on_joint_states(self, msg: JointState) -> None:
         accepted = self._accept(
-            self.sensors.update_joint_states, msg.name, msg.position, msg.velocity, _stamp_s(msg.header.stamp)
+            "joint_states",
+            self.sensors.update_joint_states,
+            msg.name,
+            msg.position,
+            msg.velocity,
+            _stamp_s(msg.header.stamp),
+            self._now_s(),
+            msg.effort,
         )
-        stamp_s = _stamp_s(msg.header.stamp)
-        if not accepted or stamp_s <= self.last_state_stamp_s:
+        if not accepted:
             return
+        stamp_s = self.sensors.last_stamp_s["joint_states"]
+        if stamp_s == self.last_state_stamp_s:
+            return  # a repeat of the state already acted on
         previous_stamp_s, self.last_state_stamp_s = self.last_state_stamp_s, stamp_s
         self.untreated_state = True
         if self.reference_wait_s > 0 and self.sensors.last_stamp_s.get("reference") == previous_stamp_s:
@@ -250,42 +518,61 @@ class AdaptiveControllerNode(Node):
                 self.on_tick()
 
     def on_reference_joints(self, msg: JointState) -> None:
-        stamp_s = _stamp_s(msg.header.stamp)
-        accepted = self._accept(self.sensors.update_reference_joints, msg.name, msg.position, msg.velocity, stamp_s)
-        if accepted and self.untreated_state and stamp_s == self.last_state_stamp_s:
+        accepted = self._accept(
+            "reference",
+            self.sensors.update_reference_joints,
+            msg.name,
+            msg.position,
+            msg.velocity,
+            _stamp_s(msg.header.stamp),
+            self._now_s(),
+        )
+        if accepted and self.untreated_state and self.sensors.last_stamp_s["reference"] == self.last_state_stamp_s:
             self._tick_now()  # the reference a waiting state was held back for
 
     def on_reference_twist(self, msg: Twist) -> None:
-        self._accept(self.sensors.update_reference_twist, msg.linear.x, msg.angular.z)
+        self._accept("reference", self.sensors.update_reference_twist, msg.linear.x, msg.angular.z)
 
     def on_imu(self, msg: Imu) -> None:
         q, w = msg.orientation, msg.angular_velocity
-        self._accept(self.sensors.update_imu, (q.x, q.y, q.z, q.w), (w.x, w.y, w.z), _stamp_s(msg.header.stamp))
+        self._accept(
+            "imu",
+            self.sensors.update_imu,
+            (q.x, q.y, q.z, q.w),
+            (w.x, w.y, w.z),
+            _stamp_s(msg.header.stamp),
+            self._now_s(),
+        )
 
     def on_odom(self, msg: Odometry) -> None:
         t = msg.twist.twist
         self._accept(
+            "odom",
             self.sensors.update_odom_twist,
             (t.linear.x, t.linear.y, t.linear.z),
             (t.angular.x, t.angular.y, t.angular.z),
             _stamp_s(msg.header.stamp),
+            self._now_s(),
         )
 
     # -- control ---------------------------------------------------------------------
+    def _stale_now(self) -> list[str]:
+        return self.watchdog.stale(time.monotonic())
+
     def on_timer(self) -> None:
         """Watchdog and fallback clock, acting only when no joint state has driven a tick for 1.5
-        periods: a new state the rate cap skipped gets its tick; stale (or never received) sensors
-        get the safe hold. Merely late sensors get nothing new: re-planning on a state already
-        acted on would put a duplicate transition into the adaptation window, and the command
-        already sent stays in force until the next measurement or the stale timeout. Until the
-        first complete state (joints and reference) the node commands nothing: it has not acted,
-        so it has nothing to hold, and a zero command would override whatever holds the robot
-        before it is heard."""
+        periods: a new state the rate cap skipped gets its tick; a stale (or never received, or
+        only invalid) required stream gets the safe hold. Merely late sensors get nothing new:
+        re-planning on a state already acted on would put a duplicate transition into the
+        adaptation window, and the command already sent stays in force until the next
+        measurement or the stream's timeout. Until the first complete state (joints and
+        reference) the node commands nothing: it has not acted, so it has nothing to hold, and a
+        zero command would override whatever holds the robot before it is heard."""
         if self.tick_times and time.perf_counter() - self.tick_times[-1] < 1.5 * self.period_s:
             return
         with self.lock:
-            never_heard = self.last_sensor_time is None
-            stale = never_heard or time.monotonic() - self.last_sensor_time > self.stale_timeout_s
+            never_heard = not self.watchdog.heard_any()
+            stale = bool(self._stale_now())
         if never_heard:
             self.get_logger().warning("no sensor message yet: commanding nothing", throttle_duration_sec=2.0)
             self.counters["waiting_for_sensors"] += 1
@@ -297,38 +584,86 @@ class AdaptiveControllerNode(Node):
             self.on_tick()
 
     def on_tick(self) -> None:
+        """One control step; a step that fails for any reason holds, is counted as
+        ``tick_error`` and logged (at most once a second), and the node keeps serving."""
         started = time.perf_counter()
         self.tick_times.append(started)
+        self.tick_count += 1
         self.reference_awaited_since = None
-        with self.lock:
-            fresh = (
-                self.last_sensor_time is not None and time.monotonic() - self.last_sensor_time <= self.stale_timeout_s
+        try:
+            self._tick()
+        except Exception as error:
+            self.counters["tick_error"] += 1
+            self.get_logger().error(
+                f"tick failed, holding: {type(error).__name__}: {str(error)[:500]}", throttle_duration_sec=1.0
             )
-            ready = self.sensors.state.complete() and self.sensors.reference.complete()
-            state, reference = self.sensors.state.values.copy(), self.sensors.reference.values.copy()
-        if fresh and ready:
-            command = self.controller(state, reference)
-            self.has_commanded = True
-        elif self.has_commanded:
-            self.counters["stale_hold" if not fresh else "incomplete_hold"] += 1
-            command = self.controller.hold()
-        else:
-            # Nothing commanded since activation: nothing to hold, and no reason to act yet. The
-            # state stays untreated, so the watchdog acts on it once the rest (the reference)
-            # arrives: a lock-step robot repeats that same state until it is answered.
-            self.counters["waiting_for_sensors"] += 1
-            return
-        self.untreated_state = False
-        self.publish_command(command)
+            self.untreated_state = False
+            self._publish_hold(self._stale_now())
         elapsed_s = time.perf_counter() - started
         self.tick_latencies_ms.append(elapsed_s * 1e3)
         if elapsed_s > self.period_s:
             self.counters["overrun"] += 1
 
+    def _tick(self) -> None:
+        with self.lock:
+            stale = self._stale_now()
+            ready = self.sensors.state.complete() and self.sensors.reference.complete()
+            state, reference = self.sensors.state.values.copy(), self.sensors.reference.values.copy()
+        if not stale and ready:
+            command = self.controller(state, reference)
+            self.has_commanded = True
+            self.untreated_state = False
+            self.publish_command(command)
+        elif self.has_commanded:
+            self.counters["stale_hold" if stale else "incomplete_hold"] += 1
+            for stream in stale:
+                self.counters[f"stale_hold.{stream}"] += 1
+            self.untreated_state = False
+            self._publish_hold(stale)
+        else:
+            # Nothing commanded since activation: nothing to hold, and no reason to act yet. The
+            # state stays untreated, so the watchdog acts on it once the rest (the reference)
+            # arrives: a lock-step robot repeats that same state until it is answered.
+            self.counters["waiting_for_sensors"] += 1
+
+    def _publish_hold(self, stale: list[str]) -> None:
+        """Publish the interface's safe hold (``metarl_ros.safe_hold``); damping uses the
+        measured velocity only while the joint states are fresh."""
+        manifest = self.manifest
+        velocities = positions = None
+        if manifest.command_interface != "twist":
+            values = dict(zip(self.sensors.state.fields, self.sensors.state.values, strict=True))
+            joints = manifest.joint_names
+            measured = [values.get(f"joint_states.position:{j}", np.nan) for j in joints]
+            positions = np.array(measured) if np.all(np.isfinite(measured)) else None
+            if "joint_states" not in stale:
+                velocities = np.array([values.get(f"joint_states.velocity:{j}", np.nan) for j in joints])
+        hold = safe_hold(
+            self.interface,
+            self.hold_mode,
+            self.hold_damping_nms_per_rad,
+            self.command_low,
+            self.command_high,
+            velocities,
+            positions,
+        )
+        self.controller.hold(hold.command)
+        if hold.positions_rad is not None:
+            point = JointTrajectoryPoint(
+                positions=[float(v) for v in hold.positions_rad], velocities=[0.0] * len(hold.positions_rad)
+            )
+            point.time_from_start.nanosec = int(self.period_s * 1e9)
+            self.command_publisher.publish(JointTrajectory(joint_names=list(manifest.joint_names), points=[point]))
+            return
+        self.publish_command(hold.command)
+
     def publish_command(self, command: np.ndarray) -> None:
+        """Publish a command, never NaN or inf and always within ``min(bundle, robot)`` limits."""
         manifest = self.manifest
         command = np.clip(
-            np.nan_to_num(command, nan=0.0, posinf=0.0, neginf=0.0), manifest.action_low, manifest.action_high
+            np.nan_to_num(np.asarray(command, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0),
+            self.command_low,
+            self.command_high,
         )
         if self.interface == "effort_forward":
             self.command_publisher.publish(Float64MultiArray(data=[float(v) for v in command]))
@@ -345,24 +680,28 @@ class AdaptiveControllerNode(Node):
             self.command_publisher.publish(msg)
 
     def publish_diagnostics(self) -> None:
-        latencies = np.asarray(self.tick_latencies_ms[-1000:]) if self.tick_latencies_ms else np.zeros(1)
-        times = np.asarray(self.tick_times[-1000:])
+        latencies = np.asarray(self.tick_latencies_ms) if self.tick_latencies_ms else np.zeros(1)
+        times = np.asarray(self.tick_times)
         rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+        counts = self.counters + self.sensors.noted
+        stale = self._stale_now()
         values = {
             "loop_rate_hz": f"{rate:.1f}",
             "tick_latency_p50_ms": f"{np.percentile(latencies, 50):.3f}",
             "tick_latency_p99_ms": f"{np.percentile(latencies, 99):.3f}",
-            "ticks": str(len(self.tick_times)),
+            "ticks": str(self.tick_count),
             "mode": self.manifest.mode,
             **self.controller.diagnostic_values(),
             "adaptation_enabled": str(self.controller.adaptation_enabled),
-            **{f"count.{k}": str(v) for k, v in sorted(self.counters.items())},
+            "hold_mode": self.hold_mode,
+            "stale_stream": ",".join(stale),
+            **{f"count.{k}": str(v) for k, v in sorted(counts.items())},
         }
-        level = DiagnosticStatus.WARN if self.counters.get("stale_hold") else DiagnosticStatus.OK
+        level = DiagnosticStatus.WARN if stale or self.counters.get("tick_error") else DiagnosticStatus.OK
         status = DiagnosticStatus(
             level=level,
             name="metarl/adaptive_controller",
-            message="running",
+            message=f"holding: stale {','.join(stale)}" if stale else "running",
             values=[KeyValue(key=k, value=v) for k, v in values.items()],
         )
         array = DiagnosticArray(status=[status])
@@ -371,8 +710,12 @@ class AdaptiveControllerNode(Node):
 
     # -- services ----------------------------------------------------------------------
     def on_reset_adaptation(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        """Back to the meta-parameters (or a zero hidden state), and every stream's stamp
+        history starts again (a driver whose clock jumped is heard again at once)."""
         with self.lock:
             self.controller.reset()
+            self.sensors.forget_stamps()
+            self.last_state_stamp_s = float("-inf")
         recurrent = self.manifest.mode == "recurrent"
         start = "a zero hidden state (a new trial)" if recurrent else "the meta-learned parameters"
         response.success, response.message = True, f"adaptation reset to {start}"

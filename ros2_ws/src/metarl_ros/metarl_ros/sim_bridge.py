@@ -27,8 +27,8 @@ from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray
 
 import sim
+from export.runtime_sensor_mapping import twist_to_wheel_speeds
 from metarl_ros.node_lifetime import spin_until_shutdown
-from metarl_ros.sensor_mapping import twist_to_wheel_speeds
 
 TASK_PARAMETERS = {
     "metarl/PandaPayload-v0": ("payload_mass_kg", "joint_damping_scale", "joint_friction_scale"),
@@ -86,7 +86,10 @@ class SimBridgeNode(Node):
         self.env.unwrapped.set_task(dataclasses.replace(task, **given))
         self.add_on_set_parameters_callback(self.on_set_parameters)
         self.obs, _ = self.env.reset(seed=self.get_parameter("seed").value)
-        self.sim_time_s = 0.0
+        # The clock starts one control period in: a stamp of exactly 0 means "never set" to the
+        # controller's stamp policy (replaced by the receipt time), which a simulator's first
+        # state must not be mistaken for.
+        self.sim_time_s = 1.0 / self.robot.control_rate_hz
         self.command = np.zeros(self.robot.action_dim)
         self.lock_step = self.get_parameter("lock_step").value
         self.joint_states = self.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
@@ -125,9 +128,21 @@ class SimBridgeNode(Node):
         else:
             command = np.asarray(msg.data, dtype=np.float64)
         if command.shape != (self.robot.action_dim,) or not np.all(np.isfinite(command)):
-            self.get_logger().error(f"ignoring command {list(command)}: need {self.robot.action_dim} finite values")
+            shown = list(command[:8])
+            self.get_logger().error(
+                f"ignoring command {shown}{' ...' if command.size > 8 else ''}: need {self.robot.action_dim} "
+                "finite values",
+                throttle_duration_sec=1.0,
+            )
             return
-        self.command = command
+        # A finite but huge command (1e300) would overflow the float32 action: clamp it to the
+        # robot's limits here, in float64, as its motors would.
+        low, high = np.asarray(self.robot.action_low), np.asarray(self.robot.action_high)
+        if np.any(command < low) or np.any(command > high):
+            self.get_logger().warning(
+                f"clamping command {list(command)} to the robot's limits", throttle_duration_sec=1.0
+            )
+        self.command = np.clip(command, low, high)
         if self.lock_step:
             self.step_and_publish()
 

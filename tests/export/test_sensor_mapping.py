@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from metarl_ros.sensor_mapping import (
+from export.runtime_sensor_mapping import (
+    MAX_UNKNOWN_JOINT_NAMES,
     SensorAssembler,
     SensorRejected,
     roll_pitch_from_quaternion,
@@ -86,3 +87,47 @@ def test_roll_pitch_of_identity_is_zero() -> None:
 def test_diff_drive_kinematics_round_trip() -> None:
     wheels = twist_to_wheel_speeds(0.7, -0.3, HUSKY.wheel_radius_m, HUSKY.track_width_m)
     np.testing.assert_allclose(wheel_speeds_to_twist(*wheels, HUSKY.wheel_radius_m, HUSKY.track_width_m), (0.7, -0.3))
+
+
+@pytest.mark.parametrize(
+    ("positions", "velocities"),
+    [([1e300] + [0.0] * 6, [0.0] * 7), ([0.0] * 7, [1e39] + [0.0] * 6)],
+)
+def test_finite_but_huge_values_are_refused_before_any_float32_cast(panda, positions, velocities) -> None:
+    with pytest.raises(SensorRejected) as error:
+        panda.update_joint_states(JOINTS, positions, velocities, stamp_s=1.0)
+    assert error.value.reason == "out_of_range"
+
+
+def test_duplicated_joint_names_are_refused(panda: SensorAssembler) -> None:
+    with pytest.raises(SensorRejected) as error:
+        panda.update_joint_states([*JOINTS, JOINTS[0]], [0.0] * 8, [0.0] * 8, stamp_s=1.0)
+    assert error.value.reason == "duplicate_joint"
+
+
+def test_a_malformed_effort_array_is_counted_and_the_message_kept(panda: SensorAssembler) -> None:
+    panda.update_joint_states(JOINTS, [0.0] * 7, [0.0] * 7, stamp_s=1.0, efforts=[1.0, 2.0])
+    assert panda.noted["malformed_effort"] == 1 and panda.state.complete()
+
+
+def test_unknown_joint_names_are_remembered_up_to_a_cap(panda: SensorAssembler) -> None:
+    for batch in range(3):
+        names = [*JOINTS, *(f"extra_{batch}_{i}" for i in range(5000))]
+        panda.update_joint_states(names, [0.0] * len(names), [0.0] * len(names), stamp_s=1.0 + batch)
+    assert len(panda.unknown_joints_seen) == MAX_UNKNOWN_JOINT_NAMES
+    assert panda.noted["unknown_joint_overflow"] == 3
+
+
+def test_a_future_stamp_is_refused_without_moving_the_last_stamp(panda: SensorAssembler) -> None:
+    with pytest.raises(SensorRejected) as error:
+        panda.update_joint_states(JOINTS, [0.0] * 7, [0.0] * 7, stamp_s=1e9, received_s=100.0)
+    assert error.value.reason == "future_stamp"
+    panda.update_joint_states(JOINTS, [0.0] * 7, [0.0] * 7, stamp_s=99.9, received_s=100.0)
+    assert panda.state.complete()
+
+
+def test_an_imu_orientation_that_is_not_a_unit_quaternion_is_refused() -> None:
+    husky = SensorAssembler(HUSKY.state_fields, HUSKY.reference_fields, HUSKY.joint_names)
+    with pytest.raises(SensorRejected) as error:
+        husky.update_imu((1e300, 0.0, 0.0, 1.0), (0.0, 0.0, 0.0), 1.0)
+    assert error.value.reason == "out_of_range"
