@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -65,10 +66,11 @@ class Probe:
         reference.header.stamp = msg.header.stamp
         self.reference.publish(reference)
 
-    def stream(self, seconds: float) -> None:
-        """Publish good data at ~100 Hz while spinning."""
+    def stream(self, seconds: float, until: Callable[[], bool] | None = None) -> None:
+        """Publish good data at ~100 Hz while spinning, for ``seconds`` or, with ``until``, till it
+        holds (at most ``seconds``): a count of answers then does not depend on the machine's load."""
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (until is not None and until()):
             self.publish()
             spin_until(self.node, lambda: False, 0.01)
 
