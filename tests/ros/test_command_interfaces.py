@@ -92,7 +92,11 @@ def test_twist_interface_drives_the_simulated_husky_within_its_wheel_limits(ros_
     try:
         assert change_state(ros_node, "adaptive_controller", Transition.TRANSITION_CONFIGURE)
         assert change_state(ros_node, "adaptive_controller", Transition.TRANSITION_ACTIVATE)
-        assert spin_until(ros_node, lambda: max(stamps, default=0.0) >= 1.0, 60), "the Husky did not advance"
+        # One simulated second of driving; the bridge's clock starts one control period in.
+        one_second_in_s = 1.0 + 0.5 / HUSKY.control_rate_hz
+        assert spin_until(ros_node, lambda: max(stamps, default=0.0) >= one_second_in_s, 60), (
+            "the Husky did not advance"
+        )
     finally:
         stop(controller)
         stop(bridge)
