@@ -34,7 +34,9 @@ class MPPIConfig:
     feedback_kd: tuple[float, ...] = ()
     model_inverse: bool = False
     """Start each plan from the action that, through the (adapted) model's local linearisation,
-    brings the velocities to where the PD prior wants them: computed torque with the learned model."""
+    brings the velocities to where the PD prior wants them: computed torque with the learned model.
+    Without a PD prior (a velocity-tracking robot such as the Husky): the action that, held over
+    the horizon, brings the tracked states to the reference (``_held_action_inverse``)."""
     model_inverse_trust: float = 0.2
     """Bound on the model-inverse correction, as a fraction of each action's half range."""
     model_inverse_position_gain: float = 100.0
@@ -90,6 +92,8 @@ class MPPIPlanner:
             self.mean[0] = (
                 self._model_inverse(predict, params, state, reference) - self._feedback(state[None, :], reference, 0)[0]
             )
+        elif self.config.model_inverse:
+            self.mean[:] = self._held_action_inverse(predict, params, state, reference)
         open_loop = self.mean[None, :, :] + noise
         targets = self.cost.reference_over_horizon(reference, h, self.period_s)
         states = np.repeat(state[None, :].astype(np.float32), k, axis=0)
@@ -140,6 +144,33 @@ class MPPIPlanner:
         desired = reference_velocity + acceleration * self.period_s
         delta, *_ = np.linalg.lstsq(jacobian + 1e-6 * np.eye(n), desired - velocities[0], rcond=None)
         # A linearisation is only trusted near where it was taken: bound the correction.
+        trust = self.config.model_inverse_trust * (self.high - self.low) / 2.0
+        return np.clip(base + np.clip(delta, -trust, trust), self.low, self.high)
+
+    def _held_action_inverse(
+        self, predict: PredictFn, params: Sequence[np.ndarray], state: np.ndarray, reference: np.ndarray
+    ) -> np.ndarray:
+        """Least-squares action that, held over the horizon, brings the tracked states to the
+        reference at its end, through the (adapted) model: the prior of a velocity-tracking robot.
+
+        Why over the horizon and not one step (as ``_model_inverse``): a commanded wheel speed
+        moves the body twist only through the motors' and ground's lag, so the one-step
+        sensitivity is tiny and its inverse all noise; after ``horizon`` steps it is the
+        steady-state gain that slip, payload and weak motors change. Finite differences around
+        the current mean's first action: one batched rollout of A + 1 rows.
+        """
+        base = np.clip(self.mean[0], self.low, self.high)
+        step = 0.05 * (self.high - self.low) / 2.0
+        actions = np.repeat(base[None, :], len(base) + 1, axis=0)
+        actions[1:] += np.diag(step)
+        actions = actions.astype(np.float32)
+        states = np.repeat(state[None, :].astype(np.float32), len(base) + 1, axis=0)
+        for _ in range(self.config.horizon):
+            states = predict(params, states, actions)
+        tracked = states[:, self.cost.state_index].astype(np.float64)
+        target = self.cost.reference_over_horizon(reference, self.config.horizon, self.period_s)[-1]
+        jacobian = (tracked[1:] - tracked[0]).T / step[None, :]
+        delta, *_ = np.linalg.lstsq(jacobian, target - tracked[0], rcond=None)
         trust = self.config.model_inverse_trust * (self.high - self.low) / 2.0
         return np.clip(base + np.clip(delta, -trust, trust), self.low, self.high)
 

@@ -83,8 +83,9 @@ def _bench(args: argparse.Namespace) -> None:
 
     section = args.bench_module.run(args)
     print(section)
-    write_section(args.output, args.bench, section)
-    print(f"\nsection '{args.bench}' written to {args.output}")
+    name = getattr(args, "section", None) or args.bench
+    write_section(args.output, name, section)
+    print(f"\nsection '{name}' written to {args.output}")
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
