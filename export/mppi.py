@@ -150,29 +150,45 @@ class MPPIPlanner:
     def _held_action_inverse(
         self, predict: PredictFn, params: Sequence[np.ndarray], state: np.ndarray, reference: np.ndarray
     ) -> np.ndarray:
-        """Least-squares action that, held over the horizon, brings the tracked states to the
-        reference at its end, through the (adapted) model: the prior of a velocity-tracking robot.
+        """Damped least-squares action that, held over the horizon, brings the tracked states to
+        the reference at its end, through the (adapted) model: the prior of a velocity-tracking robot.
 
         Why over the horizon and not one step (as ``_model_inverse``): a commanded wheel speed
         moves the body twist only through the motors' and ground's lag, so the one-step
         sensitivity is tiny and its inverse all noise; after ``horizon`` steps it is the
-        steady-state gain that slip, payload and weak motors change. Finite differences around
-        the current mean's first action: one batched rollout of A + 1 rows.
+        steady-state gain that slip, payload and weak motors change. Finite differences of a
+        quarter of each action's half range around the current mean's first action (one batched
+        rollout of A + 1 rows), damped by a tenth of the mean squared sensitivity. An adapted model
+        fitted on a short window can be wrong away from it, so the step is kept only if the model
+        itself predicts that holding it lands nearer the reference than holding the mean does
+        (one more rollout); otherwise the mean is kept.
         """
         base = np.clip(self.mean[0], self.low, self.high)
-        step = 0.05 * (self.high - self.low) / 2.0
+        step = 0.25 * (self.high - self.low) / 2.0
         actions = np.repeat(base[None, :], len(base) + 1, axis=0)
         actions[1:] += np.diag(step)
-        actions = actions.astype(np.float32)
-        states = np.repeat(state[None, :].astype(np.float32), len(base) + 1, axis=0)
-        for _ in range(self.config.horizon):
-            states = predict(params, states, actions)
-        tracked = states[:, self.cost.state_index].astype(np.float64)
         target = self.cost.reference_over_horizon(reference, self.config.horizon, self.period_s)[-1]
+        tracked = self._held_rollout(predict, params, state, actions)
         jacobian = (tracked[1:] - tracked[0]).T / step[None, :]
-        delta, *_ = np.linalg.lstsq(jacobian, target - tracked[0], rcond=None)
+        normal = jacobian.T @ jacobian
+        damping = 0.1 * np.trace(normal) / len(base) + 1e-12
+        delta = np.linalg.solve(normal + damping * np.eye(len(base)), jacobian.T @ (target - tracked[0]))
         trust = self.config.model_inverse_trust * (self.high - self.low) / 2.0
-        return np.clip(base + np.clip(delta, -trust, trust), self.low, self.high)
+        candidate = np.clip(base + np.clip(delta, -trust, trust), self.low, self.high)
+        landed = self._held_rollout(predict, params, state, candidate[None, :])[0]
+        if np.sum((landed - target) ** 2) >= np.sum((tracked[0] - target) ** 2):
+            return base
+        return candidate
+
+    def _held_rollout(
+        self, predict: PredictFn, params: Sequence[np.ndarray], state: np.ndarray, actions: np.ndarray
+    ) -> np.ndarray:
+        """Tracked states after holding each row of ``actions`` for the horizon from ``state``."""
+        held = actions.astype(np.float32)
+        states = np.repeat(state[None, :].astype(np.float32), len(held), axis=0)
+        for _ in range(self.config.horizon):
+            states = predict(params, states, held)
+        return states[:, self.cost.state_index].astype(np.float64)
 
     def _feedback(self, states: np.ndarray, reference: np.ndarray, t: int) -> np.ndarray | float:
         """PD prior toward the reference extrapolated ``t`` steps ahead (0 without a prior)."""

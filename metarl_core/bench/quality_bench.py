@@ -51,6 +51,7 @@ from metarl_core.evaluation import (
     terrain_change_note,
     write_evaluation,
 )
+from metarl_core.oracle import OracleSettings
 from metarl_core.payload_switch import PAYLOAD_AFTER_KG, RECOVERY_BAND, RECOVERY_DWELL_S, RECOVERY_FLOOR_RAD
 from metarl_core.terrain_change import CHANGE_FIGURES
 from metarl_core.training import run_training
@@ -69,6 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", choices=("interp", "extrap"), default="extrap")
     parser.add_argument("--runs-root", type=Path, default=Path("runs/quality"), help="where the seeds' runs go")
     parser.add_argument("--device", default="cpu", help="training device")
+    parser.add_argument(
+        "--oracle-episodes", type=int, default=None, help="exploration episodes per oracle (default: the evaluation's)"
+    )
+    parser.add_argument(
+        "--oracle-steps", type=int, default=None, help="Adam steps per oracle (default: the evaluation's)"
+    )
     parser.add_argument(
         "--section", default="quality", help="BENCHMARKS.md section to write (e.g. quality-husky for Husky configs)"
     )
@@ -387,8 +394,16 @@ def run(args: argparse.Namespace) -> str:
     )
     if args.runs_root != Path("runs/quality"):
         command += f" --runs-root {args.runs_root}"
+    oracle = OracleSettings()
+    if args.oracle_episodes is not None:
+        oracle = dataclasses.replace(oracle, episodes=args.oracle_episodes)
+        command += f" --oracle-episodes {args.oracle_episodes}"
+    if args.oracle_steps is not None:
+        oracle = dataclasses.replace(oracle, steps=args.oracle_steps)
+        command += f" --oracle-steps {args.oracle_steps}"
     if args.section != "quality":
         command += f" --section {args.section}"
+    settings = EvaluationSettings(oracle=oracle)
     return quality_section(
-        args.configs, args.train_seeds, args.eval_seeds, args.split, args.runs_root, command, device=args.device
+        args.configs, args.train_seeds, args.eval_seeds, args.split, args.runs_root, command, settings, args.device
     )
