@@ -52,7 +52,9 @@ class MPPIConfig:
     feedback_kd: tuple[float, ...] = ()
     model_inverse: bool = False
     """Start each plan from the action that, through the (adapted) model's local linearisation,
-    brings the velocities to where the PD prior wants them: computed torque with the learned model."""
+    brings the velocities to where the PD prior wants them: computed torque with the learned model.
+    Without a PD prior (a velocity-tracking robot such as the Husky): the action that, held over
+    the horizon, brings the tracked states to the reference (``_held_action_inverse``)."""
     model_inverse_trust: float = 0.2
     """Bound on the model-inverse correction, as a fraction of each action's half range."""
     model_inverse_position_gain: float = 100.0
@@ -183,6 +185,8 @@ class MPPIPlanner:
             self.mean[0] = (
                 self._model_inverse(predict, params, state, reference) - self._feedback(state[None, :], reference, 0)[0]
             )
+        elif self.config.model_inverse:
+            self.mean[:] = self._held_action_inverse(predict, params, state, reference)
         open_loop = self.mean[None, :, :] + noise
         targets = self.cost.reference_over_horizon(reference, h, self.period_s)
         states = np.repeat(state[None, :].astype(np.float32), k, axis=0)
@@ -235,6 +239,49 @@ class MPPIPlanner:
         # A linearisation is only trusted near where it was taken: bound the correction.
         trust = self.config.model_inverse_trust * (self.high - self.low) / 2.0
         return np.clip(base + np.clip(delta, -trust, trust), self.low, self.high)
+
+    def _held_action_inverse(
+        self, predict: PredictFn, params: Sequence[np.ndarray], state: np.ndarray, reference: np.ndarray
+    ) -> np.ndarray:
+        """Damped least-squares action that, held over the horizon, brings the tracked states to
+        the reference at its end, through the (adapted) model: the prior of a velocity-tracking robot.
+
+        Why over the horizon and not one step (as ``_model_inverse``): a commanded wheel speed
+        moves the body twist only through the motors' and ground's lag, so the one-step
+        sensitivity is tiny and its inverse all noise; after ``horizon`` steps it is the
+        steady-state gain that slip, payload and weak motors change. Finite differences of a
+        quarter of each action's half range around the current mean's first action (one batched
+        rollout of A + 1 rows), damped by a tenth of the mean squared sensitivity. An adapted model
+        fitted on a short window can be wrong away from it, so the step is kept only if the model
+        itself predicts that holding it lands nearer the reference than holding the mean does
+        (one more rollout); otherwise the mean is kept.
+        """
+        base = np.clip(self.mean[0], self.low, self.high)
+        step = 0.25 * (self.high - self.low) / 2.0
+        actions = np.repeat(base[None, :], len(base) + 1, axis=0)
+        actions[1:] += np.diag(step)
+        target = self.cost.reference_over_horizon(reference, self.config.horizon, self.period_s)[-1]
+        tracked = self._held_rollout(predict, params, state, actions)
+        jacobian = (tracked[1:] - tracked[0]).T / step[None, :]
+        normal = jacobian.T @ jacobian
+        damping = 0.1 * np.trace(normal) / len(base) + 1e-12
+        delta = np.linalg.solve(normal + damping * np.eye(len(base)), jacobian.T @ (target - tracked[0]))
+        trust = self.config.model_inverse_trust * (self.high - self.low) / 2.0
+        candidate = np.clip(base + np.clip(delta, -trust, trust), self.low, self.high)
+        landed = self._held_rollout(predict, params, state, candidate[None, :])[0]
+        if np.sum((landed - target) ** 2) >= np.sum((tracked[0] - target) ** 2):
+            return base
+        return candidate
+
+    def _held_rollout(
+        self, predict: PredictFn, params: Sequence[np.ndarray], state: np.ndarray, actions: np.ndarray
+    ) -> np.ndarray:
+        """Tracked states after holding each row of ``actions`` for the horizon from ``state``."""
+        held = actions.astype(np.float32)
+        states = np.repeat(state[None, :].astype(np.float32), len(held), axis=0)
+        for _ in range(self.config.horizon):
+            states = predict(params, states, held)
+        return states[:, self.cost.state_index].astype(np.float64)
 
     def _feedback(self, states: np.ndarray, reference: np.ndarray, t: int) -> np.ndarray | float:
         """PD prior toward the reference extrapolated ``t`` steps ahead (0 without a prior)."""

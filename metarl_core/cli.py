@@ -115,6 +115,11 @@ def _keygen(args: argparse.Namespace) -> None:
 
 def _demo(args: argparse.Namespace) -> None:
     _require_device(args.device)
+    if args.robot == "husky":
+        from metarl_core.husky_demo import run_husky_demo
+
+        run_husky_demo(args)
+        return
     from metarl_core.demo import run_demo
 
     run_demo(args)
@@ -125,8 +130,9 @@ def _bench(args: argparse.Namespace) -> None:
 
     section = args.bench_module.run(args)
     print(section)
-    write_section(args.output, args.bench, section)
-    print(f"\nsection '{args.bench}' written to {args.output}")
+    name = getattr(args, "section", None) or args.bench
+    write_section(args.output, name, section)
+    print(f"\nsection '{name}' written to {args.output}")
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
@@ -172,6 +178,9 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     demo.add_argument("--config", type=Path, default=None, help="training config (default: the demo's own)")
     demo.add_argument("--device", default="cpu")
     demo.add_argument("--no-ros", action="store_true", help="run the bundle in-process instead of over ROS 2")
+    demo.add_argument(
+        "--robot", choices=("panda", "husky"), default="panda", help="panda: payload switch; husky: terrain change"
+    )
     demo.set_defaults(func=_demo)
 
     bench = commands.add_parser("bench", help="measure speed and adaptation quality; results go to BENCHMARKS.md")

@@ -17,6 +17,8 @@ exploration data best, but the planner drives the arm elsewhere, so in control i
 reference, not an upper bound.
 Payload switch (Panda runs): a 4 kg payload put into the hand mid-episode
 (``metarl_core.payload_switch``), the same controllers, the oracle trained on the 4 kg task.
+Terrain change (Husky runs): the robot drives from flat ground onto a slippery incline
+(``metarl_core.terrain_change``), the same controllers, the oracle trained on the patch's task.
 Every figure is a mean ± std over evaluation seeds (each seed draws its own tasks and data).
 """
 
@@ -44,6 +46,11 @@ from metarl_core.payload_switch import (
     summarize,
 )
 from metarl_core.replay_buffer import TaskReplayBuffer
+from metarl_core.terrain_change import CHANGE_FIGURES, PATCH, plot_terrain_change, run_terrain_change
+from metarl_core.terrain_change import PATCH_START_M as TERRAIN_PATCH_START_M
+from metarl_core.terrain_change import REFERENCE_ANGULAR_RAD_S as TERRAIN_REFERENCE_RAD_S
+from metarl_core.terrain_change import REFERENCE_LINEAR_M_S as TERRAIN_REFERENCE_M_S
+from metarl_core.terrain_change import summarize as summarize_change
 from metarl_core.training import collect_episodes
 from sim.tasks import PandaTask
 
@@ -59,6 +66,8 @@ MPC_OFF = "same MPC, adaptation off"
 MB_MPC = "MB MPC (no adaptation)"
 ORACLE_MPC = "oracle MPC (trained on the task)"
 NOMINAL = "fixed nominal controller"
+TRACKING_UNITS = {"panda": "rad", "husky": "m/s"}
+"""Unit of each robot's tracking error: RMS joint error (Panda), twist error (Husky)."""
 SWITCH_FIGURES = ("before_switch", "first_second_after", "steady_after", "recovery_s", "recovery_to_before_s")
 FINE_TUNING_STEP_SIZES = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 """The step sizes MB+DE chooses from (gradient runs), on training-task windows."""
@@ -108,6 +117,13 @@ class Evaluation:
     switch_traces: dict[str, np.ndarray] = field(default_factory=dict)
     """Tracking error per tick of evaluation seed 0's payload-switch runs, for the plot."""
     control_rate_hz: float = 100.0
+    robot: str = "panda"
+    terrain_change: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    """``{controller: {figure: per-seed values}}``, figures as in ``CHANGE_FIGURES``; Husky runs only."""
+    change_traces: dict[str, np.ndarray] = field(default_factory=dict)
+    """Tracking error per tick of evaluation seed 0's terrain-change runs, for the plot."""
+    change_crossings: dict[str, float] = field(default_factory=dict)
+    """When each of those runs crossed onto the patch (s)."""
     fine_tuning_step_size: float | None = None
     """MB+DE's step size (gradient runs; chosen on training-task windows), None for RLS runs."""
 
@@ -229,6 +245,7 @@ def evaluate_run(run_dir: Path, split: str, seeds: int, settings: EvaluationSett
         config["future_window"],
         settings,
         control_rate_hz=model.robot.control_rate_hz,
+        robot=robot_name,
     )
     if model.mode != "rls":
         tuning_rng = np.random.default_rng(EVALUATION_SEED_BASE)
@@ -279,6 +296,17 @@ def evaluate_run(run_dir: Path, split: str, seeds: int, settings: EvaluationSett
                 if seed == 0:
                     result.switch_traces[name] = errors
                 _close(controller)
+        if robot_name == "husky":
+            oracle_seed = ORACLE_SEED_BASE + 10_000 * seed + 9_000
+            oracle = train_task_oracle(env, PATCH, robot_name, mb_params, stats, noise, settings.oracle, oracle_seed)
+            for name, controller in _controllers(model, mb_params, oracle, seed).items():
+                errors, crossing_s, _ = run_terrain_change(ObservationController(controller), seed=base + 40_000 + seed)
+                figures = summarize_change(errors, model.robot.control_rate_hz, crossing_s)
+                for figure in CHANGE_FIGURES:
+                    result.terrain_change.setdefault(name, {}).setdefault(figure, []).append(figures[figure])
+                if seed == 0:
+                    result.change_traces[name], result.change_crossings[name] = errors, crossing_s
+                _close(controller)
         env.close()
     return result
 
@@ -305,6 +333,32 @@ def switch_table(payload_switch: dict[str, dict[str, list[float]]]) -> list[str]
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
+
+
+def change_table(terrain_change: dict[str, dict[str, list[float]]]) -> list[str]:
+    """Markdown rows of the terrain-change figures, one per controller."""
+    lines = [
+        "| controller | RMS error before change (m/s) | first 1 s after (m/s) | steady after (m/s) "
+        "| recovery to 1.5× before (s) | crossed at (s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, figures in terrain_change.items():
+        cells = [mean_std(figures[f]) for f in CHANGE_FIGURES[:3]] + [
+            mean_std(figures[f], 2) for f in CHANGE_FIGURES[3:]
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def terrain_change_note() -> str:
+    """What the terrain-change table measures, in one sentence for the tables."""
+    return (
+        f"Terrain change: ground of friction 1 onto a high-grip patch (friction {PATCH.ground_friction:g}) "
+        f"{TERRAIN_PATCH_START_M:g} m from the start, on a commanded arc of {TERRAIN_REFERENCE_M_S:g} m/s and "
+        f"{TERRAIN_REFERENCE_RAD_S:g} rad/s (`metarl_core/terrain_change.py`, which says why high grip; recovery: the "
+        "0.1 s-smoothed error back within 1.5× its RMS before the change, floored by its largest smoothed value "
+        "before, for 1 s; plot `terrain_change.png`)."
+    )
 
 
 def fine_tuning_note(result: Evaluation) -> str:
@@ -342,18 +396,22 @@ def evaluation_markdown(result: Evaluation) -> str:
         f"Control: tracking RMSE over {settings.control_episode_s:g} s episodes on the "
         f"{settings.control_tasks_per_seed} heaviest-payload tasks of each seed (after {SETTLE_S:g} s settling).",
         "",
-        "| controller | tracking RMSE (rad) |",
+        f"| controller | tracking RMSE ({TRACKING_UNITS[result.robot]}) |",
         "|---|---|",
     ]
     lines += [f"| {name} | {mean_std(values)} |" for name, values in result.control.items()]
     if result.payload_switch:
         lines += ["", f"Payload switch: 0 → {PAYLOAD_AFTER_KG:g} kg mid-episode (`payload_switch.png`).", ""]
         lines += switch_table(result.payload_switch)
+    if result.terrain_change:
+        lines += ["", terrain_change_note(), ""]
+        lines += change_table(result.terrain_change)
     return "\n".join(lines) + "\n"
 
 
 def write_evaluation(result: Evaluation) -> Path:
-    """Write the run's ``eval_<split>.md``, its bar plot and (Panda) the payload-switch plot."""
+    """Write the run's ``eval_<split>.md``, its bar plot and the payload-switch (Panda) or
+    terrain-change (Husky) plot."""
     run_dir = result.run_dir
     table = run_dir / f"eval_{result.split}.md"
     table.write_text(evaluation_markdown(result), encoding="utf-8")
@@ -364,6 +422,10 @@ def write_evaluation(result: Evaluation) -> Path:
             result.control_rate_hz,
             run_dir / "payload_switch.png",
             f"Panda, payload switched mid-run ({result.mode} adaptation, evaluation seed 0)",
+        )
+    if result.change_traces:
+        plot_terrain_change(
+            result.change_traces, result.change_crossings, result.control_rate_hz, run_dir / "terrain_change.png"
         )
     return table
 

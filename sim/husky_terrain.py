@@ -75,6 +75,17 @@ class TwistReference:
         return np.array([self.linear_m_s[index], self.angular_rad_s[index]])
 
 
+class ConstantTwistReference:
+    """One body twist command for the whole episode: the terrain-change experiment drives
+    straight ahead, so the robot meets a patch at a known distance whatever the seed."""
+
+    def __init__(self, linear_m_s: float, angular_rad_s: float) -> None:
+        self.twist = np.array([float(linear_m_s), float(angular_rad_s)])
+
+    def at(self, time_s: float) -> np.ndarray:
+        return self.twist.copy()
+
+
 def terrain_heights(task: HuskyTask, rng: np.random.Generator) -> np.ndarray:
     """Heightfield (m, within ``[0, TERRAIN_MAX_HEIGHT_M]``) of ``task``'s terrain: white-noise
     relief for ``rough``, smooth sinusoidal ridges for ``bumps`` (held out of training)."""
@@ -245,6 +256,11 @@ class HuskyTerrainEnv(PyBulletTaskEnv[HuskyTask]):
             ],
             dtype=np.float32,
         )
+
+    def chassis_position_m(self) -> np.ndarray:
+        """World position of the chassis (m): where the robot is, for spatial terrain patches."""
+        position, _ = self._get_pose(self.body)
+        return np.asarray(position)
 
     def _reward(self, tracking_error: float, action: np.ndarray) -> float:
         return -tracking_error

@@ -40,15 +40,20 @@ from metarl_core.evaluation import (
     ORACLE_MPC,
     SETTLE_S,
     SWITCH_FIGURES,
+    TRACKING_UNITS,
     Evaluation,
     EvaluationSettings,
+    change_table,
     evaluate_run,
     fine_tuning_note,
     mean_std,
     switch_table,
+    terrain_change_note,
     write_evaluation,
 )
+from metarl_core.oracle import OracleSettings
 from metarl_core.payload_switch import PAYLOAD_AFTER_KG, RECOVERY_BAND, RECOVERY_DWELL_S, RECOVERY_FLOOR_RAD
+from metarl_core.terrain_change import CHANGE_FIGURES
 from metarl_core.training import run_training
 
 DEFAULT_CONFIGS = (Path("configs/panda.yaml"), Path("configs/panda_rls.yaml"))
@@ -65,6 +70,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", choices=("interp", "extrap"), default="extrap")
     parser.add_argument("--runs-root", type=Path, default=Path("runs/quality"), help="where the seeds' runs go")
     parser.add_argument("--device", default="cpu", help="training device")
+    parser.add_argument(
+        "--oracle-episodes", type=int, default=None, help="exploration episodes per oracle (default: the evaluation's)"
+    )
+    parser.add_argument(
+        "--oracle-steps", type=int, default=None, help="Adam steps per oracle (default: the evaluation's)"
+    )
+    parser.add_argument(
+        "--section", default="quality", help="BENCHMARKS.md section to write (e.g. quality-husky for Husky configs)"
+    )
 
 
 @dataclass(frozen=True)
@@ -153,6 +167,8 @@ def _ratio(table: str, numerator: str, denominator: str) -> Callable[[Evaluation
 
 
 def _recovery_s(result: Evaluation, _: TrainedSeed) -> float:
+    if result.terrain_change:
+        return _mean(result.terrain_change[ADAPTIVE_MPC]["recovery_s"])
     return _mean(result.payload_switch[ADAPTIVE_MPC]["recovery_s"]) if result.payload_switch else float("nan")
 
 
@@ -170,6 +186,16 @@ TARGETS = (
     Target(f"payload switch: {ADAPTIVE_MPC} recovery time", _recovery_s, 0.5, unit=" s"),
     Target("training wall time per seed", _training_min, TRAINING_BUDGET_S / 60.0, unit=" min"),
 )
+HUSKY_TARGETS = (
+    Target(f"prediction: {ADAPTED} ÷ {MB}", _ratio("prediction", ADAPTED, MB), 0.5),
+    Target(f"prediction: {ADAPTED} ÷ {MB_DE}", _ratio("prediction", ADAPTED, MB_DE), 0.8),
+    Target(f"control: {ADAPTIVE_MPC} ÷ {MPC_OFF}", _ratio("control", ADAPTIVE_MPC, MPC_OFF), 0.5),
+    Target(f"control: {ADAPTIVE_MPC} ÷ {NOMINAL} (PI)", _ratio("control", ADAPTIVE_MPC, NOMINAL), 0.7),
+    Target(f"control: {ADAPTIVE_MPC} ÷ {ORACLE_MPC}", _ratio("control", ADAPTIVE_MPC, ORACLE_MPC), 1.3),
+    Target(f"terrain change: {ADAPTIVE_MPC} recovery to 1.5× before", _recovery_s, 0.5, unit=" s"),
+    Target("training wall time per seed", _training_min, TRAINING_BUDGET_S / 60.0, unit=" min"),
+)
+"""Issue 13's targets for the Husky (its PI baseline is the fixed nominal controller)."""
 
 
 def _over_seeds(results: Sequence[Evaluation], table: str) -> dict[str, list[float]]:
@@ -197,7 +223,7 @@ def config_markdown(config_path: Path, trained: Sequence[TrainedSeed], results: 
         "| target | measured (mean ± std over training seeds) | limit | seeds meeting it | |",
         "|---|---|---|---|---|",
     ]
-    for target in TARGETS:
+    for target in HUSKY_TARGETS if first.robot == "husky" else TARGETS:
         values = [target.figure(result, seed) for result, seed in zip(results, trained, strict=True)]
         known = [v for v in values if not np.isnan(v)]
         if not known:
@@ -228,7 +254,7 @@ def config_markdown(config_path: Path, trained: Sequence[TrainedSeed], results: 
         f"Control: tracking RMSE over {settings.control_episode_s:g} s episodes (after {SETTLE_S:g} s settling) "
         f"on the {settings.control_tasks_per_seed} heaviest-payload tasks of each evaluation seed.",
         "",
-        "| controller | tracking RMSE (rad) | adaptive ÷ this |",
+        f"| controller | tracking RMSE ({TRACKING_UNITS[first.robot]}) | adaptive ÷ this |",
         "|---|---|---|",
     ]
     lines += [f"| {name} | {mean_std(v)} | {adaptive / _mean(v):.2f} |" for name, v in control.items()]
@@ -244,6 +270,19 @@ def config_markdown(config_path: Path, trained: Sequence[TrainedSeed], results: 
             f"`{trained[0].run_dir / 'payload_switch.png'}`.",
             "",
             *switch_table(switch),
+        ]
+    if first.terrain_change:
+        change = {
+            name: {figure: [_mean(r.terrain_change[name][figure]) for r in results] for figure in CHANGE_FIGURES}
+            for name in first.terrain_change
+        }
+        lines += [
+            "",
+            terrain_change_note()
+            + f" Oracle: trained on the patch's task. Plot of training seed {trained[0].seed}, evaluation seed 0: "
+            f"`{trained[0].run_dir / 'terrain_change.png'}`.",
+            "",
+            *change_table(change),
         ]
     return "\n".join(lines)
 
@@ -285,14 +324,18 @@ def quality_section(
     # Every run is trained before any is evaluated: evaluation pins torch to one thread, and the
     # training times must all be measured under the same settings.
     trained = {path: [train_seed(path, k, runs_root, device) for k in range(train_seeds)] for path in configs}
-    blocks = []
+    blocks, robots = [], set()
     for config_path, seeds in trained.items():
         results = []
         for seed in seeds:
             result = evaluate_run(seed.run_dir, split, eval_seeds, settings)
             write_evaluation(result)
             results.append(result)
+            robots.add(result.robot)
         blocks.append(config_markdown(config_path, seeds, results))
+    if robots == {"husky"}:
+        intro = _husky_intro(split, train_seeds, eval_seeds, command, settings)
+        return "\n".join(intro) + "\n\n" + "\n\n".join(blocks) + "\n"
     lines = [
         f"## Adaptation quality (issue 3): {split} split, {train_seeds} training seeds × {eval_seeds} evaluation seeds",
         "",
@@ -319,6 +362,30 @@ def quality_section(
     return "\n".join(lines) + "\n\n" + "\n\n".join(blocks) + "\n"
 
 
+def _husky_intro(
+    split: str, train_seeds: int, eval_seeds: int, command: str, settings: EvaluationSettings
+) -> list[str]:
+    """The Husky section's heading and legend (issue 13): its rows, baseline and change experiment."""
+    return [
+        f"## Husky terrain adaptation (issue 13): {split} split, {train_seeds} training seeds × {eval_seeds} "
+        "evaluation seeds",
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {describe_machine()}.",
+        "",
+        "`metarl/HuskyTerrain-v0`: twist tracking by wheel-speed commands on unknown friction, slope, terrain,",
+        "deck payload and motor strength; the extrap split has the held-out bump terrain, friction 0.2–0.5, slopes",
+        "0.1–0.25 rad, 40–80 kg payloads and 0.3–0.6 motor strength, none of which a training task has. The model",
+        "sees sensors only (odometry twist, IMU attitude and rates, wheel speeds). A figure is the mean ± std over",
+        "training seeds of each run's mean over its evaluation seeds; a target is met (✓) when the mean meets it.",
+        "MB, MB+DE and the oracle as in the Panda section (oracle: MB fine-tuned on "
+        f"{settings.oracle.episodes} exploration episodes of the task itself); the fixed nominal controller is the",
+        "task suite's PI on the body twist through the nominal diff-drive kinematics. The planner's prior is the",
+        "action that, held over the horizon, brings the (adapted) model's predicted twist to the reference.",
+        "Tracking error: the twist error (m/s), linear error combined with the angular error at the wheel track.",
+    ]
+
+
 def run(args: argparse.Namespace) -> str:
     """Measure and return the markdown section for BENCHMARKS.md."""
     command = (
@@ -327,6 +394,16 @@ def run(args: argparse.Namespace) -> str:
     )
     if args.runs_root != Path("runs/quality"):
         command += f" --runs-root {args.runs_root}"
+    oracle = OracleSettings()
+    if args.oracle_episodes is not None:
+        oracle = dataclasses.replace(oracle, episodes=args.oracle_episodes)
+        command += f" --oracle-episodes {args.oracle_episodes}"
+    if args.oracle_steps is not None:
+        oracle = dataclasses.replace(oracle, steps=args.oracle_steps)
+        command += f" --oracle-steps {args.oracle_steps}"
+    if args.section != "quality":
+        command += f" --section {args.section}"
+    settings = EvaluationSettings(oracle=oracle)
     return quality_section(
-        args.configs, args.train_seeds, args.eval_seeds, args.split, args.runs_root, command, device=args.device
+        args.configs, args.train_seeds, args.eval_seeds, args.split, args.runs_root, command, settings, args.device
     )
