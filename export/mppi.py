@@ -114,9 +114,12 @@ class MPPIConfig:
             raise PlannerConfigError(
                 f"field '{prefix}feedback_kp' has {len(self.feedback_kp)} gains, expected one per action ({action_dim})"
             )
-        if self.model_inverse and (not self.feedback_kp or max(self.feedback_kp) <= 0 or max(self.feedback_kd) <= 0):
+        # With a PD prior the model inverse scales its gains by the stiffest joint's; without one
+        # it is the held-action inverse of a velocity-tracking robot, which needs no gains.
+        if self.model_inverse and self.feedback_kp and (max(self.feedback_kp) <= 0 or max(self.feedback_kd) <= 0):
             raise PlannerConfigError(
-                f"field '{prefix}model_inverse'=True needs positive '{prefix}feedback_kp' and '{prefix}feedback_kd'"
+                f"field '{prefix}model_inverse'=True needs positive '{prefix}feedback_kp' and '{prefix}feedback_kd' "
+                "(or none at all)"
             )
 
     def to_dict(self) -> dict[str, Any]:

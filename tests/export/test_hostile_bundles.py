@@ -28,6 +28,16 @@ from .conftest import read_manifest_data, tiny_model, write_manifest_data
 Edit = Callable[[dict[str, Any]], None]
 
 
+def combined(*edits: Edit) -> Edit:
+    """One edit that applies ``edits`` in order (a hostile value that needs several fields)."""
+
+    def edit(data: dict[str, Any]) -> None:
+        for each in edits:
+            each(data)
+
+    return edit
+
+
 def setter(field: str, value: Any) -> Edit:
     """An edit that sets ``field`` (a dotted path into the manifest) to ``value``."""
 
@@ -98,7 +108,15 @@ SCHEMA_CASES: list[tuple[str, Edit, str]] = [
     ("negative noise", setter("planner.noise_fraction", -1.0), r"field 'planner\.noise_fraction'=-1\.0 is out"),
     ("gains of another width", setter("planner.feedback_kp", [1.0] * 3), r"'planner\.feedback_kp' and"),
     ("negative gains", setter("planner.feedback_kp", [-1.0] * 7), r"field 'planner\.feedback_kp'=.* must be gains"),
-    ("model inverse without gains", setter("planner.model_inverse", True), r"'planner\.model_inverse'=True needs"),
+    (
+        "model inverse with zero gains",
+        combined(
+            setter("planner.feedback_kp", [0.0] * 7),
+            setter("planner.feedback_kd", [0.0] * 7),
+            setter("planner.model_inverse", True),
+        ),
+        r"'planner\.model_inverse'=True needs",
+    ),
     ("planner not a mapping", setter("planner", [32, 4]), r"field 'planner' must be <class 'dict'>, got list"),
     ("shape with zero", setter("parameters", [{"name": "layers.0.weight", "shape": [0, 21]}]), r"gives 'layers"),
     ("parameter without a shape", setter("parameters", [{"name": "w"}]), r"each of 'parameters' needs a name"),
