@@ -22,6 +22,7 @@ BENCHES = {
     "ros": "metarl_core.bench.ros_bench",
     "policy": "metarl_core.bench.policy_bench",
     "quality": "metarl_core.bench.quality_bench",
+    "switch": "metarl_core.bench.switch_bench",
 }
 
 
