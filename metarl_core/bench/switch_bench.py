@@ -88,8 +88,15 @@ def switch_figures(
     return figures
 
 
-def switch_section(runs: Sequence[Path], eval_seeds: int, overrides: dict[str, object], command: str) -> str:
-    """The markdown section: one table per switch, each row a mean ± std over the runs."""
+def switch_section(
+    runs: Sequence[Path],
+    eval_seeds: int,
+    overrides: dict[str, object],
+    command: str,
+    scenarios: Sequence[tuple[float, float]] = SCENARIOS,
+) -> str:
+    """The markdown section: one table per switch of ``scenarios`` (kg before, after), each row a
+    mean ± std over the runs."""
     if eval_seeds < 1:
         raise SystemExit(f"metarl bench switch: --eval-seeds {eval_seeds} must be >= 1")
     lines = [
@@ -103,7 +110,7 @@ def switch_section(runs: Sequence[Path], eval_seeds: int, overrides: dict[str, o
         "numpy + ONNX controller; a figure is the mean ± std over runs of each run's mean over evaluation seeds",
         "(`∞ (n of N never settled)`: n runs had an evaluation seed that never recovered). " + RECOVERY_NOTE,
     ]
-    for before_kg, after_kg in SCENARIOS:
+    for before_kg, after_kg in scenarios:
         per_run = [switch_figures(run, eval_seeds, overrides, before_kg, after_kg) for run in runs]
         table = {
             name: {figure: [float(np.mean(r[name][figure])) for r in per_run] for figure in SWITCH_FIGURES}
