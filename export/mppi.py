@@ -47,7 +47,7 @@ class MPPIConfig:
     (0: none). What a model that is still slightly wrong leaves as a steady error (a payload the
     adapted model under-predicts) is integrated away; below gain × velocity gain (the PID's
     stability bound on a double integrator) it keeps the loop stable."""
-    model_inverse_integral_limit_rad_s: float = 0.02
+    model_inverse_integral_limit_rad_s: float = 0.1
     """Anti-windup: each joint's integrated position error is clipped to ± this (rad·s)."""
     seed: int = 0
 

@@ -92,7 +92,7 @@ def run_demo(args: argparse.Namespace) -> None:
 
     print("[4/4] results\n")
     table = [SWITCH_HEADER, SWITCH_RULE] + [
-        f"{switch_row(f'0 → {PAYLOAD_AFTER_KG:g} kg: {n}', summarize(e, rate))}" for n, e in runs.items()
+        switch_row(f"0 → {PAYLOAD_AFTER_KG:g} kg: {n}", summarize(e, rate)) for n, e in runs.items()
     ]
     for before_kg, after_kg in EXTRA_SWITCHES_KG:
         for name, controller in (
@@ -103,7 +103,8 @@ def run_demo(args: argparse.Namespace) -> None:
                 controller, DEMO_SEED, before=PandaTask(payload_mass_kg=before_kg), payload_after_kg=after_kg
             )
             table.append(switch_row(f"{before_kg:g} → {after_kg:g} kg: {name}", summarize(errors, rate)))
-    mode = DEFAULT_MODE_REASON if config == DEFAULT_CONFIG else f"{runtime.manifest.mode} (from {config})"
+    chosen = config == DEFAULT_CONFIG and runtime.manifest.mode == "rls"
+    mode = DEFAULT_MODE_REASON if chosen else f"{runtime.manifest.mode} (the model in {run_dir})"
     table += ["", f"Adaptation mode: {mode}.", "", RECOVERY_NOTE]
     text = "\n".join(table)
     print(text)
