@@ -48,10 +48,9 @@ from sim.tasks import PandaTask
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "panda_rls.yaml"
 DEFAULT_MODE_REASON = (
     "last-layer RLS with the planner's integral term: on the payload-switch figures (BENCHMARKS.md, switch: "
-    "small configs, 1 training seed × 3 evaluation seeds) its error before the switch is 3.3 mrad against "
-    "gradient mode's 22 mrad, and with the integral every 0 → 4 kg seed comes back to it (0.26–3.0 s), "
-    "steady ÷ before 1.35; gradient mode's steady ÷ before is 1.98 without the integral and it never "
-    "recovers on 2 of 3 seeds"
+    "1 training seed × 3 evaluation seeds) its error before the switch is about 3 mrad against gradient "
+    "mode's 22 mrad (small configs) and its steady error after 0 → 4 kg is 1.4× that level (gradient: 2×); "
+    "neither mode yet comes back to its error before the switch on every seed"
 )
 """Why the demo trains ``DEFAULT_CONFIG``: printed with the results (``--config`` picks another)."""
 EXTRA_SWITCHES_KG = ((0.0, 5.0), (4.0, 0.0))

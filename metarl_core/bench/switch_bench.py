@@ -100,11 +100,11 @@ def switch_section(
     if eval_seeds < 1:
         raise SystemExit(f"metarl bench switch: --eval-seeds {eval_seeds} must be >= 1")
     lines = [
-        f"## Payload switch, the robot's controller (issue 14): {len(runs)} training runs × {eval_seeds} "
-        "evaluation seeds",
+        f"## Payload switch, the robot's controller (issue 14): {len(runs)} training run(s) × {eval_seeds} "
+        "evaluation seed(s)",
         "",
         f"Command: `{command}`  ",
-        f"Machine: {describe_machine()} (shared: timing-free figures, but the load does not change them).",
+        f"Machine: {describe_machine()} (no figure here is a timing: the machine's load does not change them).",
         "",
         "Runs: " + ", ".join(f"`{r}`" for r in runs) + ". Each run's bundle is run in process through the node's",
         "numpy + ONNX controller; a figure is the mean ± std over runs of each run's mean over evaluation seeds",
