@@ -62,6 +62,13 @@ class MPPIConfig:
     scale with their ``feedback_kp``. 400 with a velocity gain of 40 is critically damped at 20 rad/s."""
     model_inverse_velocity_gain: float = 20.0
     """Desired acceleration per rad/s of velocity error (1/s) for the stiffest joint."""
+    model_inverse_integral_gain: float = 0.0
+    """Desired acceleration per rad·s of integrated position error (1/s³) for the stiffest joint
+    (0: none). What a model that is still slightly wrong leaves as a steady error (a payload the
+    adapted model under-predicts) is integrated away; below gain × velocity gain (the PID's
+    stability bound on a double integrator) it keeps the loop stable."""
+    model_inverse_integral_limit_rad_s: float = 0.1
+    """Anti-windup: each joint's integrated position error is clipped to ± this (rad·s)."""
     seed: int = 0
     """Seeds the sampling noise (>= 0)."""
 
@@ -94,6 +101,8 @@ class MPPIConfig:
             "model_inverse_trust": 0.0 <= self.model_inverse_trust <= 10.0,
             "model_inverse_position_gain": 0.0 <= self.model_inverse_position_gain <= PLANNER_GAIN_MAX,
             "model_inverse_velocity_gain": 0.0 <= self.model_inverse_velocity_gain <= PLANNER_GAIN_MAX,
+            "model_inverse_integral_gain": 0.0 <= self.model_inverse_integral_gain <= PLANNER_GAIN_MAX,
+            "model_inverse_integral_limit_rad_s": 0.0 < self.model_inverse_integral_limit_rad_s <= 1e3,
             "seed": self.seed >= 0,
         }
         for name, ok in checks.items():
@@ -171,7 +180,9 @@ class MPPIPlanner:
         self.reset()
 
     def reset(self) -> None:
+        """Forget the warm start and the integrated position error (a new episode or task)."""
         self.mean = np.zeros((self.config.horizon, len(self.low)))
+        self.position_error_integral_rad_s = np.zeros(len(self.config.feedback_kp))
 
     def plan(
         self, predict: PredictFn, params: Sequence[np.ndarray], state: np.ndarray, reference: np.ndarray
@@ -237,6 +248,12 @@ class MPPIPlanner:
         reference_velocity = reference[n : 2 * n]
         error = reference[:n] - state[position_index] + reference_velocity * self.period_s
         acceleration = position_gain * error + velocity_gain * (reference_velocity - state[velocity_index])
+        if self.config.model_inverse_integral_gain > 0.0:
+            limit = self.config.model_inverse_integral_limit_rad_s
+            integral = self.position_error_integral_rad_s + (reference[:n] - state[position_index]) * self.period_s
+            self.position_error_integral_rad_s = np.clip(integral, -limit, limit)
+            integral_gain = kp / kp.max() * self.config.model_inverse_integral_gain
+            acceleration = acceleration + integral_gain * self.position_error_integral_rad_s
         desired = reference_velocity + acceleration * self.period_s
         delta, *_ = np.linalg.lstsq(jacobian + 1e-6 * np.eye(n), desired - velocities[0], rcond=None)
         # A linearisation is only trusted near where it was taken: bound the correction.

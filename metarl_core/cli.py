@@ -24,6 +24,7 @@ BENCHES = {
     "quality": "metarl_core.bench.quality_bench",
     "replay": "metarl_core.bench.replay_bench",
     "train": "metarl_core.bench.train_bench",
+    "switch": "metarl_core.bench.switch_bench",
 }
 
 

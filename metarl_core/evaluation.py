@@ -40,6 +40,9 @@ from metarl_core.last_layer_rls import rls_adapt_params
 from metarl_core.oracle import OracleSettings, train_task_oracle
 from metarl_core.payload_switch import (
     PAYLOAD_AFTER_KG,
+    SWITCH_FIGURES,
+    SWITCH_HEADER,
+    SWITCH_RULE,
     ObservationController,
     plot_switch,
     run_payload_switch,
@@ -68,7 +71,6 @@ ORACLE_MPC = "oracle MPC (trained on the task)"
 NOMINAL = "fixed nominal controller"
 TRACKING_UNITS = {"panda": "rad", "husky": "m/s"}
 """Unit of each robot's tracking error: RMS joint error (Panda), twist error (Husky)."""
-SWITCH_FIGURES = ("before_switch", "first_second_after", "steady_after", "recovery_s", "recovery_to_before_s")
 FINE_TUNING_STEP_SIZES = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 """The step sizes MB+DE chooses from (gradient runs), on training-task windows."""
 FINE_TUNING_WINDOWS = 128
@@ -322,15 +324,9 @@ def mean_std(values: list[float], digits: int = 4) -> str:
 
 def switch_table(payload_switch: dict[str, dict[str, list[float]]]) -> list[str]:
     """Markdown rows of the payload-switch figures, one per controller."""
-    lines = [
-        "| controller | RMS error before switch (rad) | first 1 s after (rad) | steady after (rad) "
-        "| recovery to steady (s) | recovery to before (s) |",
-        "|---|---|---|---|---|---|",
-    ]
+    lines = [SWITCH_HEADER, SWITCH_RULE]
     for name, figures in payload_switch.items():
-        cells = [mean_std(figures[f]) for f in SWITCH_FIGURES[:3]] + [
-            mean_std(figures[f], 2) for f in SWITCH_FIGURES[3:]
-        ]
+        cells = [mean_std(figures[f], 4 if f.endswith(("switch", "after")) else 2) for f in SWITCH_FIGURES]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 

@@ -52,7 +52,10 @@ from metarl_core.evaluation import (
     write_evaluation,
 )
 from metarl_core.oracle import OracleSettings
-from metarl_core.payload_switch import PAYLOAD_AFTER_KG, RECOVERY_BAND, RECOVERY_DWELL_S, RECOVERY_FLOOR_RAD
+from metarl_core.payload_switch import (
+    PAYLOAD_AFTER_KG,
+    RECOVERY_NOTE,
+)
 from metarl_core.terrain_change import CHANGE_FIGURES
 from metarl_core.training import run_training
 
@@ -166,10 +169,18 @@ def _ratio(table: str, numerator: str, denominator: str) -> Callable[[Evaluation
     return figure
 
 
-def _recovery_s(result: Evaluation, _: TrainedSeed) -> float:
-    if result.terrain_change:
-        return _mean(result.terrain_change[ADAPTIVE_MPC]["recovery_s"])
-    return _mean(result.payload_switch[ADAPTIVE_MPC]["recovery_s"]) if result.payload_switch else float("nan")
+def _terrain_recovery_s(result: Evaluation, _: TrainedSeed) -> float:
+    """The adaptive MPC's recovery after the terrain change (NaN: not run)."""
+    return _mean(result.terrain_change[ADAPTIVE_MPC]["recovery_s"]) if result.terrain_change else float("nan")
+
+
+def _switch_figure(figure: str) -> Callable[[Evaluation, TrainedSeed], float]:
+    """The adaptive MPC's payload-switch ``figure`` averaged over evaluation seeds (NaN: not run)."""
+
+    def value(result: Evaluation, _: TrainedSeed) -> float:
+        return _mean(result.payload_switch[ADAPTIVE_MPC][figure]) if result.payload_switch else float("nan")
+
+    return value
 
 
 def _training_min(_: Evaluation, trained: TrainedSeed) -> float:
@@ -183,7 +194,8 @@ TARGETS = (
     Target(f"control: {ADAPTIVE_MPC} ÷ {MPC_OFF}", _ratio("control", ADAPTIVE_MPC, MPC_OFF), 0.6),
     Target(f"control: {ADAPTIVE_MPC} ÷ {ORACLE_MPC}", _ratio("control", ADAPTIVE_MPC, ORACLE_MPC), 1.3),
     Target(f"control: {ADAPTIVE_MPC} ÷ {NOMINAL}", _ratio("control", ADAPTIVE_MPC, NOMINAL), 1.0, strict=True),
-    Target(f"payload switch: {ADAPTIVE_MPC} recovery time", _recovery_s, 0.5, unit=" s"),
+    Target(f"payload switch: {ADAPTIVE_MPC} recovery to before", _switch_figure("recovery_s"), 0.3, unit=" s"),
+    Target(f"payload switch: {ADAPTIVE_MPC} steady after ÷ before", _switch_figure("steady_ratio"), 1.5),
     Target("training wall time per seed", _training_min, TRAINING_BUDGET_S / 60.0, unit=" min"),
 )
 HUSKY_TARGETS = (
@@ -192,7 +204,7 @@ HUSKY_TARGETS = (
     Target(f"control: {ADAPTIVE_MPC} ÷ {MPC_OFF}", _ratio("control", ADAPTIVE_MPC, MPC_OFF), 0.5),
     Target(f"control: {ADAPTIVE_MPC} ÷ {NOMINAL} (PI)", _ratio("control", ADAPTIVE_MPC, NOMINAL), 0.7),
     Target(f"control: {ADAPTIVE_MPC} ÷ {ORACLE_MPC}", _ratio("control", ADAPTIVE_MPC, ORACLE_MPC), 1.3),
-    Target(f"terrain change: {ADAPTIVE_MPC} recovery to 1.5× before", _recovery_s, 0.5, unit=" s"),
+    Target(f"terrain change: {ADAPTIVE_MPC} recovery to 1.5× before", _terrain_recovery_s, 0.5, unit=" s"),
     Target("training wall time per seed", _training_min, TRAINING_BUDGET_S / 60.0, unit=" min"),
 )
 """Issue 13's targets for the Husky (its PI baseline is the fixed nominal controller)."""
@@ -350,12 +362,7 @@ def quality_section(
         f"MB fine-tuned to convergence on {settings.oracle.episodes} exploration episodes of the evaluated task "
         "itself (`metarl_core/oracle.py`): the best predictor of that task's exploration data, but in control a",
         "reference, not an upper bound (the planner drives the arm elsewhere); MB MPC: the same planner through",
-        "MB; the fixed nominal controller knows the payload-free arm only. Recovery: time after the switch until",
-        f"the error stays within {RECOVERY_BAND * 100:g} % (a band never narrower than {RECOVERY_FLOOR_RAD * 1e3:g} "
-        f"mrad) of its steady value after the switch (the issue's figure) or of its error before the switch, for "
-        f"{RECOVERY_DWELL_S:g} s,",
-        "∞ when it never does (`metarl_core/payload_switch.py`); a controller whose error settles higher",
-        "recovers to its steady value at once, but never to its error before. Load: the",
+        "MB; the fixed nominal controller knows the payload-free arm only. " + RECOVERY_NOTE + " Load: the",
         "1-minute load average when a run's training started (2 cores: above 1, neighbours shared them); a resumed",
         "run's training time is not known.",
     ]

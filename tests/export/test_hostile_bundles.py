@@ -106,6 +106,16 @@ SCHEMA_CASES: list[tuple[str, Edit, str]] = [
     ("planner typo", setter("planner.sampels", 64), r"unknown field 'planner\.sampels'"),
     ("zero temperature", setter("planner.temperature", 0.0), r"field 'planner\.temperature'=0\.0 is out of range"),
     ("negative noise", setter("planner.noise_fraction", -1.0), r"field 'planner\.noise_fraction'=-1\.0 is out"),
+    (
+        "negative integral gain",
+        setter("planner.model_inverse_integral_gain", -1.0),
+        r"field 'planner\.model_inverse_integral_gain'=-1\.0 is out of range",
+    ),
+    (
+        "zero integral limit",
+        setter("planner.model_inverse_integral_limit_rad_s", 0.0),
+        r"field 'planner\.model_inverse_integral_limit_rad_s'=0\.0 is out of range",
+    ),
     ("gains of another width", setter("planner.feedback_kp", [1.0] * 3), r"'planner\.feedback_kp' and"),
     ("negative gains", setter("planner.feedback_kp", [-1.0] * 7), r"field 'planner\.feedback_kp'=.* must be gains"),
     (
