@@ -64,12 +64,15 @@ DEMO_DOMAIN_IDS = range(1, 20)
 """ROS domains the demo picks from when ``ROS_DOMAIN_ID`` is unset (tests use 20–99)."""
 
 
-def run_demo(args: argparse.Namespace) -> None:
-    out: Path = Path(args.out)
+def train_and_export(args: argparse.Namespace, default_config: Path, robot: str) -> tuple[Path, AdaptiveRuntime]:
+    """Steps 1 and 2 of a demo: meta-train ``args.config`` (or ``default_config``) into
+    ``args.out/run``, or reuse the run already there, and export it to ``args.out/bundle``;
+    returns the bundle and its loaded runtime (refused if it is not ``robot``'s)."""
+    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     run_dir = out / "run"
-    config = Path(args.config) if args.config else DEFAULT_CONFIG
+    config = Path(args.config) if args.config else default_config
     if (run_dir / CHECKPOINT_NAME).exists():
         print(f"[1/4] reusing the trained model in {run_dir} (delete it to retrain)")
     else:
@@ -77,7 +80,12 @@ def run_demo(args: argparse.Namespace) -> None:
         run_training(config, run_dir, args.device, resume=False)
     print("[2/4] exporting the ONNX bundle (adaptation step inside the graph) ...")
     bundle = export_bundle(run_dir, out / "bundle")
-    runtime = AdaptiveRuntime.load(bundle, expected_robot="panda")
+    return bundle, AdaptiveRuntime.load(bundle, expected_robot=robot)
+
+
+def run_demo(args: argparse.Namespace) -> None:
+    out: Path = Path(args.out)
+    bundle, runtime = train_and_export(args, DEFAULT_CONFIG, "panda")
     rate = runtime.manifest.control_rate_hz
 
     where = "in-process (--no-ros)" if args.no_ros else "over ROS 2: sim_bridge + adaptive_controller"
@@ -107,8 +115,8 @@ def run_demo(args: argparse.Namespace) -> None:
                 controller, DEMO_SEED, before=PandaTask(payload_mass_kg=before_kg), payload_after_kg=after_kg
             )
             table.append(switch_row(f"{before_kg:g} → {after_kg:g} kg: {name}", summarize(errors, rate)))
-    chosen = config == DEFAULT_CONFIG and runtime.manifest.mode == "rls"
-    mode = DEFAULT_MODE_REASON if chosen else f"{runtime.manifest.mode} (the model in {run_dir})"
+    chosen = (args.config is None or Path(args.config) == DEFAULT_CONFIG) and runtime.manifest.mode == "rls"
+    mode = DEFAULT_MODE_REASON if chosen else f"{runtime.manifest.mode} (the model in {out / 'run'})"
     table += ["", f"Adaptation mode: {mode}.", "", RECOVERY_NOTE]
     text = "\n".join(table)
     print(text)

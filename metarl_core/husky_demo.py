@@ -17,22 +17,17 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from export.onnx_export import export_bundle
-from export.runtime import AdaptiveRuntime
 from export.runtime_control import OnlineAdaptiveController
-from metarl_core.checkpoint import CHECKPOINT_NAME
-from metarl_core.payload_switch import ObservationController
+from metarl_core.demo import train_and_export
+from metarl_core.payload_switch import GIF_EVERY_N_TICKS, ObservationController
 from metarl_core.terrain_change import (
-    GIF_EVERY_N_TICKS,
     PATCH,
     PATCH_START_M,
     plot_terrain_change,
     run_terrain_change,
     summarize,
 )
-from metarl_core.training import run_training
 from sim.baseline_controllers import HuskyPIController
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "husky_rls.yaml"
@@ -51,18 +46,7 @@ def run_husky_demo(args: argparse.Namespace) -> dict[str, dict[str, float]]:
             "(its ROS 2 session is not written yet)"
         )
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(1)
-    run_dir = out / "run"
-    config = Path(args.config) if args.config else DEFAULT_CONFIG
-    if (run_dir / CHECKPOINT_NAME).exists():
-        print(f"[1/4] reusing the trained model in {run_dir} (delete it to retrain)")
-    else:
-        print(f"[1/4] meta-training on {config} ...")
-        run_training(config, run_dir, args.device, resume=False)
-    print("[2/4] exporting the ONNX bundle (adaptation step inside the graph) ...")
-    bundle = export_bundle(run_dir, out / "bundle")
-    runtime = AdaptiveRuntime.load(bundle, expected_robot="husky")
+    _, runtime = train_and_export(args, DEFAULT_CONFIG, "husky")
     rate = runtime.manifest.control_rate_hz
 
     print(f"[3/4] onto a friction-{PATCH.ground_friction:g} patch {PATCH_START_M:g} m from the start, in-process ...")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -93,6 +94,31 @@ class ObservationController:
         return self.controller(np.concatenate([state, reference]))
 
 
+def run_tracking_episode(
+    env: Any, obs: np.ndarray, controller: Controller, before_tick: Callable[[int], None], render: bool
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Drive ``controller`` through ``env`` from ``obs`` to the episode's end, calling
+    ``before_tick(tick)`` first on every tick (where an experiment changes the task mid-run), then
+    close ``env``. Returns the tracking error per tick and, when ``render``, a frame every
+    ``GIF_EVERY_N_TICKS`` ticks. The payload switch and the Husky's terrain change share it, so
+    their figures come from the same loop."""
+    if hasattr(controller, "reset"):
+        controller.reset()
+    state_dim = env.unwrapped.robot.state_dim
+    errors, frames = [], []
+    done, tick = False, 0
+    while not done:
+        before_tick(tick)
+        action = controller(obs[:state_dim], obs[state_dim:])
+        obs, _, terminated, truncated, info = env.step(action)
+        errors.append(info["tracking_error"])
+        if render and tick % GIF_EVERY_N_TICKS == 0:
+            frames.append(env.render())
+        done, tick = terminated or truncated, tick + 1
+    env.close()
+    return np.asarray(errors), frames
+
+
 def run_payload_switch(
     controller: Controller,
     seed: int,
@@ -105,23 +131,13 @@ def run_payload_switch(
     env = sim.make("metarl/PandaPayload-v0", episode_duration_s=EPISODE_S, render_mode="rgb_array" if render else None)
     env.unwrapped.set_task(before or PandaTask(payload_mass_kg=0.0))
     obs, _ = env.reset(seed=seed)
-    if hasattr(controller, "reset"):
-        controller.reset()
-    state_dim = env.unwrapped.robot.state_dim
-    errors, frames = [], []
     switch_tick = round(SWITCH_S * env.unwrapped.robot.control_rate_hz)
-    done, tick = False, 0
-    while not done:
+
+    def switch_payload(tick: int) -> None:
         if tick == switch_tick:
             env.unwrapped.set_task(dataclasses.replace(env.unwrapped.get_task(), payload_mass_kg=payload_after_kg))
-        action = controller(obs[:state_dim], obs[state_dim:])
-        obs, _, terminated, truncated, info = env.step(action)
-        errors.append(info["tracking_error"])
-        if render and tick % GIF_EVERY_N_TICKS == 0:
-            frames.append(env.render())
-        done, tick = terminated or truncated, tick + 1
-    env.close()
-    return np.asarray(errors), frames
+
+    return run_tracking_episode(env, obs, controller, switch_payload, render)
 
 
 def _rms(values: np.ndarray) -> float:

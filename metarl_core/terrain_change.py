@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import sim
+from metarl_core.payload_switch import run_tracking_episode
 from sim.husky_terrain import ConstantTwistReference
 from sim.tasks import HuskyTask
 
@@ -49,7 +50,6 @@ STEADY_AFTER_S = 2.0
 SMOOTHING_S = 0.1
 RECOVERY_FACTOR = 1.5
 RECOVERY_DWELL_S = 1.0
-GIF_EVERY_N_TICKS = 4
 CHANGE_FIGURES = ("before_change", "first_second_after", "steady_after", "recovery_s", "crossing_s")
 
 Controller = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -59,32 +59,25 @@ def run_terrain_change(
     controller: Controller, seed: int, render: bool = False
 ) -> tuple[np.ndarray, float, list[np.ndarray]]:
     """Tracking error per tick (m/s, the env's twist error), the time (s) the chassis crossed onto
-    the patch (inf if it never did) and frames every ``GIF_EVERY_N_TICKS`` ticks when ``render``."""
+    the patch (inf if it never did) and frames (``payload_switch.GIF_EVERY_N_TICKS`` apart) when ``render``."""
     env = sim.make("metarl/HuskyTerrain-v0", episode_duration_s=EPISODE_S, render_mode="rgb_array" if render else None)
     husky = env.unwrapped
     husky.set_task(FLAT_GROUND)
     obs, _ = env.reset(seed=seed)
     reference = ConstantTwistReference(REFERENCE_LINEAR_M_S, REFERENCE_ANGULAR_RAD_S)
     husky.reference = reference
-    state_dim = husky.robot.state_dim
-    obs[state_dim:] = reference.at(0.0)
-    if hasattr(controller, "reset"):
-        controller.reset()
+    obs[husky.robot.state_dim :] = reference.at(0.0)
     start = husky.chassis_position_m()[:2]
-    errors, frames = [], []
-    crossing_s, done, tick = float("inf"), False, 0
-    while not done:
+    crossing_s = float("inf")
+
+    def drive_onto_patch(tick: int) -> None:
+        nonlocal crossing_s
         if not np.isfinite(crossing_s) and np.linalg.norm(husky.chassis_position_m()[:2] - start) >= PATCH_START_M:
             husky.set_task(PATCH)
             crossing_s = tick / husky.robot.control_rate_hz
-        action = controller(obs[:state_dim], obs[state_dim:])
-        obs, _, terminated, truncated, info = env.step(action)
-        errors.append(info["tracking_error"])
-        if render and tick % GIF_EVERY_N_TICKS == 0:
-            frames.append(env.render())
-        done, tick = terminated or truncated, tick + 1
-    env.close()
-    return np.asarray(errors), crossing_s, frames
+
+    errors, frames = run_tracking_episode(env, obs, controller, drive_onto_patch, render)
+    return errors, crossing_s, frames
 
 
 def _rms(values: np.ndarray) -> float:
