@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -65,6 +66,20 @@ class _ConstantsModule(torch.nn.Module):
         return self.graph(*inputs, *constants)
 
 
+@contextmanager
+def _quiet_onnx_registry() -> Iterator[None]:
+    """Silence the exporter's registry, which logs one warning per torchvision operator it
+    cannot register ("torchvision is not installed") on every export: noise in training and demo
+    output for operators no metarl graph uses."""
+    registry = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registry.level
+    registry.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        registry.setLevel(level)
+
+
 def export_graph(
     step: Callable[..., Any],
     constants: Mapping[str, torch.Tensor],
@@ -85,7 +100,7 @@ def export_graph(
     module = _ConstantsModule(traced, constants)
     batch = Dim(dynamic_axis, min=1, max=65536)
     dynamic = [None] * static_inputs + [{0: batch}] * (len(example) - static_inputs)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_onnx_registry():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             module,
