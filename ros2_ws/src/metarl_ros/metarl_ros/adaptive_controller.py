@@ -109,6 +109,7 @@ CONFIGURE_ONLY_PARAMETERS = frozenset(
         "odom_topic",
         "intra_op_threads",
         "robot_description",
+        "trusted_public_key_path",
     }
 )
 """Parameters read by on_configure: a change while configured is refused, not silently ignored."""
