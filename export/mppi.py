@@ -176,6 +176,8 @@ class MPPIPlanner:
         self.low, self.high = np.asarray(action_low, np.float64), np.asarray(action_high, np.float64)
         self.sigma = config.noise_fraction * (self.high - self.low) / 2.0
         self.feedback_state_index = feedback_state_index
+        # As arrays once, not on each of the horizon's rollout steps.
+        self._feedback_kp, self._feedback_kd = np.asarray(config.feedback_kp), np.asarray(config.feedback_kd)
         self.rng = np.random.default_rng(config.seed)
         self.reset()
 
@@ -308,7 +310,7 @@ class MPPIPlanner:
         if self.feedback_state_index is None or not self.config.feedback_kp:
             return 0.0
         position_index, velocity_index = self.feedback_state_index
-        kp, kd = np.asarray(self.config.feedback_kp), np.asarray(self.config.feedback_kd)
+        kp, kd = self._feedback_kp, self._feedback_kd
         n = len(position_index)
         q_ref = reference[:n] + reference[n : 2 * n] * self.period_s * t
         return kp * (q_ref - states[:, position_index]) + kd * (reference[n : 2 * n] - states[:, velocity_index])

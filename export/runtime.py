@@ -47,6 +47,9 @@ __all__ = [
 RUNTIME_OPTIMIZATION_LEVEL = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
 """The level the robot runs at; every export is verified at it and at ORT_DISABLE_ALL."""
 
+SESSION_CONFIG_ENTRIES = {"session.intra_op.allow_spinning": "0", "session.inter_op.allow_spinning": "0"}
+"""ONNX Runtime session settings for spaced calls (see :func:`open_graphs`)."""
+
 
 class WindowError(ValueError):
     """A transition window that cannot be adapted on (wrong shape, NaN or inf)."""
@@ -78,6 +81,8 @@ class AdaptiveRuntime:
         self._adapt = adapt_session
         self._predict = predict_session
         self._names = list(manifest.parameter_names)
+        self._predict_params: Sequence[np.ndarray] | None = None
+        self._predict_feed: dict[str, np.ndarray] = {}
         self.planner = self._build_planner()
 
     @classmethod
@@ -216,8 +221,15 @@ class AdaptiveRuntime:
 
     # -- prediction and planning ----------------------------------------------------------
     def predict(self, params: Sequence[np.ndarray], states: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """Next states ``(B, S)`` for a batch of states ``(B, S)`` and actions ``(B, A)``."""
-        feed = {name: value for name, value in zip(self._names, params, strict=True)}
+        """Next states ``(B, S)`` for a batch of states ``(B, S)`` and actions ``(B, A)``.
+
+        The parameter part of the feed is built once per ``params`` object (MPPI predicts several
+        times per tick with the same list), so a list must not be changed in place once predicted
+        with: adaptation returns a new one."""
+        if params is not self._predict_params:
+            self._predict_feed = {name: value for name, value in zip(self._names, params, strict=True)}
+            self._predict_params = params
+        feed = self._predict_feed
         feed["states"] = np.asarray(states, dtype=np.float32)
         feed["actions"] = np.asarray(actions, dtype=np.float32)
         return self._predict.run(None, feed)[0]
@@ -266,6 +278,11 @@ def open_graphs(
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = optimization_level
+    # A control loop calls its graphs once per period and idles in between: worker threads that
+    # spin waiting for work would burn the idle time (and with more than one intra-op thread,
+    # compete with the loop itself). Off for both pools; one thread has no pool to spin.
+    for entry in SESSION_CONFIG_ENTRIES.items():
+        options.add_session_config_entry(*entry)
     sessions = {}
     for name in names:
         path = manifest.path / name

@@ -15,7 +15,7 @@ Both share one interface: call, ``hold()``, ``reset()``, ``set_adaptation_enable
 
 from __future__ import annotations
 
-from collections import deque
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +24,44 @@ import numpy as np
 from export.bundle_manifest import read_manifest
 from export.runtime import AdaptiveRuntime
 from export.runtime_recurrent import RecurrentRuntime
+
+
+class TransitionWindow:
+    """The last ``capacity`` transitions, oldest first, as three contiguous float32 arrays.
+
+    Why not a deque stacked each tick: that allocates and copies the whole window on every
+    adaptation. Each row is written twice, at ``i`` and ``i + capacity`` of buffers twice the
+    window long, so the newest ``capacity`` rows are always one contiguous slice, in the order
+    they came (the same arrays, element for element, as stacking the deque). ``arrays()``
+    returns views that the next ``append`` may overwrite: use them before appending again.
+    """
+
+    def __init__(self, capacity: int, state_dim: int, action_dim: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"window capacity={capacity} must be >= 1")
+        self.capacity = capacity
+        self._states = np.zeros((2 * capacity, state_dim), np.float32)
+        self._actions = np.zeros((2 * capacity, action_dim), np.float32)
+        self._next_states = np.zeros((2 * capacity, state_dim), np.float32)
+        self._count = 0
+        self._next = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def append(self, state: np.ndarray, action: np.ndarray, next_state: np.ndarray) -> None:
+        """Add one transition, dropping the oldest when full."""
+        for buffer, row in ((self._states, state), (self._actions, action), (self._next_states, next_state)):
+            buffer[self._next] = row
+            buffer[self._next + self.capacity] = row
+        self._next = (self._next + 1) % self.capacity
+        self._count = min(self._count + 1, self.capacity)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(states, actions, next_states), each ``(len(self), ·)``, oldest row first."""
+        start = self._next + self.capacity - self._count
+        end = self._next + self.capacity
+        return self._states[start:end], self._actions[start:end], self._next_states[start:end]
 
 
 @dataclass
@@ -48,11 +86,14 @@ class OnlineAdaptiveController:
         self.adapt_every_n_ticks = adapt_every_n_ticks
         self.adaptation_enabled = adaptation_enabled
         self.low, self.high = runtime.manifest.action_low, runtime.manifest.action_high
+        self.last_adapt_s = 0.0
+        """Wall time of the last call's adaptation (0 when it did not adapt): the node's stage profile."""
         self.reset()
 
     def reset(self) -> None:
         """Forget the window and go back to the meta-learned parameters."""
-        self.window: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque(maxlen=self.runtime.manifest.window_size)
+        manifest = self.runtime.manifest
+        self.window = TransitionWindow(manifest.window_size, manifest.state_dim, len(manifest.action_low))
         self.params = self.runtime.meta_params
         self.previous: tuple[np.ndarray, np.ndarray] | None = None
         self.ticks = 0
@@ -86,10 +127,13 @@ class OnlineAdaptiveController:
     def __call__(self, state: np.ndarray, reference: np.ndarray) -> np.ndarray:
         state = np.asarray(state, dtype=np.float32)
         if self.previous is not None:
-            self.window.append((self.previous[0], self.previous[1], state))
+            self.window.append(self.previous[0], self.previous[1], state)
         self.ticks += 1
+        self.last_adapt_s = 0.0
         if self.adaptation_enabled and len(self.window) >= 2 and self.ticks % self.adapt_every_n_ticks == 0:
+            started = time.perf_counter()
             self._adapt()
+            self.last_adapt_s = time.perf_counter() - started
         try:
             command = self.runtime.plan(self.params, state, reference)
         except FloatingPointError:
@@ -101,8 +145,7 @@ class OnlineAdaptiveController:
         return command
 
     def _adapt(self) -> None:
-        states, actions, next_states = (np.stack(x) for x in zip(*self.window, strict=True))
-        result = self.runtime.adapt(states, actions, next_states)
+        result = self.runtime.adapt(*self.window.arrays())
         stats = self.stats
         stats.attempts += 1
         stats.last_loss_before, stats.last_loss_after, stats.last_reason = (
@@ -152,6 +195,8 @@ class RecurrentPolicyController:
         self.adaptation_enabled = adaptation_enabled
         self.low, self.high = runtime.manifest.action_low, runtime.manifest.action_high
         self.stats = PolicyStats()
+        self.last_adapt_s = 0.0
+        """Always 0: the policy's adaptation is its step (kept for the node's stage profile)."""
         self.reset()
 
     def reset(self) -> None:

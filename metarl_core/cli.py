@@ -25,6 +25,7 @@ BENCHES = {
     "replay": "metarl_core.bench.replay_bench",
     "train": "metarl_core.bench.train_bench",
     "switch": "metarl_core.bench.switch_bench",
+    "tick": "metarl_core.bench.tick_bench",
 }
 
 

@@ -36,9 +36,16 @@ def test_probe_reports_the_node_it_drove(tmp_path: Path) -> None:
         "tick_p99_ms",
         "overrun_percent",
         "cpu_cores",
+        "floor_p50_ms",
+        "floor_p99_ms",
+        *(f"stage.{stage}_{q}_ms" for stage in ("sensors", "adapt", "plan", "publish") for q in ("p50", "p99")),
     }
     assert all(math.isfinite(value) for value in result.values()), result
     assert 0.0 < result["latency_p50_ms"] <= result["latency_p99_ms"]
     # One command per state: commands arrive at the rate the states were sent.
     assert result["achieved_rate_hz"] == pytest.approx(result["sensor_rate_hz"], rel=0.2)
     assert result["cpu_cores"] > 0.0 and 0.0 < result["tick_p50_ms"] <= result["tick_p99_ms"]
+    # The ping-pong floor came back, and every commanded tick adapted (its window fills at once).
+    assert 0.0 < result["floor_p50_ms"] <= result["floor_p99_ms"]
+    assert 0.0 < result["stage.adapt_p50_ms"] <= result["stage.adapt_p99_ms"]
+    assert 0.0 < result["stage.plan_p50_ms"] <= result["stage.plan_p99_ms"]

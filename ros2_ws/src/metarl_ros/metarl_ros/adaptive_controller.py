@@ -66,6 +66,11 @@ from metarl_ros.safe_hold import HOLD_MODES, safe_hold
 COMMAND_INTERFACES = ("effort_forward", "joint_trajectory", "twist")
 HISTORY_LENGTH = 1000
 """Ticks kept for the rate and latency figures of diagnostics (a fixed-size ring)."""
+TICK_STAGES = ("sensors", "adapt", "plan", "publish")
+"""Where a commanded tick's time goes, each reported as ``stage.<name>_p50_ms``/``_p99_ms``:
+the joint-state callback's message conversion and sensor mapping (``sensors``), the controller's
+adaptation (``adapt``, 0 on ticks that do not adapt) and the rest of its step (``plan``: the
+planner graph runs and numpy glue, clamping and checks), and building and publishing the command."""
 
 
 class ConfigureRefused(Exception):
@@ -264,6 +269,7 @@ class AdaptiveControllerNode(Node):
         self.period_s = 1.0 / p("control_rate_hz").value
         self.tick_latencies_ms: deque[float] = deque(maxlen=HISTORY_LENGTH)
         self.tick_times: deque[float] = deque(maxlen=HISTORY_LENGTH)
+        self.stage_ms: dict[str, deque[float]] = {stage: deque(maxlen=HISTORY_LENGTH) for stage in TICK_STAGES}
         self.tick_count = 0
         self._forget_stream_state()
 
@@ -486,6 +492,7 @@ class AdaptiveControllerNode(Node):
         return True
 
     def on_joint_states(self, msg: JointState) -> None:
+        started = time.perf_counter()
         accepted = self._accept(
             "joint_states",
             self.sensors.update_joint_states,
@@ -496,6 +503,7 @@ class AdaptiveControllerNode(Node):
             self._now_s(),
             msg.effort,
         )
+        self.stage_ms["sensors"].append((time.perf_counter() - started) * 1e3)
         if not accepted:
             return
         stamp_s = self.sensors.last_stamp_s["joint_states"]
@@ -611,10 +619,16 @@ class AdaptiveControllerNode(Node):
             ready = self.sensors.state.complete() and self.sensors.reference.complete()
             state, reference = self.sensors.state.values.copy(), self.sensors.reference.values.copy()
         if not stale and ready:
+            started = time.perf_counter()
             command = self.controller(state, reference)
+            planned = time.perf_counter()
             self.has_commanded = True
             self.untreated_state = False
             self.publish_command(command)
+            adapt_s = self.controller.last_adapt_s
+            self.stage_ms["adapt"].append(adapt_s * 1e3)
+            self.stage_ms["plan"].append((planned - started - adapt_s) * 1e3)
+            self.stage_ms["publish"].append((time.perf_counter() - planned) * 1e3)
         elif self.has_commanded:
             self.counters["stale_hold" if stale else "incomplete_hold"] += 1
             for stream in stale:
@@ -691,6 +705,7 @@ class AdaptiveControllerNode(Node):
             "tick_latency_p50_ms": f"{np.percentile(latencies, 50):.3f}",
             "tick_latency_p99_ms": f"{np.percentile(latencies, 99):.3f}",
             "ticks": str(self.tick_count),
+            **self._stage_values(),
             "mode": self.manifest.mode,
             **self.controller.diagnostic_values(),
             "adaptation_enabled": str(self.controller.adaptation_enabled),
@@ -708,6 +723,15 @@ class AdaptiveControllerNode(Node):
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self.diagnostics_publisher.publish(array)
+
+    def _stage_values(self) -> dict[str, str]:
+        """p50 and p99 (ms) of each of :data:`TICK_STAGES` over the last ticks ("nan" before any)."""
+        values = {}
+        for stage, history in self.stage_ms.items():
+            samples = np.asarray(history) if history else np.full(1, np.nan)
+            values[f"stage.{stage}_p50_ms"] = f"{np.percentile(samples, 50):.3f}"
+            values[f"stage.{stage}_p99_ms"] = f"{np.percentile(samples, 99):.3f}"
+        return values
 
     # -- services ----------------------------------------------------------------------
     def on_reset_adaptation(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:

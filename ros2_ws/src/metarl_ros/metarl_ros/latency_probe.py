@@ -4,7 +4,11 @@ Starts the controller (a separate process, as with ``ros2 run``), configures and
 publishes joint states and references at the control rate, and records for each command the
 time since the newest sensor message published before it (end-to-end latency: transport in,
 waiting for the tick, adapt + plan, transport out) and the rate commands arrive at. Also reads the node's
-overruns and CPU time. Prints one JSON object; ``metarl bench ros`` runs this per rate.
+overruns and CPU time, and the node's stage profile (``stage.*`` of its diagnostics). Before
+the stream it measures the floor: a JointState ping-pong at the same rate with a bare echo node
+(``--pong``, another process, the same QoS as the controller's input and output), i.e. DDS both
+ways and one rclpy wake-up with no work. Prints one JSON object; ``metarl bench ros`` runs this
+per rate and repeat.
 """
 
 from __future__ import annotations
@@ -35,7 +39,61 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_PER_S  # utime + stime
 
 
-def measure(bundle: str, rate_hz: float, seconds: float) -> dict[str, float]:
+PING_TOPIC, PONG_TOPIC = "/metarl_latency_probe/ping", "/metarl_latency_probe/pong"
+JOINTS = [f"panda_joint{i}" for i in range(1, 8)]
+HOME_RAD = [0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.8]
+
+
+def echo() -> None:
+    """The ping-pong partner: republish each JointState on the pong topic, doing nothing else."""
+    rclpy.init()
+    node = rclpy.create_node("latency_probe_echo")
+    pong = node.create_publisher(JointState, PONG_TOPIC, 100)
+    node.create_subscription(JointState, PING_TOPIC, pong.publish, qos_profile_sensor_data)
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def ping_pong_ms(node, rate_hz: float, seconds: float) -> np.ndarray:
+    """Round trips (ms) of JointStates sent at ``rate_hz`` to :func:`echo` and back, after the
+    first second (discovery and warm-up). Raises ``RuntimeError`` if no echo comes back."""
+    sent: dict[int, float] = {}
+    round_trips: list[float] = []
+
+    def on_pong(msg: JointState) -> None:
+        key = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        if key in sent:
+            round_trips.append(time.perf_counter() - sent.pop(key))
+
+    node.create_subscription(JointState, PONG_TOPIC, on_pong, 100)
+    ping = node.create_publisher(JointState, PING_TOPIC, qos_profile_sensor_data)
+    deadline = time.perf_counter() + 20.0
+    while ping.get_subscription_count() == 0 and time.perf_counter() < deadline:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    period = 1.0 / rate_hz
+    start = next_send = time.perf_counter()
+    warm_after = 0
+    while time.perf_counter() - start < seconds + 1.0:
+        if time.perf_counter() >= next_send:
+            if time.perf_counter() - start < 1.0:
+                warm_after = len(round_trips) + 1
+            msg = JointState(name=JOINTS, position=HOME_RAD, velocity=[0.0] * 7)
+            msg.header.stamp = node.get_clock().now().to_msg()
+            sent[msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec] = time.perf_counter()
+            ping.publish(msg)
+            next_send += period
+        rclpy.spin_once(node, timeout_sec=max(0.0, min(period / 4, next_send - time.perf_counter())))
+    if len(round_trips) <= warm_after:
+        raise RuntimeError("ping-pong: no echo came back")
+    return np.asarray(round_trips[warm_after:]) * 1e3
+
+
+def measure(bundle: str, rate_hz: float, seconds: float, floor_seconds: float = 5.0) -> dict[str, float]:
     controller = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "adaptive_controller"),
@@ -47,6 +105,11 @@ def measure(bundle: str, rate_hz: float, seconds: float) -> dict[str, float]:
             "-p",
             "stale_timeout_s:=0.5",
         ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    echo_process = subprocess.Popen(
+        [sys.executable, "-m", "metarl_ros.latency_probe", "--pong"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -76,6 +139,8 @@ def measure(bundle: str, rate_hz: float, seconds: float) -> dict[str, float]:
     reference = node.create_publisher(JointState, "/reference", 10)
     client = node.create_client(ChangeState, "/adaptive_controller/change_state")
     try:
+        floor_ms = ping_pong_ms(node, rate_hz, floor_seconds)
+        echo_process.send_signal(signal.SIGINT)
         if not client.wait_for_service(timeout_sec=20):
             raise RuntimeError("adaptive_controller did not come up")
         for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
@@ -83,8 +148,7 @@ def measure(bundle: str, rate_hz: float, seconds: float) -> dict[str, float]:
             rclpy.spin_until_future_complete(node, future, timeout_sec=20)
             if not future.result() or not future.result().success:
                 raise RuntimeError(f"transition {transition} failed")
-        joints = [f"panda_joint{i}" for i in range(1, 8)]
-        home = [0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.8]
+        joints, home = JOINTS, HOME_RAD
         period = 1.0 / rate_hz
         start = time.perf_counter()
         cpu_start, wall_start = cpu_seconds(controller.pid), time.monotonic()
@@ -104,6 +168,9 @@ def measure(bundle: str, rate_hz: float, seconds: float) -> dict[str, float]:
     finally:
         controller.send_signal(signal.SIGINT)
         controller.wait(timeout=10)
+        if echo_process.poll() is None:
+            echo_process.send_signal(signal.SIGINT)
+        echo_process.wait(timeout=10)
         node.destroy_node()
         rclpy.shutdown()
     warm = np.asarray(latencies[int(rate_hz) :]) * 1e3  # skip the first second (ORT warm-up)
@@ -121,16 +188,26 @@ def measure(bundle: str, rate_hz: float, seconds: float) -> dict[str, float]:
         "tick_p99_ms": float(diagnostics.get("tick_latency_p99_ms", "nan")),
         "overrun_percent": 100.0 * int(diagnostics.get("count.overrun", "0")) / max(ticks, 1),
         "cpu_cores": cpu_used / wall,
+        "floor_p50_ms": float(np.percentile(floor_ms, 50)),
+        "floor_p99_ms": float(np.percentile(floor_ms, 99)),
+        **{key: float(value) for key, value in diagnostics.items() if key.startswith("stage.")},
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bundle", required=True)
-    parser.add_argument("--rate-hz", type=float, required=True)
+    parser.add_argument("--pong", action="store_true", help="run as the ping-pong echo node, nothing else")
+    parser.add_argument("--bundle")
+    parser.add_argument("--rate-hz", type=float)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--floor-seconds", type=float, default=5.0, help="ping-pong time before the stream")
     args = parser.parse_args()
-    print(json.dumps(measure(args.bundle, args.rate_hz, args.seconds)))
+    if args.pong:
+        echo()
+        return
+    if args.bundle is None or args.rate_hz is None:
+        parser.error("--bundle and --rate-hz are required (unless --pong)")
+    print(json.dumps(measure(args.bundle, args.rate_hz, args.seconds, args.floor_seconds)))
 
 
 if __name__ == "__main__":
