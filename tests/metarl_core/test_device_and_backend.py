@@ -47,7 +47,7 @@ def test_device_cpu_trains_exports_and_runs_on_the_torch_free_runtime(tmp_path: 
     main(["train", "--config", str(config), "--run-dir", str(run), "--device", "cpu"])
 
     # Every tensor of the file, optimiser moments and RNG states included, is a CPU tensor ...
-    payload = torch.load(run / CHECKPOINT_NAME, weights_only=False)
+    payload = torch.load(run / CHECKPOINT_NAME, weights_only=True)
     stored = all_tensors({k: payload[k] for k in ("params", "step_sizes", "training_state")})
     assert {t.device.type for t in stored} == {"cpu"}
     assert any(t.dim() == 2 for t in all_tensors(payload["training_state"]["optimizer"]["state"]))
@@ -174,8 +174,8 @@ def test_a_run_trained_on_cuda_matches_the_cpu_run_and_checkpoints_cpu_tensors(t
     on_cuda, _ = load_checkpoint(on_cuda_dir)
     for key, value in on_cpu.params.items():
         torch.testing.assert_close(on_cuda.params[key], value, rtol=1e-3, atol=1e-4)
-    payload = torch.load(on_cuda_dir / CHECKPOINT_NAME, map_location="cpu", weights_only=False)
-    original = torch.load(on_cuda_dir / CHECKPOINT_NAME, weights_only=False)
+    payload = torch.load(on_cuda_dir / CHECKPOINT_NAME, map_location="cpu", weights_only=True)
+    original = torch.load(on_cuda_dir / CHECKPOINT_NAME, weights_only=True)
     assert {t.device.type for t in all_tensors(original)} == {"cpu"}, "the checkpoint must hold no CUDA tensor"
     assert len(all_tensors(payload)) == len(all_tensors(original))
     # And it resumes on the GPU: the optimiser moves its CPU state back to the parameters' device.
