@@ -2,7 +2,7 @@
 and with the ``train`` extra the meta-learning core, PyBullet task suite and ONNX export.
 
 The ROS 2 package lives in ``ros2_ws/src/metarl_ros`` and is installed beside this one
-(``make setup`` does both); it reaches learning only through ``export.runtime``.
+(``make setup`` does both); it reaches learning only through ``metarl_runtime.model_runtime``.
 """
 
 from glob import glob
@@ -27,6 +27,9 @@ ROS_WHEELS = [
     "ros-rcl-interfaces==2.3.0",
 ]
 
+TOP_LEVEL_PACKAGES = ("sim", "metarl_runtime", "metarl_core", "export", "metarl", "benchmarks", "experiments")
+"""The floors, lowest first (docs/architecture.md): a package imports only those before it."""
+
 TRAIN_REQUIRES = [
     # torch is a range so that GPU users keep their CUDA build.
     "torch>=2.3",
@@ -49,14 +52,14 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["metarl_core", "metarl_core.*", "sim", "sim.*", "export", "export.*"]),
-    # The base install is the robot's: what the torch-free runtime (export.runtime*) and the
+    packages=find_packages(include=[f"{top}{sub}" for top in TOP_LEVEL_PACKAGES for sub in ("", ".*")]),
+    # The base install is the robot's: what the torch-free runtime (metarl_runtime) and the
     # adaptive_controller node import. Training, simulation, plots and ONNX export: `.[train]`.
     install_requires=[
         "numpy>=1.24",
         "onnxruntime>=1.18",
         "pyyaml>=6.0",
-        "cryptography>=42",  # Ed25519 bundle signatures: the robot verifies (export.bundle_signature)
+        "cryptography>=42",  # Ed25519 bundle signatures: the robot verifies (metarl_runtime.bundle_signature)
     ],
     extras_require={
         "train": TRAIN_REQUIRES,
@@ -73,5 +76,5 @@ setup(
         ("share/metarl", ["package.xml"]),
         ("share/metarl/configs", sorted(glob("configs/*.yaml"))),
     ],
-    entry_points={"console_scripts": ["metarl=metarl_core.cli:main"]},
+    entry_points={"console_scripts": ["metarl=metarl.cli:main"]},
 )

@@ -34,8 +34,8 @@ import torch
 from torch.export import Dim
 from torch.fx.experimental.proxy_tensor import make_fx
 
-from export.bundle_manifest import DIGEST_NAME, INTEGRITY_NAMES, MANIFEST_NAME, SCHEMA_VERSION, sha256_of
-from export.runtime import RUNTIME_OPTIMIZATION_LEVEL
+from metarl_runtime.bundle_manifest import DIGEST_NAME, INTEGRITY_NAMES, MANIFEST_NAME, SCHEMA_VERSION, sha256_of
+from metarl_runtime.model_runtime import RUNTIME_OPTIMIZATION_LEVEL
 from sim.robot_description import RobotDescription
 
 PARITY_TOLERANCE = 1e-5
@@ -198,7 +198,7 @@ def write_manifest(staging: Path, fields: Mapping[str, Any], sign_key: Path | No
     (staging / MANIFEST_NAME).write_bytes(raw)
     (staging / DIGEST_NAME).write_text(f"{hashlib.sha256(raw).hexdigest()}  {MANIFEST_NAME}\n", encoding="ascii")
     if sign_key is not None:
-        from export.bundle_signature import sign_manifest
+        from metarl_runtime.bundle_signature import sign_manifest
 
         sign_manifest(staging, sign_key)
 

@@ -25,9 +25,9 @@ from export.graph_export import (
     staged_directory,
     write_manifest,
 )
-from metarl_core.checkpoint import TrainedDynamics, load_checkpoint
-from metarl_core.dynamics_model import Params, adapt_params, predict_next_state, window_loss
-from metarl_core.last_layer_rls import features
+from metarl_core.model_based.checkpoint import TrainedDynamics, load_checkpoint
+from metarl_core.model_based.dynamics_model import Params, adapt_params, predict_next_state, window_loss
+from metarl_core.model_based.last_layer_rls import features
 
 STAT_NAMES = ("state_mean", "state_std", "action_mean", "action_std", "delta_mean", "delta_std")
 WINDOW_INPUTS = ("states", "actions", "next_states")

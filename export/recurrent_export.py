@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from export.bundle_manifest import RECURRENT_GRAPH, RECURRENT_INPUTS, RECURRENT_OUTPUTS
 from export.graph_export import (
     check_export_target,
     check_parity,
@@ -35,6 +34,7 @@ from export.graph_export import (
 )
 from metarl_core.policy.policy_checkpoint import TrainedPolicy, load_policy_checkpoint
 from metarl_core.policy.recurrent_policy import recurrent_step
+from metarl_runtime.bundle_manifest import RECURRENT_GRAPH, RECURRENT_INPUTS, RECURRENT_OUTPUTS
 from sim.husky_terrain import TRACK_WIDTH_M
 from sim.panda_payload import EFFORT_LIMIT_NM, PandaPayloadEnv
 
@@ -59,7 +59,7 @@ REWARD_SPECS: dict[str, dict[str, Any]] = {
     },
     "metarl/HuskyTerrain-v0": {"name": "twist_tracking", "track_width_m": TRACK_WIDTH_M},
 }
-"""Each robot task's reward as a bundle's ``reward`` spec (``export.tracking_reward`` computes it);
+"""Each robot task's reward as a bundle's ``reward`` spec (``metarl_runtime.tracking_reward`` computes it);
 ``tests/export/test_tracking_reward.py`` checks each against its environment's own reward."""
 
 

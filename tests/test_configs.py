@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from metarl_core.config import GrBALConfig
+from metarl_core.model_based.config import GrBALConfig
 from metarl_core.policy.train import load_policy_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))

@@ -2,7 +2,7 @@
 
 ``metarl eval --bag PATH --bundle DIR`` reads a rosbag2 directory (MCAP or sqlite3 storage) or a
 bare ``.mcap`` file (``bag_reading``), maps the sensor messages into the bundle's state and
-reference vectors with the node's own code (``export.runtime_sensor_mapping``), puts them on the
+reference vectors with the node's own code (``metarl_runtime.sensor_mapping``), puts them on the
 control-period grid with the commands held from their log times (``log_transitions``), adapts as
 the node would and scores the predictions (``log_scoring``), and writes a table and a plot
 (``log_report``).
@@ -15,5 +15,5 @@ the same library. ``mcap`` + ``mcap-ros2-support`` read MCAP only (no sqlite3, w
 records by default) and need a second package for writing rosbag2 metadata.
 
 Nothing here imports torch or ROS; an MB model of a training run comes in as a bundle exported
-from that run (``metarl_core.log_replay.run_models``).
+from that run (``export.mb_bundle``).
 """

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from export.bundle_manifest import MANIFEST_NAME
-from export.runtime import AdaptiveRuntime
 from metarl_core.log_replay.bag_reading import LogTopics, read_log
 from metarl_core.log_replay.log_report import markdown_report, plot_score
 from metarl_core.log_replay.log_scoring import ADAPTED, UNADAPTED, LogScore, ScoredModel, score_log
 from metarl_core.log_replay.log_transitions import LogBreak, build_segments
+from metarl_runtime.bundle_manifest import MANIFEST_NAME
+from metarl_runtime.model_runtime import AdaptiveRuntime
 
 DEFAULT_FUTURE_WINDOW = 16
 """K when the bundle's provenance does not record its training config's ``future_window``."""
@@ -42,13 +41,13 @@ def evaluate_bag(
     bundle: Path,
     out_dir: Path,
     compare_bundle: Path | None = None,
-    mb_run: Path | None = None,
+    mb_bundle: Path | None = None,
     future_window: int | None = None,
     adapt_every_n_ticks: int = 1,
     topics: LogTopics | None = None,
 ) -> BagEvaluation:
-    """Score ``bundle`` on ``bag`` (against a second bundle and/or a run's MB model) and write
-    ``<out_dir>/<bag name>_score.md`` and ``.png``."""
+    """Score ``bundle`` on ``bag`` (against a second bundle and/or a run's MB model, exported as a
+    bundle by ``export.mb_bundle``) and write ``<out_dir>/<bag name>_score.md`` and ``.png``."""
     runtime = AdaptiveRuntime.load(bundle)
     k = future_window or future_window_of(bundle)
     models = [ScoredModel(f"bundle, {ADAPTED}", runtime, True), ScoredModel(f"bundle, {UNADAPTED}", runtime, False)]
@@ -56,15 +55,10 @@ def evaluate_bag(
         models.append(ScoredModel(f"compare bundle, {ADAPTED}", AdaptiveRuntime.load(compare_bundle), True))
     log = read_log(bag, runtime.manifest, topics)
     window = max(m.runtime.manifest.window_size for m in models)
-    with tempfile.TemporaryDirectory() as tmp:
-        if mb_run is not None:
-            from metarl_core.log_replay.run_models import export_mb_bundle  # torch only when asked for
-
-            models.append(
-                ScoredModel("MB (run)", AdaptiveRuntime.load(export_mb_bundle(mb_run, Path(tmp) / "mb")), False)
-            )
-        segments, breaks = build_segments(log, runtime.manifest.control_rate_hz, window + k)
-        score = score_log(models, segments, k, adapt_every_n_ticks)
+    if mb_bundle is not None:
+        models.append(ScoredModel("MB (run)", AdaptiveRuntime.load(mb_bundle), False))
+    segments, breaks = build_segments(log, runtime.manifest.control_rate_hz, window + k)
+    score = score_log(models, segments, k, adapt_every_n_ticks)
     out_dir.mkdir(parents=True, exist_ok=True)
     name = Path(bag).name.removesuffix(".mcap")
     table_path, plot_path = out_dir / f"{name}_score.md", out_dir / f"{name}_score.png"

@@ -23,8 +23,8 @@ import numpy as np
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
-from export.bundle_manifest import CommonManifest
-from export.runtime_sensor_mapping import SensorAssembler, SensorRejected, twist_to_wheel_speeds
+from metarl_runtime.bundle_manifest import CommonManifest
+from metarl_runtime.sensor_mapping import SensorAssembler, SensorRejected, twist_to_wheel_speeds
 
 REFERENCE_WAIT_S = 0.01
 """The node's default ``reference_wait_s``: how long a tick waits for the reference of its stamp."""

@@ -2,7 +2,7 @@
 
 At each tick ``t`` of a segment the node's transition ring buffer (the last M transitions) gets
 the transition that ended at ``t`` and, every N ticks, the bundle's own adaptation graph runs on
-it from the meta-learned parameters (``export.runtime.AdaptiveRuntime.adapt``: kept only when
+it from the meta-learned parameters (``metarl_runtime.model_runtime.AdaptiveRuntime.adapt``: kept only when
 finite and the window loss dropped). The parameters in force at ``t`` then predict the next K
 logged transitions, one step each; the figure is their mean squared error of the normalised state
 change, ``mean(((ŝ' - s') / delta_std)²)``, which is exactly the K-future window loss that
@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from export.runtime import AdaptiveRuntime
 from metarl_core.log_replay.bag_reading import LogReplayError
 from metarl_core.log_replay.log_transitions import Segment
+from metarl_runtime.model_runtime import AdaptiveRuntime
 
 ADAPTED = "adapted"
 UNADAPTED = "no adaptation"

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from metarl_core.config import config_from_dict, config_from_yaml, require_at_least
+from metarl_core.model_based.config import config_from_dict, config_from_yaml, require_at_least
 from metarl_core.policy.gaussian_mlp_policy import init_mlp_policy, mlp_action_mean, mlp_log_prob
 from metarl_core.policy.linear_baseline import fit_linear_baseline
 from metarl_core.policy.policy_checkpoint import TrainedPolicy, save_policy_checkpoint
@@ -55,7 +55,7 @@ from metarl_core.policy.sampling import (
     observation_stats,
     sample_rollouts,
 )
-from metarl_core.run_metrics import MetricsWriter
+from metarl_core.run.run_metrics import MetricsWriter
 from sim.tasks import SPLITS
 from sim.vector_collection import CollectionBackend
 

@@ -3,7 +3,7 @@
 This is the contract between policy training (writes it), policy evaluation and
 ``export.recurrent_export`` (read it). Same file name and atomic write as the model-based
 checkpoint, so ``--resume`` and the CLI treat both kinds of run alike; read, like it, with
-``weights_only=True`` (``metarl_core.checkpoint.safe_torch_load``).
+``weights_only=True`` (``metarl_core.model_based.checkpoint.safe_torch_load``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from metarl_core.checkpoint import CHECKPOINT_NAME, CheckpointError, atomic_torch_save, safe_torch_load
+from metarl_core.model_based.checkpoint import CHECKPOINT_NAME, CheckpointError, atomic_torch_save, safe_torch_load
 from metarl_core.policy.recurrent_policy import Params, RecurrentPolicyShape
 from sim.robot_description import RobotDescription
 
@@ -71,7 +71,9 @@ def load_policy_checkpoint(path: Path, map_location: str = "cpu") -> tuple[Train
         raise FileNotFoundError(f"no checkpoint at {path}: train first (metarl train --config ...)")
     payload = safe_torch_load(path, map_location)
     if payload.get("kind") != "policy":
-        raise CheckpointError(f"{path} is not a policy checkpoint (a model-based run? use metarl_core.checkpoint)")
+        raise CheckpointError(
+            f"{path} is not a policy checkpoint (a model-based run? use metarl_core.model_based.checkpoint)"
+        )
     try:
         return _trained_policy(payload), payload["training_state"]
     except (KeyError, TypeError, ValueError) as error:

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import torch
 
-from metarl_core.config import read_config_mapping
+from metarl_core.model_based.config import read_config_mapping
 from metarl_core.policy import maml_ppo, rl2
 from metarl_core.policy.maml_ppo import MamlPPOConfig
 from metarl_core.policy.policy_checkpoint import load_policy_checkpoint
 from metarl_core.policy.rl2 import RL2Config
-from metarl_core.run_directory import open_run_directory
-from metarl_core.run_metrics import MetricsWriter
+from metarl_core.run.run_directory import open_run_directory
+from metarl_core.run.run_metrics import MetricsWriter
 
 PolicyConfig = MamlPPOConfig | RL2Config
 CONFIG_TYPES: dict[str, type[MamlPPOConfig] | type[RL2Config]] = {"maml-ppo": MamlPPOConfig, "rl2": RL2Config}

@@ -9,7 +9,7 @@ import pytest
 
 from export.graph_export import ExportTargetError
 from export.onnx_export import export_trained_dynamics
-from export.runtime_control import load_controller
+from metarl_runtime.controllers import load_controller
 
 from .conftest import tiny_model
 

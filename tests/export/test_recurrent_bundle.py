@@ -12,19 +12,19 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from export.bundle_manifest import sha256_of
 from export.recurrent_export import export_trained_policy
-from export.runtime import (
+from metarl_core.model_based.checkpoint import TrainedDynamics
+from metarl_core.policy.policy_checkpoint import TrainedPolicy
+from metarl_core.policy.recurrent_policy import recurrent_step
+from metarl_runtime.bundle_manifest import sha256_of
+from metarl_runtime.model_runtime import (
     AdaptiveRuntime,
     BundleCorruptError,
     BundleIntegrityError,
     BundleSchemaError,
     RobotMismatchError,
 )
-from export.runtime_recurrent import PolicyInputError, RecurrentRuntime
-from metarl_core.checkpoint import TrainedDynamics
-from metarl_core.policy.policy_checkpoint import TrainedPolicy
-from metarl_core.policy.recurrent_policy import recurrent_step
+from metarl_runtime.recurrent_runtime import PolicyInputError, RecurrentRuntime
 from sim.panda_payload import PANDA
 
 from .conftest import HIDDEN_SIZE, tiny_policy

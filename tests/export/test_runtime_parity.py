@@ -9,9 +9,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from export.runtime import AdaptiveRuntime
-from metarl_core.checkpoint import TrainedDynamics
-from metarl_core.dynamics_model import adapt_params, predict_next_state, window_loss
+from metarl_core.model_based.checkpoint import TrainedDynamics
+from metarl_core.model_based.dynamics_model import adapt_params, predict_next_state, window_loss
+from metarl_runtime.model_runtime import AdaptiveRuntime
 
 WINDOW_SIZE = 6  # as in conftest.py
 

@@ -13,12 +13,12 @@ import pytest
 import torch
 import yaml
 
+from metarl.cli import main
 from metarl_core import checkpoint
-from metarl_core.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from metarl_core.cli import main
-from metarl_core.episode_collection import EpisodeCollector, planner_controller
-from metarl_core.torch_device import DeviceUnavailableError, resolve_device, tensors_to_cpu
-from metarl_core.training import run_training
+from metarl_core.model_based.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from metarl_core.model_based.episode_collection import EpisodeCollector, planner_controller
+from metarl_core.model_based.train import run_training
+from metarl_core.run.torch_device import DeviceUnavailableError, resolve_device, tensors_to_cpu
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = yaml.safe_load((ROOT / "configs" / "panda_tiny.yaml").read_text())
@@ -72,7 +72,7 @@ def test_device_cpu_trains_exports_and_runs_on_the_torch_free_runtime(tmp_path: 
         import sys
         sys.modules["torch"] = None
         import numpy as np
-        from export.runtime import AdaptiveRuntime
+        from metarl_runtime.model_runtime import AdaptiveRuntime
         runtime = AdaptiveRuntime.load({str(bundle)!r}, expected_robot="panda")
         rng = np.random.default_rng(0)
         states = rng.normal(size=(6, 14)).astype(np.float32)
@@ -91,7 +91,7 @@ def test_device_cpu_trains_exports_and_runs_on_the_torch_free_runtime(tmp_path: 
 def test_device_cuda_without_cuda_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     done = subprocess.run(
-        [sys.executable, "-m", "metarl_core.cli", "train", "--config", str(config), "--device", "cuda"],
+        [sys.executable, "-m", "metarl.cli", "train", "--config", str(config), "--device", "cuda"],
         capture_output=True,
         text=True,
         timeout=120,

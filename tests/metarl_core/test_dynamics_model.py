@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from metarl_core.dynamics_model import ModelShape, adapt_params, init_params, window_loss
-from metarl_core.meta_training import meta_loss
+from metarl_core.model_based.dynamics_model import ModelShape, adapt_params, init_params, window_loss
+from metarl_core.model_based.meta_objective import meta_loss
 
 
 def unit_stats(state_dim: int, action_dim: int, dtype: torch.dtype = torch.float64) -> dict[str, torch.Tensor]:

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from metarl_core.evaluation import (
+from metarl.husky_demo import run_husky_demo
+from metarl_core.model_based.evaluate import (
     ADAPTIVE_MPC,
     MPC_OFF,
     NOMINAL,
@@ -20,10 +21,9 @@ from metarl_core.evaluation import (
     evaluation_markdown,
     write_evaluation,
 )
-from metarl_core.husky_demo import run_husky_demo
-from metarl_core.oracle import OracleSettings
-from metarl_core.terrain_change import CHANGE_FIGURES
-from metarl_core.training import run_training
+from metarl_core.model_based.oracle import OracleSettings
+from metarl_core.model_based.train import run_training
+from sim.scenarios.terrain_change import CHANGE_FIGURES
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 TINY = Path(__file__).resolve().parents[2] / "configs" / "husky_tiny.yaml"

@@ -9,12 +9,12 @@ import torch
 import yaml
 
 import sim
-from metarl_core.checkpoint import load_checkpoint
-from metarl_core.dynamics_model import window_loss
-from metarl_core.exploration import exploration_controller
-from metarl_core.oracle import OracleSettings, train_task_oracle
-from metarl_core.replay_buffer import TaskReplayBuffer
-from metarl_core.training import collect_episodes, run_training
+from metarl_core.model_based.checkpoint import load_checkpoint
+from metarl_core.model_based.dynamics_model import window_loss
+from metarl_core.model_based.exploration import exploration_controller
+from metarl_core.model_based.oracle import OracleSettings, train_task_oracle
+from metarl_core.model_based.replay_buffer import TaskReplayBuffer
+from metarl_core.model_based.train import collect_episodes, run_training
 from sim.tasks import PandaTask
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metarl_core.replay_buffer import TaskReplayBuffer
+from metarl_core.model_based.replay_buffer import TaskReplayBuffer
 
 
 def numbered_episode(start: int, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

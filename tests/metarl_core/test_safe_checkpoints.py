@@ -14,17 +14,17 @@ import pytest
 import torch
 import yaml
 
+from metarl.cli import main
 from metarl_core import training
-from metarl_core.checkpoint import (
+from metarl_core.model_based.checkpoint import (
     CheckpointError,
     CheckpointWriteError,
     UnsafeCheckpointError,
     load_checkpoint,
     save_checkpoint,
 )
-from metarl_core.cli import main
+from metarl_core.model_based.train import run_training
 from metarl_core.policy.policy_checkpoint import load_policy_checkpoint
-from metarl_core.training import run_training
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = yaml.safe_load((ROOT / "configs" / "panda_tiny.yaml").read_text())

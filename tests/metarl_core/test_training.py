@@ -15,9 +15,9 @@ import pytest
 import torch
 import yaml
 
-from metarl_core.checkpoint import load_checkpoint
-from metarl_core.config import GrBALConfig
-from metarl_core.training import run_training
+from metarl_core.model_based.checkpoint import load_checkpoint
+from metarl_core.model_based.config import GrBALConfig
+from metarl_core.model_based.train import run_training
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = yaml.safe_load((ROOT / "configs" / "panda_tiny.yaml").read_text())
@@ -57,7 +57,7 @@ def test_resume_after_a_kill_reaches_the_same_checkpoint(tmp_path: Path) -> None
 
     killed = tmp_path / "killed"
     process = subprocess.Popen(
-        [sys.executable, "-m", "metarl_core.cli", "train", "--config", str(config), "--run-dir", str(killed)],
+        [sys.executable, "-m", "metarl.cli", "train", "--config", str(config), "--run-dir", str(killed)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=dict(os.environ, OMP_NUM_THREADS="1"),
@@ -89,7 +89,7 @@ def test_resume_after_a_kill_reaches_the_same_checkpoint(tmp_path: Path) -> None
 def test_rls_adaptation_trains_and_exports(tmp_path: Path) -> None:
     """``adaptation: rls`` meta-trains through the closed form and yields an rls bundle."""
     from export.onnx_export import export_bundle
-    from export.runtime import AdaptiveRuntime
+    from metarl_runtime.model_runtime import AdaptiveRuntime
 
     config = write_config(tmp_path, iterations=1, gradient_steps_per_iteration=5, train_tasks=2, adaptation="rls")
     run = run_training(config, tmp_path / "run", "cpu", resume=False)

@@ -8,7 +8,7 @@ the last valid message; after the fault the node must command again (it recovers
 process must still run. The figures go to ``RELIABILITY.md``:
 
     python -m tests.ros.hostile_campaign --write RELIABILITY.md [--soak-ticks 1000000]
-    python -m tests.export.controller_soak --ticks 1000000   # the soak alone, printed
+    python -m tests.metarl_runtime.controller_soak --ticks 1000000   # the soak alone, printed
 
 (from the repository root, with the ROS 2 environment variables of the README). The tests in
 ``test_hostile_input.py`` run the same campaign and assert on it.
@@ -38,8 +38,8 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from metarl_core.bench.report import write_section
-from metarl_ros.node_processes import call, change_state, spin_until, start_node, stop
+from benchmarks.report import write_section
+from experiments.node_processes import call, change_state, spin_until, start_node, stop
 from sim.panda_payload import HOME_RAD, PANDA
 
 JOINTS = list(PANDA.joint_names)
@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--write", type=Path, help="write the Markdown here (else print it)")
     parser.add_argument("--soak-ticks", type=int, default=0, help="also run the in-process tick soak")
     args = parser.parse_args(argv)
-    from tests.export.controller_soak import run_soak
+    from tests.metarl_runtime.controller_soak import run_soak
     from tests.ros.untrained_bundles import untrained_bundle
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -19,11 +19,11 @@ import pytest
 import yaml
 from rosbags.rosbag2 import Reader
 
-from export.runtime import AdaptiveRuntime
+from experiments.payload_switch_session import CONTROL_RATE_HZ, SessionResult, run_session
 from metarl_core.log_replay.bag_evaluation import evaluate_bag
 from metarl_core.log_replay.log_scoring import ScoredModel, score_log
 from metarl_core.log_replay.log_transitions import Segment
-from metarl_ros.payload_switch_session import CONTROL_RATE_HZ, SessionResult, run_session
+from metarl_runtime.model_runtime import AdaptiveRuntime
 from sim.panda_payload import PANDA
 
 from .untrained_bundles import untrained_bundle

@@ -1,7 +1,7 @@
 """The whole loop over real ROS 2 topics: sim_bridge (Panda) and adaptive_controller as separate
 processes, a bundle trained and exported in this test session, a payload 0 -> 4 kg mid-run.
 
-The run is the demo's own (``metarl_ros.payload_switch_session``), so what the README shows is
+The run is the demo's own (``experiments.payload_switch_session``), so what the README shows is
 what this test checks."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from experiments.payload_switch_session import CONTROL_RATE_HZ, run_session
 from export.onnx_export import export_bundle
-from metarl_core.payload_switch import summarize
-from metarl_core.training import run_training
-from metarl_ros.payload_switch_session import CONTROL_RATE_HZ, run_session
+from metarl_core.model_based.train import run_training
+from sim.scenarios.payload_switch import summarize
 
 ROOT = Path(__file__).resolve().parents[2]
 SWITCH_S, DURATION_S = 2.0, 6.0

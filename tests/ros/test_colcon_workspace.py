@@ -56,7 +56,8 @@ def test_the_sourced_install_imports_the_runtime_and_the_nodes_from_the_install(
         [
             interpreter,
             "-c",
-            "import export.runtime, metarl_ros.adaptive_controller as n; print(export.runtime.__file__, n.__file__)",
+            "import metarl_runtime.model_runtime as r, metarl_ros.adaptive_controller as n; "
+            "print(r.__file__, n.__file__)",
         ],
         env=environment,
         cwd=tmp_path,  # not the checkout, whose packages would shadow the install

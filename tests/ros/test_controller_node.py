@@ -15,7 +15,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from export.runtime_control import load_controller
+from metarl_runtime.controllers import load_controller
 from sim.panda_payload import HOME_RAD, PANDA
 
 from .ros_harness import change_state, spin_until, start_node, stop

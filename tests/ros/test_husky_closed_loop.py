@@ -16,9 +16,9 @@ from nav_msgs.msg import Odometry
 from rclpy.qos import qos_profile_sensor_data
 
 from export.onnx_export import export_bundle
-from metarl_core.terrain_change import PATCH, summarize
-from metarl_core.training import run_training
+from metarl_core.model_based.train import run_training
 from sim.husky_terrain import HUSKY
+from sim.scenarios.terrain_change import PATCH, summarize
 
 from .ros_harness import change_state, set_double, spin_until, start_node, stop
 

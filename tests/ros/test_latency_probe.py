@@ -22,7 +22,7 @@ def test_probe_reports_the_node_it_drove(tmp_path: Path) -> None:
     # A 50 Hz bundle: the node runs a bundle only at its own control rate.
     bundle = untrained_bundle(dataclasses.replace(PANDA, control_rate_hz=50.0), tmp_path / "panda")
     # As `metarl bench ros` runs it: its own process, so its DDS participant leaves with it.
-    probe = [sys.executable, "-m", "metarl_ros.latency_probe", "--bundle", str(bundle)]
+    probe = [sys.executable, "-m", "experiments.latency_probe", "--bundle", str(bundle)]
     done = subprocess.run([*probe, "--rate-hz", "50", "--seconds", "3"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])

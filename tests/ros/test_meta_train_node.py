@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from std_msgs.msg import String
 
-from export.runtime import AdaptiveRuntime
+from metarl_runtime.model_runtime import AdaptiveRuntime
 
 from .ros_harness import spin_until, start_node, stop
 

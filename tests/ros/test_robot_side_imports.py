@@ -10,11 +10,11 @@ import sys
 import pytest
 
 ROBOT_MODULES = (
-    "export.runtime",
-    "export.runtime_control",
+    "metarl_runtime.model_runtime",
+    "metarl_runtime.controllers",
     "metarl_ros.adaptive_controller",
     "metarl_ros.node_lifetime",
-    "export.runtime_sensor_mapping",
+    "metarl_runtime.sensor_mapping",
     "metarl_ros.meta_train",
 )
 TRAINING_STACK = ("torch", "pybullet", "gymnasium", "sim", "metarl_core", "matplotlib", "onnx")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from lifecycle_msgs.msg import Transition
 
-from export.bundle_signature import generate_key_pair, sign_manifest
+from metarl_runtime.bundle_signature import generate_key_pair, sign_manifest
 from sim.panda_payload import PANDA
 
 from .ros_harness import change_state, start_node, stop

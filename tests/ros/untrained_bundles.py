@@ -9,8 +9,8 @@ import torch
 
 from export.onnx_export import export_trained_dynamics
 from export.recurrent_export import export_trained_policy
-from metarl_core.checkpoint import TrainedDynamics
-from metarl_core.dynamics_model import ModelShape, Normalizer, init_params
+from metarl_core.model_based.checkpoint import TrainedDynamics
+from metarl_core.model_based.dynamics_model import ModelShape, Normalizer, init_params
 from metarl_core.policy.policy_checkpoint import TrainedPolicy
 from metarl_core.policy.recurrent_policy import RecurrentPolicyShape, init_recurrent_policy
 from sim.panda_payload import PANDA

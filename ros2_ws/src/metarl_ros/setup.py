@@ -27,7 +27,7 @@ setup(
             "adaptive_controller = metarl_ros.adaptive_controller:main",
             "sim_bridge = metarl_ros.sim_bridge:main",
             "meta_train = metarl_ros.meta_train:main",
-            "payload_switch_session = metarl_ros.payload_switch_session:main",
+            "payload_switch_session = experiments.payload_switch_session:main",
             "bag_recorder = metarl_ros.bag_recorder:main",
         ],
     },

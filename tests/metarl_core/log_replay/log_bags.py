@@ -17,11 +17,11 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from export.onnx_export import export_trained_dynamics
-from export.runtime import AdaptiveRuntime
-from export.runtime_control import OnlineAdaptiveController
-from export.runtime_sensor_mapping import wheel_speeds_to_twist
-from metarl_core.checkpoint import TrainedDynamics
-from metarl_core.dynamics_model import ModelShape, Normalizer, init_params
+from metarl_core.model_based.checkpoint import TrainedDynamics
+from metarl_core.model_based.dynamics_model import ModelShape, Normalizer, init_params
+from metarl_runtime.controllers import OnlineAdaptiveController
+from metarl_runtime.model_runtime import AdaptiveRuntime
+from metarl_runtime.sensor_mapping import wheel_speeds_to_twist
 from sim.husky_terrain import HUSKY
 from sim.panda_payload import PANDA
 from sim.robot_description import RobotDescription

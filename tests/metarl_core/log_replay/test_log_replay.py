@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export.runtime import AdaptiveRuntime
-from metarl_core.checkpoint import save_checkpoint
-from metarl_core.cli import main
+from export.mb_bundle import NoMBModelError, export_mb_bundle
+from metarl.cli import main
 from metarl_core.log_replay.bag_evaluation import evaluate_bag
 from metarl_core.log_replay.bag_reading import (
     BagCorruptError,
@@ -21,7 +20,8 @@ from metarl_core.log_replay.bag_reading import (
 )
 from metarl_core.log_replay.log_scoring import ScoredModel, score_log
 from metarl_core.log_replay.log_transitions import LogTooShortError, build_segments
-from metarl_core.log_replay.run_models import NoMBModelError
+from metarl_core.model_based.checkpoint import save_checkpoint
+from metarl_runtime.model_runtime import AdaptiveRuntime
 from sim.husky_terrain import HUSKY
 
 from .log_bags import closed_loop_log, husky_closed_loop_log, panda_bundle, panda_model, write_bag
@@ -145,16 +145,16 @@ def test_a_run_s_mb_model_is_scored_as_a_row(bundle: Path, log, tmp_path: Path) 
     model = panda_model()
     save_checkpoint(tmp_path / "run" / "checkpoint.pt", model, {"mb_params": model.params})
     bag = write_bag(tmp_path / "bag", log.messages)
-    result = evaluate_bag(bag, bundle, tmp_path / "out", mb_run=tmp_path / "run", future_window=K)
+    mb_bundle = export_mb_bundle(tmp_path / "run", tmp_path / "mb")
+    result = evaluate_bag(bag, bundle, tmp_path / "out", mb_bundle=mb_bundle, future_window=K)
     assert result.score.rows[-1] == "MB (run)"
     assert result.score.mean("MB (run)") == pytest.approx(result.score.mean("bundle, no adaptation"), abs=1e-9)
 
 
 def test_a_run_without_an_mb_model_is_refused(bundle: Path, log, tmp_path: Path) -> None:
     save_checkpoint(tmp_path / "run" / "checkpoint.pt", panda_model(), {})
-    bag = write_bag(tmp_path / "bag", log.messages)
     with pytest.raises(NoMBModelError, match="mb_params"):
-        evaluate_bag(bag, bundle, tmp_path / "out", mb_run=tmp_path / "run", future_window=K)
+        export_mb_bundle(tmp_path / "run", tmp_path / "mb")
 
 
 def test_a_base_s_odometry_imu_and_twist_commands_map_as_the_node_maps_them(tmp_path: Path) -> None:

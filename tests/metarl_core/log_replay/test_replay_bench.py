@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from metarl_core.bench.replay_bench import run
+from benchmarks.replay_bench import run
 
 
 def test_replay_bench_reports_every_stage_with_its_command() -> None:

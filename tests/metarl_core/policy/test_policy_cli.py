@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from metarl_core.cli import main
+from metarl.cli import main
 from metarl_core.policy.policy_checkpoint import load_policy_checkpoint
 from metarl_core.policy.train import load_policy_config
 

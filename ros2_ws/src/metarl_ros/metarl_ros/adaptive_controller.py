@@ -9,7 +9,7 @@ and reference, append the transition, adapt every N ticks from the meta-paramete
 if finite and the window loss dropped), plan, clamp, publish.
 
 Safety (README "Safety", docs/architecture.md): every required input stream has its own
-watchdog and timeout (``export.runtime_stream_watchdog``); a stale or invalid one gives the
+watchdog and timeout (``metarl_runtime.stream_watchdog``); a stale or invalid one gives the
 interface's safe hold (``metarl_ros.safe_hold``, ``hold_mode``), counted per stream. Stamps go
 through a policy that no message can lock out. Every callback and the tick are guarded: an
 exception is counted, logged at most once a second and, in a tick, answered with the hold; none
@@ -20,7 +20,7 @@ last command does not stay in force) and release timers, subscriptions and publi
 parameter read only at configure cannot be changed while configured; run-time ones apply at once.
 
 With a ``recurrent`` bundle a tick is one step of the RL² policy, whose hidden state is the
-adaptation (``export.runtime_control.RecurrentPolicyController``): ``~/reset_adaptation`` zeroes
+adaptation (``metarl_runtime.controllers.RecurrentPolicyController``): ``~/reset_adaptation`` zeroes
 it (a new trial), ``~/enable_adaptation false`` freezes it at zero (every tick then acts as the
 first of a trial), and ``adapt_every_n_ticks`` does not apply.
 
@@ -55,13 +55,13 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from export.runtime import BundleError
-from export.runtime_control import load_controller
-from export.runtime_sensor_mapping import SensorAssembler, SensorRejected, wheel_speeds_to_twist
-from export.runtime_stream_watchdog import StampPolicy, StreamWatchdog
 from metarl_ros.node_lifetime import spin_until_shutdown
 from metarl_ros.robot_limits import RobotLimitsError, allowed_command_limits, parse_urdf_limits
 from metarl_ros.safe_hold import HOLD_MODES, safe_hold
+from metarl_runtime.controllers import load_controller
+from metarl_runtime.model_runtime import BundleError
+from metarl_runtime.sensor_mapping import SensorAssembler, SensorRejected, wheel_speeds_to_twist
+from metarl_runtime.stream_watchdog import StampPolicy, StreamWatchdog
 
 COMMAND_INTERFACES = ("effort_forward", "joint_trajectory", "twist")
 HISTORY_LENGTH = 1000
@@ -122,7 +122,7 @@ TOPIC_PARAMETERS = ("command_topic", "reference_topic", "joint_states_topic", "i
 
 
 class AdaptiveControllerNode(Node):
-    """The robot-side adaptive controller; ROS at the edge, logic in ``export.runtime_control``."""
+    """The robot-side adaptive controller; ROS at the edge, logic in ``metarl_runtime.controllers``."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__("adaptive_controller", **kwargs)

@@ -126,7 +126,7 @@ class MetaTrainNode(Node):
 
     def _commands(self) -> list[list[str]]:
         p = self.get_parameter
-        cli = [sys.executable, "-m", "metarl_core.cli"]
+        cli = [sys.executable, "-m", "metarl.cli"]
         train = [*cli, "train", "--config", p("config").value, "--run-dir", p("run_dir").value]
         train += ["--device", p("device").value] + (["--resume"] if p("resume").value else [])
         export = [*cli, "export", "--run", p("run_dir").value, "--out", p("bundle_out").value]

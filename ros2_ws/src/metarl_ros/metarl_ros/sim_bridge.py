@@ -27,8 +27,8 @@ from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray
 
 import sim
-from export.runtime_sensor_mapping import twist_to_wheel_speeds
 from metarl_ros.node_lifetime import spin_until_shutdown
+from metarl_runtime.sensor_mapping import twist_to_wheel_speeds
 
 TASK_PARAMETERS = {
     "metarl/PandaPayload-v0": ("payload_mass_kg", "joint_damping_scale", "joint_friction_scale"),

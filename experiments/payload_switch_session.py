@@ -1,0 +1,233 @@
+"""``payload_switch_session``: the payload-switch experiment over real ROS 2 topics.
+
+Starts ``sim_bridge`` (Panda, lock-step) and ``adaptive_controller`` as their own processes,
+brings the controller up through its lifecycle services, puts a payload into the hand by setting
+the bridge's ``payload_mass_kg`` parameter mid-run, and records what a user would watch: the
+tracking error per control tick (from ``/joint_states`` against ``/reference``), every command
+published, and the controller's last diagnostics. With ``bag_path`` a ``bag_recorder`` process
+writes the run's topics to an MCAP rosbag2 directory, as ``ros2 bag record -s mcap`` would on a
+robot, for ``metarl eval --bag``. ``metarl demo`` runs it once with adaptation
+on and once off; the closed-loop integration test runs the same function.
+
+Lock-step makes the run deterministic under any CPU load: the bridge advances one control period
+per command, so sim time is what counts, not wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from lifecycle_msgs.msg import Transition
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, String
+
+from experiments.node_processes import change_state, set_double, spin_until, start_node, stop
+
+CONTROL_RATE_HZ = 100.0
+
+
+@dataclass
+class SessionResult:
+    """One run: tracking error per tick on the control-period grid, and what was commanded."""
+
+    errors: np.ndarray
+    """RMS joint position error (rad) at t = 0.01, 0.02, ... s of sim time."""
+    commands: np.ndarray
+    switch_time_s: float
+    """Sim time of the last state seen before the payload was set (the switch is no earlier)."""
+    diagnostics: dict[str, str]
+    joint_states: dict[float, np.ndarray]
+    """The state vector heard at each stamp (s): positions then velocities, in the bridge's joint order."""
+    references: dict[float, np.ndarray]
+    """The reference heard at each stamp (s): positions then velocities."""
+
+
+def _stamp_s(msg) -> float:
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
+def errors_on_grid(positions: dict[float, np.ndarray], references: dict[float, np.ndarray]) -> np.ndarray:
+    """Tracking error per control period from stamped positions and references.
+
+    Sensor QoS is best effort, so a message can be lost; a missing tick is filled by linear
+    interpolation between its neighbours rather than shifting every later tick.
+    """
+    stamps = sorted(s for s in set(positions) & set(references) if s > 0.0)
+    if not stamps:
+        raise RuntimeError("no joint state had a matching reference: did the bridge publish?")
+    measured = np.array([np.sqrt(np.mean((positions[s] - references[s]) ** 2)) for s in stamps])
+    grid = np.arange(1, round(stamps[-1] * CONTROL_RATE_HZ) + 1) / CONTROL_RATE_HZ
+    return np.interp(grid, stamps, measured)
+
+
+def _recorder_hears_all(status: dict[str, object]) -> bool:
+    """The recorder has matched a publisher on every topic it records."""
+    publishers = status.get("publishers")
+    return isinstance(publishers, dict) and bool(publishers) and all(n > 0 for n in publishers.values())
+
+
+def _wait_until_drained(node: Node, status: dict[str, object], timeout_s: float = 10.0) -> None:
+    """Spin until the recorder's written count has not moved for half a second (its queues are
+    empty once the publishers have stopped), so stopping it loses nothing."""
+    last, since = status.get("messages"), time.monotonic()
+
+    def drained() -> bool:
+        nonlocal last, since
+        if status.get("messages") != last:
+            last, since = status.get("messages"), time.monotonic()
+        return time.monotonic() - since > 0.5
+
+    spin_until(node, drained, timeout_s)
+
+
+def run_session(
+    node: Node,
+    bundle: Path,
+    log_dir: Path,
+    adaptation: bool,
+    seed: int = 3,
+    switch_s: float = 2.0,
+    duration_s: float = 6.0,
+    payload_after_kg: float = 4.0,
+    gif_path: Path | None = None,
+    timeout_s: float = 180.0,
+    bag_path: Path | None = None,
+) -> SessionResult:
+    """Run the bridge and the controller until ``duration_s`` of sim time, switching the payload;
+    with ``bag_path`` (a directory that must not exist yet) the run is recorded there."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    tag = "adaptation_on" if adaptation else "adaptation_off"
+    recorder = None
+    recorder_status: dict[str, object] = {}
+    if bag_path is not None:
+        recorder = start_node("bag_recorder", {"bag_path": str(bag_path)}, log_dir / f"bag_recorder_{tag}.log")
+        status_subscription = node.create_subscription(
+            String, "/bag_recorder/status", lambda m: recorder_status.update(json.loads(m.data)), 10
+        )
+    bridge_parameters: dict[str, object] = {"lock_step": True, "seed": seed}
+    if gif_path is not None:
+        bridge_parameters["record_gif_path"] = str(gif_path)
+    bridge = start_node("sim_bridge", bridge_parameters, log_dir / f"sim_bridge_{tag}.log")
+    controller = start_node(
+        "adaptive_controller",
+        # In lock-step the bridge waits for each command, so wall-clock gaps (a GIF frame being
+        # rendered, a busy CPU) are not stale sensors; the watchdog stays on, with a looser bound.
+        {
+            "bundle_path": str(bundle),
+            "expected_robot": "panda",
+            "enable_adaptation": adaptation,
+            "stale_timeout_s": 1.0,
+        },
+        log_dir / f"adaptive_controller_{tag}.log",
+    )
+    commands: list[np.ndarray] = []
+    positions: dict[float, np.ndarray] = {}
+    references: dict[float, np.ndarray] = {}
+    joint_states: dict[float, np.ndarray] = {}
+    reference_states: dict[float, np.ndarray] = {}
+
+    def on_joint_states(msg: JointState) -> None:
+        positions[_stamp_s(msg)] = np.array(msg.position)
+        joint_states[_stamp_s(msg)] = np.concatenate([msg.position, msg.velocity])
+
+    def on_reference(msg: JointState) -> None:
+        references[_stamp_s(msg)] = np.array(msg.position)
+        reference_states[_stamp_s(msg)] = np.concatenate([msg.position, msg.velocity])
+
+    diagnostics: dict[str, str] = {}
+    subscriptions = [
+        node.create_subscription(
+            Float64MultiArray, "/effort_controller/commands", lambda m: commands.append(np.array(m.data)), 100
+        ),
+        node.create_subscription(JointState, "/joint_states", on_joint_states, qos_profile_sensor_data),
+        node.create_subscription(JointState, "/reference", on_reference, 100),
+        node.create_subscription(
+            DiagnosticArray,
+            "/diagnostics",
+            lambda m: diagnostics.update({kv.key: kv.value for kv in m.status[0].values}),
+            10,
+        ),
+    ]
+    latest = lambda: max(positions, default=0.0)  # noqa: E731
+    try:
+        if not change_state(node, "adaptive_controller", Transition.TRANSITION_CONFIGURE):
+            raise RuntimeError(f"adaptive_controller refused to configure: see {log_dir}")
+        if recorder is not None and not spin_until(node, lambda: _recorder_hears_all(recorder_status), 30.0):
+            raise RuntimeError(f"bag_recorder does not hear every topic ({recorder_status}): see {log_dir}")
+        if not change_state(node, "adaptive_controller", Transition.TRANSITION_ACTIVATE):
+            raise RuntimeError(f"adaptive_controller refused to activate: see {log_dir}")
+        deadline = time.monotonic() + timeout_s
+        if not spin_until(node, lambda: latest() >= switch_s, timeout_s):
+            raise TimeoutError(f"sim time reached only {latest():.2f} s of {switch_s} s in {timeout_s} s")
+        switch_time_s = latest()
+        if not set_double(node, "sim_bridge", "payload_mass_kg", payload_after_kg):
+            raise RuntimeError(f"sim_bridge refused payload_mass_kg={payload_after_kg}")
+        if not spin_until(node, lambda: latest() >= duration_s, deadline - time.monotonic()):
+            raise TimeoutError(f"sim time reached only {latest():.2f} s of {duration_s} s in {timeout_s} s")
+        spin_until(node, lambda: "ticks" in diagnostics, 3.0)
+    finally:
+        stop(controller)
+        stop(bridge)
+        if recorder is not None:
+            _wait_until_drained(node, recorder_status)
+            stop(recorder)
+            node.destroy_subscription(status_subscription)
+        for subscription in subscriptions:
+            node.destroy_subscription(subscription)
+    return SessionResult(
+        errors=errors_on_grid(positions, references)[: round(duration_s * CONTROL_RATE_HZ)],
+        commands=np.array(commands),
+        switch_time_s=switch_time_s,
+        diagnostics=diagnostics,
+        joint_states=joint_states,
+        references=reference_states,
+    )
+
+
+def main(args: list[str] | None = None) -> None:
+    """Console script: one session, its result saved as ``--out`` (.npz) plus diagnostics JSON."""
+    parser = argparse.ArgumentParser(prog="payload_switch_session", description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="result file (.npz)")
+    parser.add_argument("--adaptation", choices=("on", "off"), default="on")
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--switch-s", type=float, default=2.0)
+    parser.add_argument("--duration-s", type=float, default=6.0)
+    parser.add_argument("--payload-kg", type=float, default=4.0)
+    parser.add_argument("--gif", type=Path, default=None, help="have the bridge record a GIF here")
+    parser.add_argument("--bag", type=Path, default=None, help="record the run's topics to this new MCAP bag")
+    options = parser.parse_args(args)
+    rclpy.init()
+    node = rclpy.create_node("payload_switch_session")
+    try:
+        result = run_session(
+            node,
+            options.bundle.resolve(),
+            options.out.parent / "logs",
+            options.adaptation == "on",
+            options.seed,
+            options.switch_s,
+            options.duration_s,
+            options.payload_kg,
+            None if options.gif is None else options.gif.resolve(),
+            bag_path=None if options.bag is None else options.bag.resolve(),
+        )
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    options.out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(options.out, errors=result.errors, commands=result.commands, switch_time_s=result.switch_time_s)
+    options.out.with_suffix(".diagnostics.json").write_text(json.dumps(result.diagnostics, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,281 @@
+"""The robot's control step over a bundle, numpy only: ``(state, reference) -> command``.
+
+This is the logic the ROS node runs each tick, kept free of ROS so that it is unit-tested and
+reused by the simulated demo. ``load_controller`` picks the controller by the bundle's mode:
+
+- model-based bundles (``OnlineAdaptiveController``): transitions go into a ring buffer of the
+  last M; every N ticks the meta-parameters are adapted on it (kept only when finite and the
+  window loss dropped); MPPI plans through the accepted parameters;
+- recurrent bundles (``RecurrentPolicyController``): the RL² policy steps once per tick and its
+  hidden state carries what it has learnt about the task.
+
+Both share one interface: call, ``hold()``, ``reset()``, ``set_adaptation_enabled()``,
+``diagnostic_values()``; the command is clamped to the bundle's limits and is never NaN or inf.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from metarl_runtime.bundle_manifest import read_manifest
+from metarl_runtime.model_runtime import AdaptiveRuntime
+from metarl_runtime.recurrent_runtime import RecurrentRuntime
+
+
+class TransitionWindow:
+    """The last ``capacity`` transitions, oldest first, as three contiguous float32 arrays.
+
+    Why not a deque stacked each tick: that allocates and copies the whole window on every
+    adaptation. Each row is written twice, at ``i`` and ``i + capacity`` of buffers twice the
+    window long, so the newest ``capacity`` rows are always one contiguous slice, in the order
+    they came (the same arrays, element for element, as stacking the deque). ``arrays()``
+    returns views that the next ``append`` may overwrite: use them before appending again.
+    """
+
+    def __init__(self, capacity: int, state_dim: int, action_dim: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"window capacity={capacity} must be >= 1")
+        self.capacity = capacity
+        self._states = np.zeros((2 * capacity, state_dim), np.float32)
+        self._actions = np.zeros((2 * capacity, action_dim), np.float32)
+        self._next_states = np.zeros((2 * capacity, state_dim), np.float32)
+        self._count = 0
+        self._next = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def append(self, state: np.ndarray, action: np.ndarray, next_state: np.ndarray) -> None:
+        """Add one transition, dropping the oldest when full."""
+        for buffer, row in ((self._states, state), (self._actions, action), (self._next_states, next_state)):
+            buffer[self._next] = row
+            buffer[self._next + self.capacity] = row
+        self._next = (self._next + 1) % self.capacity
+        self._count = min(self._count + 1, self.capacity)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(states, actions, next_states), each ``(len(self), ·)``, oldest row first."""
+        start = self._next + self.capacity - self._count
+        end = self._next + self.capacity
+        return self._states[start:end], self._actions[start:end], self._next_states[start:end]
+
+
+@dataclass
+class AdaptationStats:
+    """What diagnostics report about adaptation."""
+
+    attempts: int = 0
+    accepted: int = 0
+    last_loss_before: float = float("nan")
+    last_loss_after: float = float("nan")
+    last_reason: str = ""
+    rejected_reasons: dict[str, int] = field(default_factory=dict)
+
+
+class OnlineAdaptiveController:
+    """``(state, reference) -> command`` with online adaptation from the meta-parameters."""
+
+    def __init__(self, runtime: AdaptiveRuntime, adapt_every_n_ticks: int = 1, adaptation_enabled: bool = True) -> None:
+        if adapt_every_n_ticks < 1:
+            raise ValueError(f"adapt_every_n_ticks={adapt_every_n_ticks} must be >= 1")
+        self.runtime = runtime
+        self.adapt_every_n_ticks = adapt_every_n_ticks
+        self.adaptation_enabled = adaptation_enabled
+        self.low, self.high = runtime.manifest.action_low, runtime.manifest.action_high
+        self.last_adapt_s = 0.0
+        """Wall time of the last call's adaptation (0 when it did not adapt): the node's stage profile."""
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the window and go back to the meta-learned parameters."""
+        manifest = self.runtime.manifest
+        self.window = TransitionWindow(manifest.window_size, manifest.state_dim, len(manifest.action_low))
+        self.params = self.runtime.meta_params
+        self.previous: tuple[np.ndarray, np.ndarray] | None = None
+        self.ticks = 0
+        self.stats = AdaptationStats()
+        self.runtime.reset_planner()
+
+    def hold(self, command: np.ndarray | None = None) -> np.ndarray:
+        """The safe command when inputs cannot be trusted: zero (effort or twist), within limits,
+        or ``command`` when the caller sends another hold (the node's damping hold). The window
+        gets no transition across a hold: its state is not one the model's action produced."""
+        self.previous = None
+        hold = np.zeros_like(self.low) if command is None else np.asarray(command, dtype=np.float64)
+        return np.clip(np.nan_to_num(hold, nan=0.0, posinf=0.0, neginf=0.0), self.low, self.high)
+
+    def set_adaptation_enabled(self, enabled: bool) -> None:
+        """Off: plan with the meta-learned parameters, adapting no more until switched back on."""
+        self.adaptation_enabled = enabled
+        if not enabled:
+            self.params = self.runtime.meta_params
+
+    def diagnostic_values(self) -> dict[str, str]:
+        """This controller's part of ``/diagnostics``: adaptation counts and the last losses."""
+        stats = self.stats
+        return {
+            "adaptations": str(stats.attempts),
+            "adaptations_accepted": str(stats.accepted),
+            "loss_before": f"{stats.last_loss_before:.6g}",
+            "loss_after": f"{stats.last_loss_after:.6g}",
+        }
+
+    def __call__(self, state: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        state = np.asarray(state, dtype=np.float32)
+        if self.previous is not None:
+            self.window.append(self.previous[0], self.previous[1], state)
+        self.ticks += 1
+        self.last_adapt_s = 0.0
+        if self.adaptation_enabled and len(self.window) >= 2 and self.ticks % self.adapt_every_n_ticks == 0:
+            started = time.perf_counter()
+            self._adapt()
+            self.last_adapt_s = time.perf_counter() - started
+        try:
+            command = self.runtime.plan(self.params, state, reference)
+        except FloatingPointError:
+            command = self.hold()
+        if not np.all(np.isfinite(command)):
+            command = self.hold()
+        command = np.clip(command, self.low, self.high)
+        self.previous = (state, command.astype(np.float32))
+        return command
+
+    def _adapt(self) -> None:
+        result = self.runtime.adapt(*self.window.arrays())
+        stats = self.stats
+        stats.attempts += 1
+        stats.last_loss_before, stats.last_loss_after, stats.last_reason = (
+            result.loss_before,
+            result.loss_after,
+            result.reason,
+        )
+        if result.accepted:
+            stats.accepted += 1
+        else:
+            key = result.reason.split(" (")[0]
+            stats.rejected_reasons[key] = stats.rejected_reasons.get(key, 0) + 1
+        self.params = result.params
+
+
+@dataclass
+class PolicyStats:
+    """What diagnostics report about a recurrent policy; counts survive ``reset``."""
+
+    ticks: int = 0
+    trials: int = 0
+    """Hidden-state resets by ``reset`` (the first one included): trials started."""
+    non_finite: int = 0
+    """Ticks whose inputs or outputs were NaN or inf: safe hold, hidden state zeroed."""
+    last_value: float = float("nan")
+    """The critic's estimate of the return at the last tick (higher: the policy expects to track better)."""
+
+
+class RecurrentPolicyController:
+    """``(state, reference) -> command`` with an RL² policy: its hidden state is the adaptation.
+
+    Each tick feeds the policy what it saw in training: the observation (state then reference),
+    the previous command in normalised units as actually sent (clipped to [-1, 1]; after a
+    hold, the hold), the reward that command earned (recomputed from the new state with the
+    bundle's reward spec), and done = 0. A robot has no episode boundaries: a trial runs from the
+    last ``reset`` (the ``~/reset_adaptation`` service) for as long as the controller runs.
+
+    NaN or inf in the policy's inputs or outputs (a finite but absurd sensor value can overflow
+    float32) gives the safe hold, is counted, and zeroes the hidden state, which a NaN would
+    otherwise poison for good. With adaptation disabled the hidden state is frozen at zero:
+    every tick acts as the first tick of a trial (the policy still reads the previous command
+    and its reward), so nothing learnt about the task is carried.
+    """
+
+    def __init__(self, runtime: RecurrentRuntime, adaptation_enabled: bool = True) -> None:
+        self.runtime = runtime
+        self.adaptation_enabled = adaptation_enabled
+        self.low, self.high = runtime.manifest.action_low, runtime.manifest.action_high
+        self.stats = PolicyStats()
+        self.last_adapt_s = 0.0
+        """Always 0: the policy's adaptation is its step (kept for the node's stage profile)."""
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new trial: zero hidden state, and no previous command (zero action and reward)."""
+        self.runtime.reset()
+        self.previous: tuple[np.ndarray, np.ndarray] | None = None
+        """(normalised action, command) of the last tick."""
+        self.stats.trials += 1
+
+    def hold(self, command: np.ndarray | None = None) -> np.ndarray:
+        """The safe command when inputs cannot be trusted: zero (effort or twist), within limits,
+        or ``command`` when the caller sends another hold (the node's damping hold).
+
+        It is what the robot does next, so the next tick feeds it back as the previous action."""
+        hold = np.zeros_like(self.low) if command is None else np.asarray(command, dtype=np.float64)
+        command = np.clip(np.nan_to_num(hold, nan=0.0, posinf=0.0, neginf=0.0), self.low, self.high)
+        self.previous = (2.0 * (command - self.low) / (self.high - self.low) - 1.0, command)
+        return command
+
+    def set_adaptation_enabled(self, enabled: bool) -> None:
+        """Off: the hidden state is zeroed now and after every tick (frozen at zero)."""
+        self.adaptation_enabled = enabled
+        if not enabled:
+            self.runtime.reset()
+
+    def diagnostic_values(self) -> dict[str, str]:
+        """This controller's part of ``/diagnostics``: the hidden state's size, the critic's value,
+        trials started and non-finite ticks."""
+        stats = self.stats
+        return {
+            "hidden_norm": f"{float(np.linalg.norm(self.runtime.hidden)):.6g}",
+            "policy_value": f"{stats.last_value:.6g}",
+            "trials": str(stats.trials),
+            "policy_non_finite": str(stats.non_finite),
+        }
+
+    def __call__(self, state: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        self.stats.ticks += 1
+        obs = np.concatenate([state, reference]).astype(np.float32)[None]
+        prev_action, prev_reward = np.zeros((1, len(self.low)), np.float32), np.zeros((1, 1), np.float32)
+        if self.previous is not None:
+            prev_action[0] = self.previous[0]
+            prev_reward[0, 0] = self.runtime.reward(state, reference, self.previous[1])
+        if not (np.all(np.isfinite(obs)) and np.all(np.isfinite(prev_reward))):
+            return self._non_finite()
+        step = self.runtime.step(obs, prev_action, prev_reward, np.zeros((1, 1), np.float32))
+        if not (np.all(np.isfinite(step.action_mean)) and np.all(np.isfinite(self.runtime.hidden))):
+            return self._non_finite()
+        self.stats.last_value = float(step.value[0, 0])
+        if not self.adaptation_enabled:
+            self.runtime.reset()
+        normalised = np.clip(step.action_mean[0].astype(np.float64), -1.0, 1.0)
+        command = np.clip(self.low + (normalised + 1.0) * 0.5 * (self.high - self.low), self.low, self.high)
+        self.previous = (normalised, command)
+        return command
+
+    def _non_finite(self) -> np.ndarray:
+        self.stats.non_finite += 1
+        self.runtime.reset()
+        return self.hold()
+
+
+def load_controller(
+    path: Path | str,
+    expected_robot: str | None = None,
+    intra_op_threads: int = 1,
+    adapt_every_n_ticks: int = 1,
+    adaptation_enabled: bool = True,
+    trusted_public_key: Path | str | None = None,
+) -> OnlineAdaptiveController | RecurrentPolicyController:
+    """The per-tick controller a bundle's mode calls for, its runtime loaded and validated.
+
+    ``adapt_every_n_ticks`` applies to model-based bundles; an RL² policy updates its hidden
+    state every tick, as it was trained to. With ``trusted_public_key`` (a PEM file) an unsigned
+    or wrongly signed bundle is refused (``BundleSignatureError``).
+    """
+    manifest = read_manifest(Path(path), trusted_public_key)  # read and hashed once, for either runtime
+    if manifest.mode == "recurrent":
+        runtime = RecurrentRuntime.from_manifest(manifest, expected_robot, intra_op_threads)
+        return RecurrentPolicyController(runtime, adaptation_enabled)
+    adaptive = AdaptiveRuntime.from_manifest(manifest, expected_robot, intra_op_threads)
+    return OnlineAdaptiveController(adaptive, adapt_every_n_ticks, adaptation_enabled)

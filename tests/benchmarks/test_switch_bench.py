@@ -1,0 +1,37 @@
+"""``metarl bench switch``: a saved run through a payload switch, tabled with the honest headline."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.switch_bench import ADAPTATION_OFF, ADAPTATION_ON, parse_overrides, switch_section
+from metarl_core.model_based.checkpoint import CHECKPOINT_NAME, save_checkpoint
+from metarl_core.model_based.evaluate import NOMINAL
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "export"))
+from conftest import tiny_model
+
+
+def test_planner_overrides_are_parsed_as_yaml_and_a_malformed_one_is_refused() -> None:
+    assert parse_overrides(["model_inverse_integral_gain=500", "model_inverse=true"]) == {
+        "model_inverse_integral_gain": 500,
+        "model_inverse": True,
+    }
+    with pytest.raises(SystemExit, match="expected KEY=VALUE"):
+        parse_overrides(["model_inverse_integral_gain"])
+
+
+@pytest.mark.slow
+def test_section_tables_every_controller_and_the_nominal_one_never_recovers(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    save_checkpoint(run / CHECKPOINT_NAME, tiny_model(1), training_state={})
+    section = switch_section([run], 1, {}, "metarl bench switch (test)", scenarios=((0.0, 4.0),))
+    assert "**0 → 4 kg**" in section
+    rows = {line.split(" | ")[0][2:]: line for line in section.splitlines() if line.startswith("| ")}
+    for name in (ADAPTATION_ON, ADAPTATION_OFF, NOMINAL):
+        assert name in rows, f"no row for {name!r}"
+    # The payload-free nominal controller settles far higher after 4 kg: never back at its error before.
+    assert rows[NOMINAL].split(" | ")[1].startswith("∞")

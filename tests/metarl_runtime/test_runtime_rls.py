@@ -1,0 +1,48 @@
+"""Last-layer RLS bundles: the runtime's closed form matches torch's, and it fits the window."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from export.onnx_export import export_trained_dynamics
+from metarl_core.model_based.last_layer_rls import rls_adapt_params
+from metarl_runtime.model_runtime import AdaptiveRuntime
+
+from .conftest import WINDOW_SIZE, tiny_model
+
+
+@pytest.fixture(scope="module")
+def rls_bundle(tmp_path_factory: pytest.TempPathFactory):
+    model = dataclasses.replace(tiny_model(1, seed=5), mode="rls", rls_prior_precision=0.5)
+    return model, export_trained_dynamics(model, tmp_path_factory.mktemp("rls") / "bundle")
+
+
+@pytest.mark.parametrize(
+    "level", [ort.GraphOptimizationLevel.ORT_DISABLE_ALL, ort.GraphOptimizationLevel.ORT_ENABLE_ALL]
+)
+def test_rls_adaptation_matches_torch(rls_bundle, level: ort.GraphOptimizationLevel) -> None:
+    model, path = rls_bundle
+    runtime = AdaptiveRuntime.load(path, optimization_level=level)
+    assert runtime.manifest.mode == "rls" and (Path(path) / "features.onnx").exists()
+    stats64 = {k: v.double() for k, v in model.normalizer.torch().items()}
+    params64 = {k: v.double() for k, v in model.params.items()}
+    rng = np.random.default_rng(0)
+    norm = model.normalizer
+    for length in range(1, WINDOW_SIZE + 1):
+        states = (norm.state_mean + norm.state_std * rng.normal(size=(length, 14))).astype(np.float32)
+        actions = (norm.action_mean + norm.action_std * rng.normal(size=(length, 7))).astype(np.float32)
+        nexts = (states + norm.delta_mean + norm.delta_std * rng.normal(size=(length, 14))).astype(np.float32)
+        result = runtime.adapt(states, actions, nexts)
+        expected = rls_adapt_params(
+            params64, *(torch.from_numpy(x).double() for x in (states, actions, nexts)), stats64, 0.5
+        )
+        for got, name in zip(result.params, model.shape.parameter_names(), strict=True):
+            want = expected[name].numpy()
+            assert np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want))) <= 1e-5, (name, length)
+        assert result.accepted and result.loss_after < result.loss_before, result.reason

@@ -1,0 +1,68 @@
+"""The terrain-change experiment: its figures on synthetic traces, and the real run in PyBullet."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sim.baseline_controllers import HuskyPIController
+from sim.scenarios.payload_switch import ObservationController
+from sim.scenarios.terrain_change import (
+    recovery_band,
+    recovery_time_s,
+    run_terrain_change,
+    summarize,
+)
+
+RATE_HZ = 100.0
+TICKS = 700
+CROSSING_S = 2.5
+
+
+def trace(decay_s: float, before: float = 0.02, jump: float = 0.1, steady: float = 0.02) -> np.ndarray:
+    """``before`` m/s before the crossing; a jump of ``jump`` above ``steady`` decaying with ``decay_s`` after."""
+    t = np.arange(TICKS) / RATE_HZ
+    after = steady + jump * np.exp(-np.clip(t - CROSSING_S, 0.0, None) / decay_s)
+    return np.where(t < CROSSING_S, before, after)
+
+
+def test_recovery_is_timed_to_one_and_a_half_times_the_error_before() -> None:
+    # Band 0.03 m/s: 0.02 + 0.1·exp(-t/τ) ≤ 0.03 at t = τ·ln(10), plus up to the 0.1 s smoothing.
+    fast, slow = recovery_time_s(trace(0.05), RATE_HZ, CROSSING_S), recovery_time_s(trace(0.2), RATE_HZ, CROSSING_S)
+    assert 0.1 < fast < 0.25
+    assert 0.45 < slow < 0.6
+
+
+def test_band_is_floored_by_the_error_variation_before_the_change() -> None:
+    errors = trace(0.05)
+    t = np.arange(TICKS) / RATE_HZ
+    errors[(t > 1.5) & (t < 1.8)] = 0.05  # a bump of the flat-ground error before the patch
+    assert recovery_band(errors, RATE_HZ, CROSSING_S) == pytest.approx(0.05, rel=1e-6)
+    assert recovery_band(trace(0.05), RATE_HZ, CROSSING_S) == pytest.approx(0.03, rel=1e-6)
+
+
+def test_an_error_that_settles_higher_never_recovers() -> None:
+    summary = summarize(trace(0.05, steady=0.06), RATE_HZ, CROSSING_S)
+    assert summary["recovery_s"] == float("inf")
+    assert summary["steady_after"] == pytest.approx(0.06, rel=1e-3)
+    assert summary["before_change"] == pytest.approx(0.02)
+
+
+def test_a_robot_that_never_reaches_the_patch_has_no_figures_but_inf_recovery() -> None:
+    summary = summarize(np.full(TICKS, 0.02), RATE_HZ, float("inf"))
+    assert np.isnan(summary["before_change"]) and summary["recovery_s"] == float("inf")
+
+
+def test_a_crossing_before_settling_is_refused_with_a_reason() -> None:
+    with pytest.raises(ValueError, match="no error before the change"):
+        recovery_band(trace(0.05), RATE_HZ, 0.5)
+
+
+def test_the_pi_baseline_crosses_the_patch_and_its_error_rises_on_it() -> None:
+    """The real experiment: the patch is met at its distance, and it is a change a fixed controller feels."""
+    errors, crossing_s, frames = run_terrain_change(ObservationController(HuskyPIController()), seed=1)
+    assert frames == []
+    # 1 m of arc at 0.4 m/s, after the start-up from rest.
+    assert 2.0 < crossing_s < 3.5, crossing_s
+    summary = summarize(errors, RATE_HZ, crossing_s)
+    assert summary["steady_after"] > 1.5 * summary["before_change"]
