@@ -27,7 +27,7 @@ ROS_WHEELS = [
     "ros-rcl-interfaces==2.3.0",
 ]
 
-TOP_LEVEL_PACKAGES = ("sim", "metarl_runtime", "metarl_core", "export", "metarl", "benchmarks", "experiments")
+TOP_LEVEL_PACKAGES = ("sim", "metarl_runtime", "metarl_core", "export", "experiments", "benchmarks", "metarl")
 """The floors, lowest first (docs/architecture.md): a package imports only those before it."""
 
 TRAIN_REQUIRES = [

@@ -13,9 +13,11 @@ import ast
 from collections.abc import Iterable
 from pathlib import Path
 
+from tests.metarl_runtime.test_robot_install import distribution_packages
+
 ROOT = Path(__file__).resolve().parents[1]
-FLOORS = ("sim", "metarl_runtime", "metarl_core", "export", "experiments", "benchmarks", "metarl")
-"""Lowest first; docs/architecture.md draws them."""
+FLOORS = distribution_packages()
+"""``setup.py``'s packages, lowest floor first; docs/architecture.md draws them."""
 ROS_PACKAGE_DIR = ROOT / "ros2_ws" / "src" / "metarl_ros"
 ROS_MODULES = ("rclpy", "metarl_ros", "sensor_msgs", "std_msgs", "geometry_msgs", "nav_msgs", "launch", "launch_ros")
 TRAINING_ONLY = ("torch", "gymnasium", "pybullet", "pybullet_data", "onnx", "onnxscript", "matplotlib", "tqdm")

@@ -26,7 +26,7 @@ from metarl_core.model_based.evaluate import (
 )
 from metarl_core.model_based.oracle import OracleSettings
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = yaml.safe_load((ROOT / "configs" / "panda_tiny.yaml").read_text())
 SMALL = EvaluationSettings(
     tasks_per_seed=2,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,9 +9,7 @@ import pytest
 from benchmarks.switch_bench import ADAPTATION_OFF, ADAPTATION_ON, parse_overrides, switch_section
 from metarl_core.model_based.checkpoint import CHECKPOINT_NAME, save_checkpoint
 from metarl_core.model_based.evaluate import NOMINAL
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "export"))
-from conftest import tiny_model
+from tests.conftest import tiny_model
 
 
 def test_planner_overrides_are_parsed_as_yaml_and_a_malformed_one_is_refused() -> None:

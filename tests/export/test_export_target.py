@@ -10,8 +10,7 @@ import pytest
 from export.graph_export import ExportTargetError
 from export.onnx_export import export_trained_dynamics
 from metarl_runtime.controllers import load_controller
-
-from .conftest import tiny_model
+from tests.conftest import tiny_model
 
 
 def test_a_directory_that_is_not_a_bundle_is_refused_and_left_whole(tmp_path: Path) -> None:

@@ -26,9 +26,8 @@ from metarl_runtime.model_runtime import (
 )
 from metarl_runtime.recurrent_runtime import PolicyInputError, RecurrentRuntime
 from sim.panda_payload import PANDA
-
-from .conftest import HIDDEN_SIZE, tiny_policy
-from .test_runtime_bad_input import edit_manifest, rehash
+from tests.conftest import HIDDEN_SIZE, tiny_policy
+from tests.metarl_runtime.test_runtime_bad_input import edit_manifest, rehash
 
 LEVELS = [ort.GraphOptimizationLevel.ORT_DISABLE_ALL, ort.GraphOptimizationLevel.ORT_ENABLE_ALL]
 OBS_DIM, ACTION_DIM = 28, 7
@@ -174,7 +173,7 @@ def test_unknown_reward_is_refused(recurrent_bundle_copy: Path) -> None:
 def test_each_runtime_refuses_the_other_modes_bundle(
     recurrent_bundle: tuple[TrainedPolicy, Path], bundles: dict[int, tuple[TrainedDynamics, Path]]
 ) -> None:
-    with pytest.raises(BundleSchemaError, match=r"mode 'recurrent' is run by export\.runtime_recurrent"):
+    with pytest.raises(BundleSchemaError, match=r"mode 'recurrent' is run by metarl_runtime\.recurrent_runtime"):
         AdaptiveRuntime.load(recurrent_bundle[1])
     with pytest.raises(BundleSchemaError, match="mode 'gradient' is not 'recurrent'"):
         RecurrentRuntime.load(bundles[1][1])

@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from metarl.cli import main
-from metarl_core import checkpoint
+from metarl_core.model_based import checkpoint
 from metarl_core.model_based.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from metarl_core.model_based.episode_collection import EpisodeCollector, planner_controller
 from metarl_core.model_based.train import run_training

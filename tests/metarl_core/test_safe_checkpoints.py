@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from metarl.cli import main
-from metarl_core import training
+from metarl_core.model_based import train as training
 from metarl_core.model_based.checkpoint import (
     CheckpointError,
     CheckpointWriteError,
@@ -230,7 +230,7 @@ def test_a_policy_run_resumed_after_a_kill_has_each_iteration_once(
 
 
 def test_a_full_disk_while_logging_metrics_names_metrics_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from metarl_core import run_metrics
+    from metarl_core.run import run_metrics
 
     def full_disk(*args: Any, **kwargs: Any) -> Any:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

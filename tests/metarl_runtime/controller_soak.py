@@ -8,7 +8,7 @@ on; anything it keeps per tick must be bounded. This runs the tick ``ticks`` tim
 
     python -m tests.metarl_runtime.controller_soak --ticks 1000000
 
-``tests/export/test_controller_soak.py`` runs a shorter soak and asserts flat memory;
+``tests/metarl_runtime/test_controller_soak.py`` runs a shorter soak and asserts flat memory;
 ``python -m tests.ros.hostile_campaign --soak-ticks N`` puts the figures in RELIABILITY.md.
 """
 
@@ -55,8 +55,8 @@ class SoakResult:
             "",
             "Memory is measured in the soak's own process (torch is imported there to build the untrained bundle, "
             "hence the RSS); the node's own memory under the campaign is above. The heap is not traced over the "
-            "million (tracemalloc slows a tick about fivefold); `tests/export/test_controller_soak.py` traces it "
-            "over 10,000 ticks and requires < 32 kB of growth.",
+            "million (tracemalloc slows a tick about fivefold); `tests/metarl_runtime/test_controller_soak.py` "
+            "traces it over 10,000 ticks and requires < 32 kB of growth.",
             "",
             "| memory | after warm-up | at the end | growth |",
             "|---|---|---|---|",

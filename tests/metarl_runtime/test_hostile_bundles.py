@@ -22,8 +22,7 @@ from export.onnx_export import export_trained_dynamics
 from metarl_runtime import bundle_manifest
 from metarl_runtime.bundle_manifest import BundleCorruptError, BundleError, BundleIntegrityError, BundleSchemaError
 from metarl_runtime.controllers import load_controller
-
-from .conftest import read_manifest_data, tiny_model, write_manifest_data
+from tests.conftest import read_manifest_data, tiny_model, write_manifest_data
 
 Edit = Callable[[dict[str, Any]], None]
 

@@ -8,6 +8,7 @@ cache, ~30 s), but it is the only one that proves what ``install_requires`` pull
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -22,7 +23,17 @@ from metarl_core.policy.policy_checkpoint import TrainedPolicy
 
 ROOT = Path(__file__).resolve().parents[2]
 DISTRIBUTION_FILES = ("setup.py", "pyproject.toml", "README.md", "package.xml", "resource", "configs")
-DISTRIBUTION_PACKAGES = ("export", "metarl_core", "sim")
+
+
+def distribution_packages() -> tuple[str, ...]:
+    """``setup.py``'s ``TOP_LEVEL_PACKAGES``, read without running ``setup()``."""
+    tree = ast.parse((ROOT / "setup.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "TOP_LEVEL_PACKAGES" for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise LookupError("setup.py defines no TOP_LEVEL_PACKAGES")
+
+
 PIP_TIMEOUT_S = 600
 
 
@@ -35,7 +46,7 @@ def copy_distribution(destination: Path) -> Path:
             shutil.copytree(source, destination / name)
         else:
             shutil.copy2(source, destination / name)
-    for package in DISTRIBUTION_PACKAGES:
+    for package in distribution_packages():
         shutil.copytree(ROOT / package, destination / package, ignore=shutil.ignore_patterns("__pycache__"))
     return destination
 

@@ -16,8 +16,7 @@ from metarl_runtime.model_runtime import (
     RobotMismatchError,
     WindowError,
 )
-
-from .conftest import read_manifest_data, write_manifest_data
+from tests.conftest import read_manifest_data, write_manifest_data
 
 
 def edit_manifest(bundle: Path, **changes: object) -> None:
@@ -126,8 +125,7 @@ def test_adaptation_that_raises_the_loss_is_rejected(tmp_path: Path) -> None:
     import dataclasses
 
     from export.onnx_export import export_trained_dynamics
-
-    from .conftest import tiny_model
+    from tests.conftest import tiny_model
 
     model = dataclasses.replace(tiny_model(1), step_sizes=5.0)
     runtime = AdaptiveRuntime.load(export_trained_dynamics(model, tmp_path / "overshoot"))

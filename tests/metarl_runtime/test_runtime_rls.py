@@ -13,8 +13,7 @@ import torch
 from export.onnx_export import export_trained_dynamics
 from metarl_core.model_based.last_layer_rls import rls_adapt_params
 from metarl_runtime.model_runtime import AdaptiveRuntime
-
-from .conftest import WINDOW_SIZE, tiny_model
+from tests.conftest import WINDOW_SIZE, tiny_model
 
 
 @pytest.fixture(scope="module")

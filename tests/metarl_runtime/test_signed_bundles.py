@@ -15,8 +15,7 @@ from metarl.cli import main
 from metarl_runtime.bundle_manifest import BundleSignatureError
 from metarl_runtime.bundle_signature import generate_key_pair
 from metarl_runtime.controllers import OnlineAdaptiveController, RecurrentPolicyController, load_controller
-
-from .conftest import read_manifest_data, tiny_model, tiny_policy, write_manifest_data
+from tests.conftest import read_manifest_data, tiny_model, tiny_policy, write_manifest_data
 
 
 @pytest.fixture(scope="module")

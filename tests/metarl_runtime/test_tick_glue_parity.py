@@ -19,8 +19,7 @@ import pytest
 from export.onnx_export import export_trained_dynamics
 from metarl_runtime.controllers import OnlineAdaptiveController, TransitionWindow
 from metarl_runtime.model_runtime import RUNTIME_OPTIMIZATION_LEVEL, SESSION_CONFIG_ENTRIES, AdaptiveRuntime
-
-from .conftest import WINDOW_SIZE, tiny_model
+from tests.conftest import WINDOW_SIZE, tiny_model
 
 PLANNER = {
     "samples": 32,

@@ -1,4 +1,5 @@
-"""Tiny bundles built from untrained models and policies: export and runtime tests need no training."""
+"""Tiny bundles built from untrained models and policies: the export, runtime, benchmark and ROS
+tests need no training."""
 
 from __future__ import annotations
 
