@@ -1,3 +1,3 @@
-"""Bundles for the robot: ``export.onnx_export`` (dynamics models) and ``export.recurrent_export``
-(RL² policies) write them with torch; ``metarl_runtime.model_runtime``, ``metarl_runtime.recurrent_runtime`` and
-``metarl_runtime.controllers`` run them (onnxruntime + numpy only, never torch)."""
+"""The torch exporters: ``onnx_export`` (dynamics models, with the adaptation step inside the graph)
+and ``recurrent_export`` (RL² policies) trace ``metarl_core``'s models into bundles that
+``metarl_runtime`` runs on the robot; ``graph_export`` checks every graph against torch."""

@@ -1,1 +1,2 @@
-"""metarl_core: meta-learning of robot dynamics and policies, free of ROS."""
+"""metarl_core: the learners (model_based, policy), their shared run plumbing (run) and the log
+scorer (log_replay); torch, free of ROS."""
