@@ -4,7 +4,8 @@ configure: load and validate the bundle (refusing one for another robot or for j
 lacks) and pick the controller by its mode: model-based (``gradient``/``rls``) or ``recurrent``
 (RL², see below). activate: commands start. A tick runs when a new joint state arrives (at most at
 ``control_rate_hz``, so latency is compute only), or from a timer when sensors are late, which
-then holds safely if they are stale. Each tick: take the latest validated state
+then holds safely if they are stale; those rules are ``metarl_ros.tick_schedule``, ROS-free and
+unit-tested. Each tick: take the latest validated state
 and reference, append the transition, adapt every N ticks from the meta-parameters (kept only
 if finite and the window loss dropped), plan, clamp, publish.
 
@@ -38,6 +39,8 @@ import math
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import rclpy
@@ -46,10 +49,12 @@ from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.lifecycle import Node, State, TransitionCallbackReturn
+from rclpy.lifecycle import LifecyclePublisher, Node, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.service import Service
+from rclpy.subscription import Subscription
+from rclpy.timer import Timer
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
@@ -58,14 +63,14 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from metarl_ros.node_lifetime import spin_until_shutdown
 from metarl_ros.robot_limits import RobotLimitsError, allowed_command_limits, parse_urdf_limits
 from metarl_ros.safe_hold import HOLD_MODES, safe_hold
-from metarl_runtime.controllers import load_controller
+from metarl_ros.tick_schedule import HISTORY_LENGTH, TickSchedule
+from metarl_runtime.bundle_manifest import CommonManifest
+from metarl_runtime.controllers import OnlineAdaptiveController, RecurrentPolicyController, load_controller
 from metarl_runtime.model_runtime import BundleError
 from metarl_runtime.sensor_mapping import SensorAssembler, SensorRejected, wheel_speeds_to_twist
 from metarl_runtime.stream_watchdog import StampPolicy, StreamWatchdog
 
 COMMAND_INTERFACES = ("effort_forward", "joint_trajectory", "twist")
-HISTORY_LENGTH = 1000
-"""Ticks kept for the rate and latency figures of diagnostics (a fixed-size ring)."""
 TICK_STAGES = ("sensors", "adapt", "plan", "publish")
 """Where a commanded tick's time goes, each reported as ``stage.<name>_p50_ms``/``_p99_ms``:
 the joint-state callback's message conversion and sensor mapping (``sensors``), the controller's
@@ -186,16 +191,37 @@ class AdaptiveControllerNode(Node):
                 description="Ed25519 PEM public key: run only bundles it signed ('' = unsigned allowed)"
             ),
         )
-        self.manifest = None
-        self.controller = None
+        # The node's whole state; what configure makes is None until it has.
+        self.lock = threading.Lock()
+        """Held by sensor callbacks, parameter changes and a tick's read of the inputs."""
+        self.counters: Counter[str] = Counter()
+        """Every ``count.<reason>`` of diagnostics that the node itself counts."""
         self.configured = False
         self.has_commanded = False
-        self.lock = threading.Lock()
-        self.counters: Counter[str] = Counter()
-        self.timer = self.diagnostics_timer = None
-        self.entities: list = []
+        """A command went out since activation: there is something to hold."""
+        self.manifest: CommonManifest | None = None
+        self.controller: OnlineAdaptiveController | RecurrentPolicyController | None = None
+        self.interface: str | None = None
+        """``command_interface``: one of :data:`COMMAND_INTERFACES`."""
+        self.command_low: np.ndarray | None = None
+        self.command_high: np.ndarray | None = None
+        """Commands are clamped to ``[command_low, command_high]``, ``min(bundle, robot)``."""
+        self.hold_mode: str | None = None
+        self.hold_damping_nms_per_rad: float | None = None
+        self.stamps: StampPolicy | None = None
+        self.sensors: SensorAssembler | None = None
+        self.watchdog: StreamWatchdog | None = None
+        self.schedule: TickSchedule | None = None
+        """When a tick runs, and the tick history behind the rate and latency figures."""
+        self.stage_ms: dict[str, deque[float]] = {}
+        """Each of :data:`TICK_STAGES`' last durations (ms), a ring per stage."""
+        self.entities: list[Subscription | Service] = []
         """Subscriptions and services made by on_configure, released by cleanup and shutdown."""
-        self.command_publisher = self.diagnostics_publisher = None
+        self.command_publisher: LifecyclePublisher | None = None
+        self.diagnostics_publisher: LifecyclePublisher | None = None
+        self.timer: Timer | None = None
+        """The watchdog and fallback tick, made by activate: None while the node is inactive."""
+        self.diagnostics_timer: Timer | None = None
         self.add_on_set_parameters_callback(self.on_set_parameters)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -222,6 +248,23 @@ class AdaptiveControllerNode(Node):
         return TransitionCallbackReturn.SUCCESS
 
     def _configure(self) -> None:
+        """The configure steps in order; each raises :class:`ConfigureRefused` with the reason,
+        and the parameters are checked before anything is loaded or created."""
+        interface, hold_mode = self._check_parameters()
+        manifest = self._load_controller(interface)
+        self.command_low, self.command_high = self._command_limits(
+            manifest, self.get_parameter("robot_description").value
+        )
+        self.interface = interface
+        self.hold_mode = hold_mode
+        self.hold_damping_nms_per_rad = self.get_parameter("hold_damping_nms_per_rad").value
+        streams = self._make_input_pipeline(manifest)
+        self._make_subscriptions(manifest, streams)
+        self._make_publishers(interface)
+        self._make_services()
+
+    def _check_parameters(self) -> tuple[str, str]:
+        """The ``command_interface`` and ``hold_mode`` chosen, once they and the topic names are valid."""
         p = self.get_parameter
         interface = p("command_interface").value
         if interface not in COMMAND_INTERFACES:
@@ -232,6 +275,12 @@ class AdaptiveControllerNode(Node):
         empty = [name for name in TOPIC_PARAMETERS if not str(p(name).value).strip()]
         if empty:
             raise ConfigureRefused(f"empty topic name for {empty}")
+        return interface, hold_mode
+
+    def _load_controller(self, interface: str) -> CommonManifest:
+        """Load and check the bundle into :attr:`controller`; refuse one that does not fit this
+        node's rate or command interface. Returns its manifest."""
+        p = self.get_parameter
         try:
             self.controller = load_controller(
                 p("bundle_path").value,
@@ -254,10 +303,12 @@ class AdaptiveControllerNode(Node):
             )
         if interface == "twist" and manifest.command_interface != "twist":
             raise ConfigureRefused(f"bundle for '{manifest.robot}' commands efforts; it cannot drive a twist interface")
-        self.command_low, self.command_high = self._command_limits(manifest, p("robot_description").value)
-        self.interface = interface
-        self.hold_mode = hold_mode
-        self.hold_damping_nms_per_rad = p("hold_damping_nms_per_rad").value
+        return manifest
+
+    def _make_input_pipeline(self, manifest: CommonManifest) -> list[str]:
+        """The stamp policy, sensor assembly, per-stream watchdog and tick schedule, all fresh.
+        Returns the required streams: joint states, reference, and IMU/odometry if the bundle reads them."""
+        p = self.get_parameter
         self.stamps = StampPolicy(p("future_stamp_tolerance_s").value, p("clock_restart_s").value)
         self.sensors = SensorAssembler(
             manifest.state_fields, manifest.reference_fields, manifest.joint_names, self.stamps
@@ -265,15 +316,14 @@ class AdaptiveControllerNode(Node):
         streams = ["joint_states", "reference"]
         streams += [s for s in ("imu", "odom") if any(f.startswith(f"{s}.") for f in manifest.state_fields)]
         self.watchdog = StreamWatchdog({s: self._stream_timeout_s(s) for s in streams})
-        self.reference_wait_s = p("reference_wait_s").value
-        self.period_s = 1.0 / p("control_rate_hz").value
-        self.tick_latencies_ms: deque[float] = deque(maxlen=HISTORY_LENGTH)
-        self.tick_times: deque[float] = deque(maxlen=HISTORY_LENGTH)
-        self.stage_ms: dict[str, deque[float]] = {stage: deque(maxlen=HISTORY_LENGTH) for stage in TICK_STAGES}
-        self.tick_count = 0
+        self.schedule = TickSchedule(1.0 / p("control_rate_hz").value, p("reference_wait_s").value)
+        self.stage_ms = {stage: deque(maxlen=HISTORY_LENGTH) for stage in TICK_STAGES}
         self._forget_stream_state()
+        return streams
 
-        guard, sub = self._guarded, self.create_subscription
+    def _make_subscriptions(self, manifest: CommonManifest, streams: list[str]) -> None:
+        """One guarded subscription per required stream; the reference is a Twist for a base."""
+        p, guard, sub = self.get_parameter, self._guarded, self.create_subscription
         self.entities.append(
             sub(
                 JointState,
@@ -296,11 +346,19 @@ class AdaptiveControllerNode(Node):
             self.entities.append(
                 sub(JointState, p("reference_topic").value, guard("reference", self.on_reference_joints), 10)
             )
+
+    def _make_publishers(self, interface: str) -> None:
+        """The command publisher (its message type the interface's) and ``/diagnostics``."""
         message_type = {"effort_forward": Float64MultiArray, "joint_trajectory": JointTrajectory, "twist": Twist}[
             interface
         ]
-        self.command_publisher = self.create_lifecycle_publisher(message_type, p("command_topic").value, 10)
+        self.command_publisher = self.create_lifecycle_publisher(
+            message_type, self.get_parameter("command_topic").value, 10
+        )
         self.diagnostics_publisher = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10)
+
+    def _make_services(self) -> None:
+        """``~/reset_adaptation`` and ``~/enable_adaptation``, guarded."""
         self.entities += [
             self.create_service(
                 Trigger, "~/reset_adaptation", self._guarded_service("reset_adaptation", self.on_reset_adaptation)
@@ -310,7 +368,7 @@ class AdaptiveControllerNode(Node):
             ),
         ]
 
-    def _command_limits(self, manifest, robot_description: str) -> tuple[np.ndarray, np.ndarray]:
+    def _command_limits(self, manifest: CommonManifest, robot_description: str) -> tuple[np.ndarray, np.ndarray]:
         """``min(bundle, robot)``; a bundle wider than the robot's URDF limits is refused."""
         if not robot_description.strip():
             return manifest.action_low, manifest.action_high
@@ -331,18 +389,13 @@ class AdaptiveControllerNode(Node):
         """Stamps, receipts and the waiting state start again (configure, activate)."""
         self.sensors.forget_stamps()
         self.watchdog.forget()
-        self.last_state_stamp_s = float("-inf")
-        """Stamp of the newest joint state; a repeat of it is no new measurement to act on."""
-        self.untreated_state = False
-        """A new joint state arrived that no tick has acted on yet (the rate cap skipped it)."""
-        self.reference_awaited_since: float | None = None
-        """When the untreated state began to wait for its own reference (``perf_counter`` s)."""
+        self.schedule.forget_states()
         self.has_commanded = False
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         with self.lock:
             self._forget_stream_state()
-        self.timer = self.create_timer(self.period_s, self._guarded("timer", self.on_timer))
+        self.timer = self.create_timer(self.schedule.period_s, self._guarded("timer", self.on_timer))
         self.diagnostics_timer = self.create_timer(1.0, self._guarded("diagnostics", self.publish_diagnostics))
         return super().on_activate(state)
 
@@ -421,7 +474,7 @@ class AdaptiveControllerNode(Node):
         if "enable_adaptation" in values:
             self.controller.set_adaptation_enabled(bool(values["enable_adaptation"]))
         if "reference_wait_s" in values:
-            self.reference_wait_s = values["reference_wait_s"]
+            self.schedule.reference_wait_s = values["reference_wait_s"]
         if "future_stamp_tolerance_s" in values:
             self.stamps.future_tolerance_s = values["future_stamp_tolerance_s"]
         if "clock_restart_s" in values:
@@ -432,7 +485,7 @@ class AdaptiveControllerNode(Node):
             self.hold_damping_nms_per_rad = values["hold_damping_nms_per_rad"]
 
     # -- guard -------------------------------------------------------------------------
-    def _guarded(self, name: str, callback):
+    def _guarded(self, name: str, callback: Callable[..., None]) -> Callable[..., None]:
         """``callback`` (a subscription's or a timer's) such that no exception leaves it, so none
         reaches the executor: an error is counted as ``callback_error.<name>`` and logged, at
         most once a second."""
@@ -445,7 +498,7 @@ class AdaptiveControllerNode(Node):
 
         return guarded
 
-    def _guarded_service(self, name: str, callback):
+    def _guarded_service(self, name: str, callback: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
         """A service callback that answers ``success: false`` with the error's message instead
         of raising; counted and logged like :meth:`_guarded`."""
 
@@ -472,7 +525,7 @@ class AdaptiveControllerNode(Node):
         nanoseconds = self.get_clock().now().nanoseconds
         return nanoseconds * 1e-9 if nanoseconds > 0 else None
 
-    def _accept(self, stream: str, update, *args) -> bool:
+    def _accept(self, stream: str, update: Callable[..., list[str] | None], *args: object) -> bool:
         """Apply a sensor update; count and log a refused one. True when it was accepted."""
         try:
             with self.lock:
@@ -506,25 +559,14 @@ class AdaptiveControllerNode(Node):
         self.stage_ms["sensors"].append((time.perf_counter() - started) * 1e3)
         if not accepted:
             return
-        stamp_s = self.sensors.last_stamp_s["joint_states"]
-        if stamp_s == self.last_state_stamp_s:
-            return  # a repeat of the state already acted on
-        previous_stamp_s, self.last_state_stamp_s = self.last_state_stamp_s, stamp_s
-        self.untreated_state = True
-        if self.reference_wait_s > 0 and self.sensors.last_stamp_s.get("reference") == previous_stamp_s:
-            # The reference has come stamped in step with the joint states (a simulator or a
-            # trajectory generator on the same clock), and this state's own reference is on its
-            # way: act when it arrives (or, after reference_wait_s, on the watchdog), not on the last.
-            self.reference_awaited_since = time.perf_counter()
-            return
-        self._tick_now()
+        stamps = self.sensors.last_stamp_s
+        if self.schedule.state_arrived(stamps["joint_states"], stamps.get("reference"), time.perf_counter()):
+            self._tick_if_active()
 
-    def _tick_now(self) -> None:
-        """Tick as soon as the inputs are in (latency = compute only), at most twice per control
-        period: a late message may catch up, a burst cannot flood the loop."""
+    def _tick_if_active(self) -> None:
+        """A tick the schedule calls for on a message (latency = compute only); none while inactive."""
         if self.timer is not None:
-            if not self.tick_times or time.perf_counter() - self.tick_times[-1] >= 0.5 * self.period_s:
-                self.on_tick()
+            self.on_tick()
 
     def on_reference_joints(self, msg: JointState) -> None:
         accepted = self._accept(
@@ -536,8 +578,8 @@ class AdaptiveControllerNode(Node):
             _stamp_s(msg.header.stamp),
             self._now_s(),
         )
-        if accepted and self.untreated_state and self.sensors.last_stamp_s["reference"] == self.last_state_stamp_s:
-            self._tick_now()  # the reference a waiting state was held back for
+        if accepted and self.schedule.reference_arrived(self.sensors.last_stamp_s["reference"], time.perf_counter()):
+            self._tick_if_active()  # the reference a waiting state was held back for
 
     def on_reference_twist(self, msg: Twist) -> None:
         self._accept("reference", self.sensors.update_reference_twist, msg.linear.x, msg.angular.z)
@@ -577,7 +619,7 @@ class AdaptiveControllerNode(Node):
         measurement or the stream's timeout. Until the first complete state (joints and
         reference) the node commands nothing: it has not acted, so it has nothing to hold, and a
         zero command would override whatever holds the robot before it is heard."""
-        if self.tick_times and time.perf_counter() - self.tick_times[-1] < 1.5 * self.period_s:
+        if not self.schedule.timer_may_act(time.perf_counter()):
             return
         with self.lock:
             never_heard = not self.watchdog.heard_any()
@@ -586,19 +628,14 @@ class AdaptiveControllerNode(Node):
             self.get_logger().warning("no sensor message yet: commanding nothing", throttle_duration_sec=2.0)
             self.counters["waiting_for_sensors"] += 1
             return
-        awaited = self.reference_awaited_since
-        if not stale and awaited is not None and time.perf_counter() - awaited < self.reference_wait_s:
-            return  # the state's own reference is still due
-        if stale or self.untreated_state:
+        if self.schedule.timer_tick_due(time.perf_counter(), stale):
             self.on_tick()
 
     def on_tick(self) -> None:
         """One control step; a step that fails for any reason holds, is counted as
         ``tick_error`` and logged (at most once a second), and the node keeps serving."""
         started = time.perf_counter()
-        self.tick_times.append(started)
-        self.tick_count += 1
-        self.reference_awaited_since = None
+        self.schedule.tick_started(started)
         try:
             self._tick()
         except Exception as error:
@@ -606,11 +643,9 @@ class AdaptiveControllerNode(Node):
             self.get_logger().error(
                 f"tick failed, holding: {type(error).__name__}: {str(error)[:500]}", throttle_duration_sec=1.0
             )
-            self.untreated_state = False
+            self.schedule.state_treated()
             self._publish_hold(self._stale_now())
-        elapsed_s = time.perf_counter() - started
-        self.tick_latencies_ms.append(elapsed_s * 1e3)
-        if elapsed_s > self.period_s:
+        if self.schedule.tick_finished(started, time.perf_counter()):
             self.counters["overrun"] += 1
 
     def _tick(self) -> None:
@@ -623,7 +658,7 @@ class AdaptiveControllerNode(Node):
             command = self.controller(state, reference)
             planned = time.perf_counter()
             self.has_commanded = True
-            self.untreated_state = False
+            self.schedule.state_treated()
             self.publish_command(command)
             adapt_s = self.controller.last_adapt_s
             self.stage_ms["adapt"].append(adapt_s * 1e3)
@@ -633,7 +668,7 @@ class AdaptiveControllerNode(Node):
             self.counters["stale_hold" if stale else "incomplete_hold"] += 1
             for stream in stale:
                 self.counters[f"stale_hold.{stream}"] += 1
-            self.untreated_state = False
+            self.schedule.state_treated()
             self._publish_hold(stale)
         else:
             # Nothing commanded since activation: nothing to hold, and no reason to act yet. The
@@ -667,7 +702,7 @@ class AdaptiveControllerNode(Node):
             point = JointTrajectoryPoint(
                 positions=[float(v) for v in hold.positions_rad], velocities=[0.0] * len(hold.positions_rad)
             )
-            point.time_from_start.nanosec = int(self.period_s * 1e9)
+            point.time_from_start.nanosec = int(self.schedule.period_s * 1e9)
             self.command_publisher.publish(JointTrajectory(joint_names=list(manifest.joint_names), points=[point]))
             return
         self.publish_command(hold.command)
@@ -684,7 +719,7 @@ class AdaptiveControllerNode(Node):
             self.command_publisher.publish(Float64MultiArray(data=[float(v) for v in command]))
         elif self.interface == "joint_trajectory":
             point = JointTrajectoryPoint(effort=[float(v) for v in command])
-            point.time_from_start.nanosec = int(self.period_s * 1e9)
+            point.time_from_start.nanosec = int(self.schedule.period_s * 1e9)
             self.command_publisher.publish(JointTrajectory(joint_names=list(manifest.joint_names), points=[point]))
         else:
             v, w = wheel_speeds_to_twist(
@@ -695,16 +730,14 @@ class AdaptiveControllerNode(Node):
             self.command_publisher.publish(msg)
 
     def publish_diagnostics(self) -> None:
-        latencies = np.asarray(self.tick_latencies_ms) if self.tick_latencies_ms else np.zeros(1)
-        times = np.asarray(self.tick_times)
-        rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+        schedule = self.schedule
         counts = self.counters + self.sensors.noted
         stale = self._stale_now()
         values = {
-            "loop_rate_hz": f"{rate:.1f}",
-            "tick_latency_p50_ms": f"{np.percentile(latencies, 50):.3f}",
-            "tick_latency_p99_ms": f"{np.percentile(latencies, 99):.3f}",
-            "ticks": str(self.tick_count),
+            "loop_rate_hz": f"{schedule.loop_rate_hz():.1f}",
+            "tick_latency_p50_ms": f"{schedule.tick_latency_ms(50):.3f}",
+            "tick_latency_p99_ms": f"{schedule.tick_latency_ms(99):.3f}",
+            "ticks": str(schedule.tick_count),
             **self._stage_values(),
             "mode": self.manifest.mode,
             **self.controller.diagnostic_values(),
@@ -740,14 +773,19 @@ class AdaptiveControllerNode(Node):
         with self.lock:
             self.controller.reset()
             self.sensors.forget_stamps()
-            self.last_state_stamp_s = float("-inf")
+            self.schedule.forget_last_stamp()
         recurrent = self.manifest.mode == "recurrent"
         start = "a zero hidden state (a new trial)" if recurrent else "the meta-learned parameters"
         response.success, response.message = True, f"adaptation reset to {start}"
         return response
 
     def on_enable_adaptation(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
-        self.controller.set_adaptation_enabled(bool(request.data))
+        """Set the ``enable_adaptation`` parameter, which applies it (:meth:`on_set_parameters`):
+        the service and the parameter are one switch, so reading the parameter tells the truth."""
+        result = self.set_parameters([Parameter("enable_adaptation", value=bool(request.data))])[0]
+        if not result.successful:
+            response.success, response.message = False, f"enable_adaptation refused: {result.reason}"
+            return response
         response.success, response.message = True, f"adaptation {'enabled' if request.data else 'disabled'}"
         return response
 
