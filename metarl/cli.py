@@ -14,8 +14,8 @@ import importlib
 import sys
 from pathlib import Path
 
-POLICY_ALGOS = ("maml-ppo", "rl2")
-ALGOS = ("grbal", *POLICY_ALGOS)
+from metarl_core.run.algorithms import ALGOS, DEFAULT_ALGO, POLICY_ALGOS
+
 BENCHES = {
     "sim": "benchmarks.sim_bench",
     "runtime": "benchmarks.runtime_bench",
@@ -35,9 +35,9 @@ class CommandError(ValueError):
 
 def _algo_of_config(config_path: Path) -> str:
     """The ``algo`` key of a YAML config (GrBAL when absent)."""
-    from metarl_core.model_based.config import read_config_mapping
+    from metarl_core.run.config_loading import read_config_mapping
 
-    algo = read_config_mapping(config_path).get("algo", "grbal")
+    algo = read_config_mapping(config_path).get("algo", DEFAULT_ALGO)
     if algo not in ALGOS:
         raise CommandError(f"{config_path}: algo={algo!r} is not one of {', '.join(ALGOS)}")
     return algo

@@ -16,15 +16,10 @@ import yaml
 
 from metarl.cli import main
 from metarl_core.model_based import train as training
-from metarl_core.model_based.checkpoint import (
-    CheckpointError,
-    CheckpointWriteError,
-    UnsafeCheckpointError,
-    load_checkpoint,
-    save_checkpoint,
-)
+from metarl_core.model_based.checkpoint import load_checkpoint, save_checkpoint
 from metarl_core.model_based.train import run_training
 from metarl_core.policy.policy_checkpoint import load_policy_checkpoint
+from metarl_core.run.checkpoint_io import CheckpointError, CheckpointWriteError, UnsafeCheckpointError
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = yaml.safe_load((ROOT / "configs" / "panda_tiny.yaml").read_text())
