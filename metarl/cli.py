@@ -44,7 +44,9 @@ def _algo_of_config(config_path: Path) -> str:
 
 
 def _algo_of_run(run_dir: Path) -> str:
-    config = run_dir / "config.yaml"
+    from metarl_core.run.run_directory import CONFIG_NAME
+
+    config = run_dir / CONFIG_NAME
     if not config.exists():
         raise CommandError(f"{run_dir} is not a training run (no config.yaml in it)")
     return _algo_of_config(config)

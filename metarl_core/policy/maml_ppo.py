@@ -54,6 +54,7 @@ from metarl_core.policy.sampling import (
     observation_stats,
     sample_rollouts,
 )
+from metarl_core.run.checkpoint_io import CHECKPOINT_NAME
 from metarl_core.run.config_loading import RunConfig, config_from_dict, require_at_least, require_own_algo
 from metarl_core.run.run_metrics import MetricsWriter
 from sim.tasks import SPLITS
@@ -409,7 +410,7 @@ def train(
             iteration_metrics["charts/heldout_pre_update_return"] = float(scored[0])
         metrics.log(iteration, iteration_metrics)
         save_policy_checkpoint(
-            run_dir / "checkpoint.pt",
+            run_dir / CHECKPOINT_NAME,
             policy,
             {
                 "iteration": iteration,

@@ -47,6 +47,7 @@ from metarl_core.policy.sampling import (
     observation_stats,
     sample_rollouts,
 )
+from metarl_core.run.checkpoint_io import CHECKPOINT_NAME
 from metarl_core.run.config_loading import RunConfig, config_from_dict, require_at_least, require_own_algo
 from metarl_core.run.run_metrics import MetricsWriter
 from sim.tasks import SPLITS
@@ -315,7 +316,7 @@ def train(
                 iteration_metrics[f"charts/heldout_episode_{k + 1}_return"] = float(scored[:, k].mean())
         metrics.log(iteration, iteration_metrics)
         save_policy_checkpoint(
-            run_dir / "checkpoint.pt",
+            run_dir / CHECKPOINT_NAME,
             TrainedPolicy(
                 algo="rl2",
                 env_id=config.env_id,

@@ -1,8 +1,8 @@
 """``metarl train`` for the policy-based meta-learners (``algo: maml-ppo | rl2``).
 
-What both algorithms share lives here: reading the config by its ``algo`` key, the run
-directory (``config.yaml``, ``checkpoint.pt``, ``metrics.csv``, ``tensorboard/``), refusing to
-overwrite a run without ``--resume``, and loading the checkpoint a resumed run continues from.
+What both algorithms share lives here: reading the config by its ``algo`` key, opening the
+run directory (``metarl_core.run``: ``config.yaml``, ``checkpoint.pt``, ``metrics.csv``,
+``tensorboard/``, ``--resume``) with the policy checkpoint loader, and the CPU-only rule.
 Each algorithm's own loop reads top to bottom in ``maml_ppo.train`` and ``rl2.train``.
 """
 
