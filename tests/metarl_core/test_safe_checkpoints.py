@@ -89,6 +89,18 @@ def test_a_checkpoint_of_another_layout_is_named(tmp_path: Path) -> None:
         load_checkpoint(tmp_path)
 
 
+@pytest.mark.parametrize("loader", [load_checkpoint, load_policy_checkpoint])
+def test_a_run_without_a_checkpoint_says_to_train_first(tmp_path: Path, loader: Any) -> None:
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint at .*checkpoint\.pt: train first"):
+        loader(tmp_path)
+
+
+def test_the_policy_loader_refuses_a_model_based_checkpoint_by_its_kind(tmp_path: Path) -> None:
+    torch.save({"training_state": {}, "params": {"w": torch.zeros(2)}}, tmp_path / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match=r"checkpoint\.pt is not a policy checkpoint"):
+        load_policy_checkpoint(tmp_path)
+
+
 def write_config(tmp_path: Path, **changes: object) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(
