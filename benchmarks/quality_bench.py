@@ -28,7 +28,7 @@ import torch
 import yaml
 
 from benchmarks.machine import describe_machine
-from metarl_core.model_based.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from metarl_core.model_based.checkpoint import load_checkpoint
 from metarl_core.model_based.config import GrBALConfig
 from metarl_core.model_based.evaluate import (
     ADAPTED,
@@ -53,6 +53,7 @@ from metarl_core.model_based.evaluate import (
 )
 from metarl_core.model_based.oracle import OracleSettings
 from metarl_core.model_based.train import run_training
+from metarl_core.run.checkpoint_io import CHECKPOINT_NAME
 from sim.scenarios.payload_switch import (
     PAYLOAD_AFTER_KG,
     RECOVERY_NOTE,

@@ -14,8 +14,8 @@ import importlib
 import sys
 from pathlib import Path
 
-POLICY_ALGOS = ("maml-ppo", "rl2")
-ALGOS = ("grbal", *POLICY_ALGOS)
+from metarl_core.run.algorithms import ALGOS, DEFAULT_ALGO, POLICY_ALGOS
+
 BENCHES = {
     "sim": "benchmarks.sim_bench",
     "runtime": "benchmarks.runtime_bench",
@@ -35,16 +35,18 @@ class CommandError(ValueError):
 
 def _algo_of_config(config_path: Path) -> str:
     """The ``algo`` key of a YAML config (GrBAL when absent)."""
-    from metarl_core.model_based.config import read_config_mapping
+    from metarl_core.run.config_loading import read_config_mapping
 
-    algo = read_config_mapping(config_path).get("algo", "grbal")
+    algo = read_config_mapping(config_path).get("algo", DEFAULT_ALGO)
     if algo not in ALGOS:
         raise CommandError(f"{config_path}: algo={algo!r} is not one of {', '.join(ALGOS)}")
     return algo
 
 
 def _algo_of_run(run_dir: Path) -> str:
-    config = run_dir / "config.yaml"
+    from metarl_core.run.run_directory import CONFIG_NAME
+
+    config = run_dir / CONFIG_NAME
     if not config.exists():
         raise CommandError(f"{run_dir} is not a training run (no config.yaml in it)")
     return _algo_of_config(config)

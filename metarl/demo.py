@@ -28,8 +28,8 @@ import torch
 from tqdm import tqdm
 
 from export.onnx_export import export_bundle
-from metarl_core.model_based.checkpoint import CHECKPOINT_NAME
 from metarl_core.model_based.train import run_training
+from metarl_core.run.checkpoint_io import CHECKPOINT_NAME
 from metarl_runtime.controllers import OnlineAdaptiveController
 from metarl_runtime.model_runtime import AdaptiveRuntime
 from sim.baseline_controllers import PandaPDGravityController

@@ -13,10 +13,11 @@ import torch
 
 from export.onnx_export import export_trained_dynamics
 from export.recurrent_export import export_recurrent_bundle
-from metarl_core.model_based.checkpoint import CHECKPOINT_NAME, TrainedDynamics
+from metarl_core.model_based.checkpoint import TrainedDynamics
 from metarl_core.model_based.dynamics_model import ModelShape, Normalizer, init_params
 from metarl_core.policy.policy_checkpoint import TrainedPolicy, save_policy_checkpoint
 from metarl_core.policy.recurrent_policy import RecurrentPolicyShape, init_recurrent_policy
+from metarl_core.run.checkpoint_io import CHECKPOINT_NAME
 from sim.panda_payload import PANDA
 
 WINDOW_SIZE = 6

@@ -105,6 +105,21 @@ class Normalizer:
         return {k: torch.as_tensor(v, device=device) for k, v in self.to_dict().items()}
 
 
+def normalized_inputs(
+    states: torch.Tensor, actions: torch.Tensor, stats: Mapping[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """States and actions standardised with the training statistics: the model's inputs, computed
+    once here for the window loss, the prediction and the RLS features, so all see the same ones."""
+    return (states - stats["state_mean"]) / stats["state_std"], (actions - stats["action_mean"]) / stats["action_std"]
+
+
+def normalized_delta(
+    states: torch.Tensor, next_states: torch.Tensor, stats: Mapping[str, torch.Tensor]
+) -> torch.Tensor:
+    """The standardised state change ``(s' - s - delta_mean) / delta_std``: what the model predicts."""
+    return (next_states - states - stats["delta_mean"]) / stats["delta_std"]
+
+
 def window_loss(
     params: Params,
     states: torch.Tensor,
@@ -113,9 +128,8 @@ def window_loss(
     stats: Mapping[str, torch.Tensor],
 ) -> torch.Tensor:
     """Mean squared error of the normalised state change over a window of raw transitions."""
-    state_norm = (states - stats["state_mean"]) / stats["state_std"]
-    action_norm = (actions - stats["action_mean"]) / stats["action_std"]
-    target = (next_states - states - stats["delta_mean"]) / stats["delta_std"]
+    state_norm, action_norm = normalized_inputs(states, actions, stats)
+    target = normalized_delta(states, next_states, stats)
     return ((predict_normalized_delta(params, state_norm, action_norm) - target) ** 2).mean()
 
 
@@ -123,9 +137,7 @@ def predict_next_state(
     params: Params, states: torch.Tensor, actions: torch.Tensor, stats: Mapping[str, torch.Tensor]
 ) -> torch.Tensor:
     """Raw next state: ``s + Δs_norm * delta_std + delta_mean``."""
-    state_norm = (states - stats["state_mean"]) / stats["state_std"]
-    action_norm = (actions - stats["action_mean"]) / stats["action_std"]
-    delta = predict_normalized_delta(params, state_norm, action_norm)
+    delta = predict_normalized_delta(params, *normalized_inputs(states, actions, stats))
     return states + delta * stats["delta_std"] + stats["delta_mean"]
 
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import torch
 
-from metarl_core.model_based.dynamics_model import Params
+from metarl_core.model_based.dynamics_model import Params, normalized_delta, normalized_inputs
 
 
 def features(params: Params, state_norm: torch.Tensor, action_norm: torch.Tensor) -> torch.Tensor:
@@ -40,9 +40,8 @@ def rls_adapt_params(
         raise ValueError(f"prior_precision={prior_precision} must be > 0")
     last = len(params) // 2 - 1
     weight, bias = params[f"layers.{last}.weight"], params[f"layers.{last}.bias"]
-    state_norm = (states - stats["state_mean"]) / stats["state_std"]
-    action_norm = (actions - stats["action_mean"]) / stats["action_std"]
-    targets = (next_states - states - stats["delta_mean"]) / stats["delta_std"]
+    state_norm, action_norm = normalized_inputs(states, actions, stats)
+    targets = normalized_delta(states, next_states, stats)
     phi = features(params, state_norm, action_norm)
     phi = torch.cat([phi, torch.ones_like(phi[:, :1])], dim=1)
     prior = torch.cat([weight, bias.T], dim=1)  # (S, H + 1)

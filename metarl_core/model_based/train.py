@@ -18,15 +18,16 @@ import torch
 from tqdm import tqdm
 
 import sim
-from metarl_core.model_based.checkpoint import CHECKPOINT_NAME, TrainedDynamics, load_checkpoint, save_checkpoint
+from metarl_core.model_based.checkpoint import TrainedDynamics, load_checkpoint, save_checkpoint
 from metarl_core.model_based.config import GrBALConfig
 from metarl_core.model_based.dynamics_model import ModelShape, Normalizer, init_params, window_loss
 from metarl_core.model_based.episode_collection import add_to_buffer, open_episode_collector, planner_controller
 from metarl_core.model_based.exploration import exploration_controller
 from metarl_core.model_based.meta_objective import make_step_sizes, meta_loss
 from metarl_core.model_based.replay_buffer import TaskReplayBuffer
+from metarl_core.run.checkpoint_io import CHECKPOINT_NAME
 from metarl_core.run.run_directory import open_run_directory
-from metarl_core.run.run_metrics import METRICS_NAME, append_metrics_row
+from metarl_core.run.run_metrics import MetricsWriter
 from metarl_core.run.torch_device import resolve_device, tensors_to_cpu
 from sim.episode_jobs import EpisodeJob, run_episode_jobs_here
 
@@ -136,7 +137,7 @@ def run_training(
         mb_optimizer.load_state_dict(state["mb_optimizer"])
     stats = {k: v.to(torch_device) for k, v in normalizer.torch().items()}
     rls = config.rls_prior_precision if config.adaptation == "rls" else None
-    writer = _tensorboard(run_dir)
+    metrics_writer = MetricsWriter(run_dir)
     total = config.iterations * config.gradient_steps_per_iteration
     progress = tqdm(total=total, initial=start_iteration * config.gradient_steps_per_iteration, desc="meta-train")
 
@@ -214,7 +215,7 @@ def run_training(
         }
         if config.planner_episodes_per_iteration:  # a column in every row: NaN where none were run
             metrics["charts/planner_tracking_rmse"] = float(np.mean(planner_errors)) if planner_errors else np.nan
-        _log(run_dir, writer, iteration, metrics)
+        metrics_writer.log(iteration, metrics)
         save_checkpoint(
             run_dir / CHECKPOINT_NAME,
             model,
@@ -233,21 +234,5 @@ def run_training(
     progress.close()
     collector.close()
     env.close()
-    if writer is not None:
-        writer.close()
+    metrics_writer.close()
     return run_dir
-
-
-def _tensorboard(run_dir: Path) -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional at run time; CSV metrics are always written
-        return None
-    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
-
-
-def _log(run_dir: Path, writer: Any, iteration: int, metrics: dict[str, float]) -> None:
-    append_metrics_row(run_dir / METRICS_NAME, iteration, metrics)
-    if writer is not None:
-        for key, value in metrics.items():
-            writer.add_scalar(key, value, iteration)

@@ -14,7 +14,7 @@ import math
 import torch
 
 from metarl_core.policy.ppo import gaussian_log_prob
-from metarl_core.policy.recurrent_policy import Params, RecurrentPolicyShape
+from metarl_core.policy.recurrent_policy import Params, RecurrentPolicyShape, normalized_observations
 
 HIDDEN_LAYERS = 2
 
@@ -35,7 +35,7 @@ def init_mlp_policy(shape: RecurrentPolicyShape, generator: torch.Generator, ini
 
 def mlp_action_mean(params: Params, stats: Params, obs: torch.Tensor) -> torch.Tensor:
     """Mean normalised action ``(..., A)`` for observations ``(..., O)``."""
-    hidden = (obs - stats["obs_mean"]) / stats["obs_std"]
+    hidden = normalized_observations(obs, stats)
     for i in range(HIDDEN_LAYERS + 1):
         hidden = hidden @ params[f"layers.{i}.weight"] + params[f"layers.{i}.bias"]
         if i < HIDDEN_LAYERS:

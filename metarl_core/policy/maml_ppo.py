@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from metarl_core.model_based.config import config_from_dict, config_from_yaml, require_at_least
 from metarl_core.policy.gaussian_mlp_policy import init_mlp_policy, mlp_action_mean, mlp_log_prob
 from metarl_core.policy.linear_baseline import fit_linear_baseline
 from metarl_core.policy.policy_checkpoint import TrainedPolicy, save_policy_checkpoint
@@ -55,13 +54,15 @@ from metarl_core.policy.sampling import (
     observation_stats,
     sample_rollouts,
 )
+from metarl_core.run.checkpoint_io import CHECKPOINT_NAME
+from metarl_core.run.config_loading import RunConfig, config_from_dict, require_at_least, require_own_algo
 from metarl_core.run.run_metrics import MetricsWriter
 from sim.tasks import SPLITS
 from sim.vector_collection import CollectionBackend
 
 
 @dataclass(frozen=True)
-class MamlPPOConfig:
+class MamlPPOConfig(RunConfig):
     """MAML with a policy-gradient inner loop and a PPO outer loop."""
 
     algo: str = "maml-ppo"
@@ -108,14 +109,9 @@ class MamlPPOConfig:
     """The outer loop's PPO (``value_coef`` unused: the baseline is fitted, not learned)."""
 
     @classmethod
-    def from_yaml(cls, path: Path) -> MamlPPOConfig:
-        return config_from_yaml(cls, path)
-
-    @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> MamlPPOConfig:
         config = config_from_dict(cls, data, source)
-        if config.algo != "maml-ppo":
-            raise ValueError(f"{source}: field 'algo'={config.algo!r} must be 'maml-ppo' for this trainer")
+        require_own_algo(config, source, "maml-ppo")
         require_at_least(
             config, source, 1, "iterations", "meta_batch_size", "episodes_per_task", "hidden_size", "eval_tasks"
         )
@@ -128,9 +124,6 @@ class MamlPPOConfig:
             raise ValueError(f"{source}: field 'learn_inner_lr'=True needs inner_steps >= 1 (there is no inner step)")
         validate_ppo_config(config.ppo, source)
         return config
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -417,7 +410,7 @@ def train(
             iteration_metrics["charts/heldout_pre_update_return"] = float(scored[0])
         metrics.log(iteration, iteration_metrics)
         save_policy_checkpoint(
-            run_dir / "checkpoint.pt",
+            run_dir / CHECKPOINT_NAME,
             policy,
             {
                 "iteration": iteration,

@@ -1,22 +1,21 @@
 """A trained policy-based meta-RL run (MAML-PPO or RL²) as one value, and its atomic checkpoint.
 
 This is the contract between policy training (writes it), policy evaluation and
-``export.recurrent_export`` (read it). Same file name and atomic write as the model-based
-checkpoint, so ``--resume`` and the CLI treat both kinds of run alike; read, like it, with
-``weights_only=True`` (``metarl_core.model_based.checkpoint.safe_torch_load``).
+``export.recurrent_export`` (read it). Same file name, atomic write and ``weights_only=True``
+read as the model-based checkpoint (``metarl_core.run.checkpoint_io``), so ``--resume`` and the
+CLI treat both kinds of run alike; a ``kind: policy`` key tells the two apart.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from metarl_core.model_based.checkpoint import CHECKPOINT_NAME, CheckpointError, atomic_torch_save, safe_torch_load
 from metarl_core.policy.recurrent_policy import Params, RecurrentPolicyShape
+from metarl_core.run.algorithms import PolicyAlgo
+from metarl_core.run.checkpoint_io import CheckpointError, atomic_torch_save, read_checkpoint_payload
 from sim.robot_description import RobotDescription
-
-PolicyAlgo = Literal["maml-ppo", "rl2"]
 
 
 @dataclass
@@ -64,12 +63,7 @@ def save_policy_checkpoint(path: Path, policy: TrainedPolicy, training_state: di
 
 def load_policy_checkpoint(path: Path, map_location: str = "cpu") -> tuple[TrainedPolicy, dict[str, Any]]:
     """Read a checkpoint written by :func:`save_policy_checkpoint` (file or run directory)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT_NAME
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}: train first (metarl train --config ...)")
-    payload = safe_torch_load(path, map_location)
+    path, payload = read_checkpoint_payload(path, map_location)
     if payload.get("kind") != "policy":
         raise CheckpointError(
             f"{path} is not a policy checkpoint (a model-based run? use metarl_core.model_based.checkpoint)"

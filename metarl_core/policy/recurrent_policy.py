@@ -61,6 +61,12 @@ def init_recurrent_policy(
     }
 
 
+def normalized_observations(obs: torch.Tensor, stats: Params) -> torch.Tensor:
+    """Observations standardised with ``stats`` (``obs_mean``, ``obs_std``): the input of both
+    policies (the GRU's here, the MLP's of MAML-PPO), computed once so they normalise alike."""
+    return (obs - stats["obs_mean"]) / stats["obs_std"]
+
+
 def recurrent_step(
     params: Params,
     stats: Params,
@@ -75,8 +81,7 @@ def recurrent_step(
     ``prev_reward`` and ``prev_done`` are ``(B, 1)``; the previous action is the normalised one
     the policy sampled (clipped to [-1, 1]), so the robot feeds back exactly what it commanded.
     """
-    normalised_obs = (obs - stats["obs_mean"]) / stats["obs_std"]
-    inputs = torch.cat([normalised_obs, prev_action, prev_reward, prev_done], dim=-1)
+    inputs = torch.cat([normalized_observations(obs, stats), prev_action, prev_reward, prev_done], dim=-1)
     input_gates = inputs @ params["gru_input_weight"] + params["gru_input_bias"]
     hidden_gates = hidden @ params["gru_hidden_weight"] + params["gru_hidden_bias"]
     input_reset, input_update, input_new = input_gates.chunk(3, dim=-1)

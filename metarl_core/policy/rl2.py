@@ -17,7 +17,7 @@ held-out return against environment steps is the sample-efficiency figure.
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from metarl_core.model_based.config import config_from_dict, config_from_yaml, require_at_least
 from metarl_core.policy.policy_checkpoint import TrainedPolicy, save_policy_checkpoint
 from metarl_core.policy.ppo import (
     PPOConfig,
@@ -48,13 +47,15 @@ from metarl_core.policy.sampling import (
     observation_stats,
     sample_rollouts,
 )
+from metarl_core.run.checkpoint_io import CHECKPOINT_NAME
+from metarl_core.run.config_loading import RunConfig, config_from_dict, require_at_least, require_own_algo
 from metarl_core.run.run_metrics import MetricsWriter
 from sim.tasks import SPLITS
 from sim.vector_collection import CollectionBackend
 
 
 @dataclass(frozen=True)
-class RL2Config:
+class RL2Config(RunConfig):
     """RL²: a GRU policy trained with PPO over trials of several episodes of one task."""
 
     algo: str = "rl2"
@@ -94,14 +95,9 @@ class RL2Config:
     """PPO over trials (minibatches are sets of whole trials)."""
 
     @classmethod
-    def from_yaml(cls, path: Path) -> RL2Config:
-        return config_from_yaml(cls, path)
-
-    @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> RL2Config:
         config = config_from_dict(cls, data, source)
-        if config.algo != "rl2":
-            raise ValueError(f"{source}: field 'algo'={config.algo!r} must be 'rl2' for this trainer")
+        require_own_algo(config, source, "rl2")
         require_at_least(
             config, source, 1, "iterations", "trials_per_iteration", "episodes_per_trial", "hidden_size", "eval_trials"
         )
@@ -112,9 +108,6 @@ class RL2Config:
             raise ValueError(f"{source}: field 'eval_split'={config.eval_split!r} must be one of {SPLITS}")
         validate_ppo_config(config.ppo, source)
         return config
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class RecurrentRunner:
@@ -323,7 +316,7 @@ def train(
                 iteration_metrics[f"charts/heldout_episode_{k + 1}_return"] = float(scored[:, k].mean())
         metrics.log(iteration, iteration_metrics)
         save_policy_checkpoint(
-            run_dir / "checkpoint.pt",
+            run_dir / CHECKPOINT_NAME,
             TrainedPolicy(
                 algo="rl2",
                 env_id=config.env_id,

@@ -1,8 +1,8 @@
 """``metarl train`` for the policy-based meta-learners (``algo: maml-ppo | rl2``).
 
-What both algorithms share lives here: reading the config by its ``algo`` key, the run
-directory (``config.yaml``, ``checkpoint.pt``, ``metrics.csv``, ``tensorboard/``), refusing to
-overwrite a run without ``--resume``, and loading the checkpoint a resumed run continues from.
+What both algorithms share lives here: reading the config by its ``algo`` key, opening the
+run directory (``metarl_core.run``: ``config.yaml``, ``checkpoint.pt``, ``metrics.csv``,
+``tensorboard/``, ``--resume``) with the policy checkpoint loader, and the CPU-only rule.
 Each algorithm's own loop reads top to bottom in ``maml_ppo.train`` and ``rl2.train``.
 """
 
@@ -12,17 +12,20 @@ from pathlib import Path
 
 import torch
 
-from metarl_core.model_based.config import read_config_mapping
 from metarl_core.policy import maml_ppo, rl2
 from metarl_core.policy.maml_ppo import MamlPPOConfig
 from metarl_core.policy.policy_checkpoint import load_policy_checkpoint
 from metarl_core.policy.rl2 import RL2Config
+from metarl_core.run.config_loading import read_config_mapping
 from metarl_core.run.run_directory import open_run_directory
 from metarl_core.run.run_metrics import MetricsWriter
 
 PolicyConfig = MamlPPOConfig | RL2Config
-CONFIG_TYPES: dict[str, type[MamlPPOConfig] | type[RL2Config]] = {"maml-ppo": MamlPPOConfig, "rl2": RL2Config}
-TRAINERS = {"maml-ppo": maml_ppo.train, "rl2": rl2.train}
+CONFIG_TYPES: dict[str, type[MamlPPOConfig] | type[RL2Config]] = {
+    config_type.algo: config_type for config_type in (MamlPPOConfig, RL2Config)
+}
+"""Each ``metarl_core.run.algorithms.POLICY_ALGOS`` name (its config's ``algo`` default) to its config."""
+TRAINERS = {MamlPPOConfig.algo: maml_ppo.train, RL2Config.algo: rl2.train}
 
 
 def load_policy_config(path: Path) -> PolicyConfig:

@@ -11,11 +11,13 @@ from typing import Any
 
 import yaml
 
-from metarl_core.model_based.checkpoint import CHECKPOINT_NAME, atomic_write_bytes, remove_stale_temp_files
-from metarl_core.model_based.config import require_resumable
+from metarl_core.run.checkpoint_io import CHECKPOINT_NAME, atomic_write_bytes, remove_stale_temp_files
 from metarl_core.run.run_metrics import METRICS_NAME, truncate_metrics
 
 CONFIG_NAME = "config.yaml"
+RESUMABLE_FIELDS = ("iterations", "backend", "collection_workers", "ray_address")
+"""The only config fields a resumed run may change: it can be extended, not re-specified (where
+its episodes are collected changes none of them)."""
 
 
 def open_run_directory(
@@ -42,3 +44,24 @@ def open_run_directory(
     config_text = yaml.safe_dump(config.to_dict(), sort_keys=False)
     atomic_write_bytes(run_dir / CONFIG_NAME, config_text.encode("utf-8"))
     return run_dir, resumed
+
+
+def require_resumable(saved: dict[str, Any], config: Any, run_dir: Path) -> None:
+    """Refuse to resume the run in ``run_dir``, trained with config dict ``saved``, under a
+    ``config`` that differs in anything but ``RESUMABLE_FIELDS``: the checkpoint's parameters,
+    data and RNG streams belong to the settings they were made with.
+
+    ``saved`` is read through the current config class first, so a field added since (with a
+    default that keeps the old behaviour) is no difference.
+    """
+    try:
+        saved = type(config).from_dict(saved, source=f"{run_dir}/checkpoint").to_dict()
+    except ValueError as error:
+        raise ValueError(f"{run_dir}: its checkpoint's config no longer loads ({error}); start a new run") from None
+    current = config.to_dict()
+    changed = sorted(k for k in current if k not in RESUMABLE_FIELDS and saved.get(k) != current[k])
+    if changed:
+        raise ValueError(
+            f"{run_dir}: cannot resume under another config: fields {changed} differ from the run's "
+            f"(only {list(RESUMABLE_FIELDS)} may change); start a new run with another --run-dir"
+        )

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from metarl_core.model_based.checkpoint import CheckpointWriteError, atomic_write_bytes
+from metarl_core.run.checkpoint_io import CheckpointWriteError, atomic_write_bytes
 
 METRICS_NAME = "metrics.csv"
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks.switch_bench import ADAPTATION_OFF, ADAPTATION_ON, parse_overrides, switch_section
-from metarl_core.model_based.checkpoint import CHECKPOINT_NAME, save_checkpoint
+from metarl_core.model_based.checkpoint import save_checkpoint
 from metarl_core.model_based.evaluate import NOMINAL
+from metarl_core.run.checkpoint_io import CHECKPOINT_NAME
 from tests.conftest import tiny_model
 
 

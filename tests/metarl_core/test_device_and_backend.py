@@ -14,10 +14,11 @@ import torch
 import yaml
 
 from metarl.cli import main
-from metarl_core.model_based import checkpoint
-from metarl_core.model_based.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from metarl_core.model_based.checkpoint import load_checkpoint
 from metarl_core.model_based.episode_collection import EpisodeCollector, planner_controller
 from metarl_core.model_based.train import run_training
+from metarl_core.run import checkpoint_io
+from metarl_core.run.checkpoint_io import CHECKPOINT_NAME
 from metarl_core.run.torch_device import DeviceUnavailableError, resolve_device, tensors_to_cpu
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,7 +61,7 @@ def test_device_cpu_trains_exports_and_runs_on_the_torch_free_runtime(tmp_path: 
         seen.append(kwargs.get("map_location"))
         return real_load(*args, **kwargs)
 
-    monkeypatch.setattr(checkpoint.torch, "load", recording_load)
+    monkeypatch.setattr(checkpoint_io.torch, "load", recording_load)
     model, _ = load_checkpoint(run)
     monkeypatch.undo()
     assert seen == ["cpu"] and all(t.device.type == "cpu" for t in model.params.values())

@@ -16,15 +16,10 @@ import yaml
 
 from metarl.cli import main
 from metarl_core.model_based import train as training
-from metarl_core.model_based.checkpoint import (
-    CheckpointError,
-    CheckpointWriteError,
-    UnsafeCheckpointError,
-    load_checkpoint,
-    save_checkpoint,
-)
+from metarl_core.model_based.checkpoint import load_checkpoint, save_checkpoint
 from metarl_core.model_based.train import run_training
 from metarl_core.policy.policy_checkpoint import load_policy_checkpoint
+from metarl_core.run.checkpoint_io import CheckpointError, CheckpointWriteError, UnsafeCheckpointError
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = yaml.safe_load((ROOT / "configs" / "panda_tiny.yaml").read_text())
@@ -92,6 +87,18 @@ def test_a_checkpoint_of_another_layout_is_named(tmp_path: Path) -> None:
     torch.save({"weights": torch.zeros(3)}, tmp_path / "checkpoint.pt")
     with pytest.raises(CheckpointError, match=r"not a model-based checkpoint of this layout"):
         load_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize("loader", [load_checkpoint, load_policy_checkpoint])
+def test_a_run_without_a_checkpoint_says_to_train_first(tmp_path: Path, loader: Any) -> None:
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint at .*checkpoint\.pt: train first"):
+        loader(tmp_path)
+
+
+def test_the_policy_loader_refuses_a_model_based_checkpoint_by_its_kind(tmp_path: Path) -> None:
+    torch.save({"training_state": {}, "params": {"w": torch.zeros(2)}}, tmp_path / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match=r"checkpoint\.pt is not a policy checkpoint"):
+        load_policy_checkpoint(tmp_path)
 
 
 def write_config(tmp_path: Path, **changes: object) -> Path:

@@ -13,7 +13,8 @@ import yaml
 
 from metarl.cli import main
 from metarl_core.policy.policy_checkpoint import load_policy_checkpoint
-from metarl_core.policy.train import load_policy_config
+from metarl_core.policy.train import CONFIG_TYPES, TRAINERS, load_policy_config
+from metarl_core.run.algorithms import POLICY_ALGOS
 
 ROOT = Path(__file__).resolve().parents[3]
 TINY = {
@@ -62,6 +63,10 @@ def test_tiny_run_trains_resumes_to_the_same_parameters_and_evaluates(tmp_path: 
     main(["eval", "--run", str(tmp_path / "full"), "--split", "interp", "--seeds", "2"])
     table = (tmp_path / "full" / "eval_interp.md").read_text(encoding="utf-8")
     assert "± " in table and (tmp_path / "full" / "eval_interp.png").stat().st_size > 0
+
+
+def test_every_policy_algo_of_the_table_has_its_config_and_trainer() -> None:
+    assert sorted(CONFIG_TYPES) == sorted(TRAINERS) == sorted(POLICY_ALGOS)
 
 
 def test_existing_run_is_not_overwritten_without_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
