@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.machine import describe_machine
-from benchmarks.runtime_bench import CONTROL_RATE_HZ, _model
+from benchmarks.runtime_bench import _model
 from export.onnx_export import export_trained_dynamics
 from metarl_runtime.controllers import OnlineAdaptiveController
 from metarl_runtime.model_runtime import AdaptiveRuntime
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         runtime = AdaptiveRuntime.load(export_trained_dynamics(_model([64, 64], 1), Path(tmp) / "bundle"))
         controller = OnlineAdaptiveController(runtime)
-        period_s = 1.0 / CONTROL_RATE_HZ
+        period_s = 1.0 / runtime.manifest.control_rate_hz
         schedules = {
             "back to back": _schedule_ms(controller, args.ticks, 0.0),
             f"paced, one per {period_s * 1e3:g} ms": _schedule_ms(controller, args.ticks, period_s),

@@ -17,9 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import gymnasium
 import numpy as np
 
-import sim
+import sim  # noqa: F401  (registers the environment ids)
 from sim.tasks import PandaTask
 
 EPISODE_S = 6.0
@@ -128,7 +129,9 @@ def run_payload_switch(
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Tracking error per tick (rad, RMS over joints) with the payload switched at ``SWITCH_S``;
     frames every ``GIF_EVERY_N_TICKS`` ticks when ``render``."""
-    env = sim.make("metarl/PandaPayload-v0", episode_duration_s=EPISODE_S, render_mode="rgb_array" if render else None)
+    env = gymnasium.make(
+        "metarl/PandaPayload-v0", episode_duration_s=EPISODE_S, render_mode="rgb_array" if render else None
+    )
     env.unwrapped.set_task(before or PandaTask(payload_mass_kg=0.0))
     obs, _ = env.reset(seed=seed)
     switch_tick = round(SWITCH_S * env.unwrapped.robot.control_rate_hz)
