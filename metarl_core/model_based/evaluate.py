@@ -41,6 +41,7 @@ from metarl_core.model_based.last_layer_rls import rls_adapt_params
 from metarl_core.model_based.oracle import OracleSettings, train_task_oracle
 from metarl_core.model_based.replay_buffer import TaskReplayBuffer
 from metarl_core.model_based.train import collect_episodes
+from sim.panda_payload import PANDA
 from sim.scenarios.payload_switch import (
     PAYLOAD_AFTER_KG,
     SWITCH_FIGURES,
@@ -119,8 +120,8 @@ class Evaluation:
     for robots without the payload-switch experiment."""
     switch_traces: dict[str, np.ndarray] = field(default_factory=dict)
     """Tracking error per tick of evaluation seed 0's payload-switch runs, for the plot."""
-    control_rate_hz: float = 100.0
-    robot: str = "panda"
+    control_rate_hz: float = PANDA.control_rate_hz
+    robot: str = PANDA.name
     terrain_change: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     """``{controller: {figure: per-seed values}}``, figures as in ``CHANGE_FIGURES``; Husky runs only."""
     change_traces: dict[str, np.ndarray] = field(default_factory=dict)

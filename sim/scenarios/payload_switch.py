@@ -26,6 +26,9 @@ from sim.tasks import PandaTask
 EPISODE_S = 6.0
 SWITCH_S = 2.0
 PAYLOAD_AFTER_KG = 4.0
+SWITCH_SCENARIOS_KG = ((0.0, PAYLOAD_AFTER_KG), (0.0, 5.0), (4.0, 0.0))
+"""(before, after) payloads (kg) the benchmark and the demo switch between: the issue's switch
+(training payloads stop at 3 kg), one beyond it, and the payload taken away."""
 STEADY_AFTER_S = 1.5
 """Steady state is taken from this long after the switch to the end of the episode."""
 SETTLE_S = 0.5
