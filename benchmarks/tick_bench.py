@@ -21,6 +21,7 @@ from benchmarks.runtime_bench import _model
 from export.onnx_export import export_trained_dynamics
 from metarl_runtime.controllers import OnlineAdaptiveController
 from metarl_runtime.model_runtime import AdaptiveRuntime
+from sim.panda_payload import PANDA
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +35,7 @@ def _schedule_ms(controller: OnlineAdaptiveController, ticks: int, pause_s: floa
     manifest = controller.runtime.manifest
     state_mean = manifest.normalizer["state_mean"]
     reference = np.zeros(len(manifest.reference_fields))
-    reference[:7] = state_mean[:7]
+    reference[PANDA.reference_slice("reference.position")] = state_mean[PANDA.state_slice("joint_states.position")]
     samples = np.empty((ticks, 2))
     for i in range(-100, ticks):
         state = state_mean + 0.01 * rng.standard_normal(state_mean.shape)

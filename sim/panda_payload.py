@@ -99,7 +99,7 @@ class PandaPayloadEnv(PyBulletTaskEnv[PandaTask]):
 
     Observation: 7 joint positions (rad), 7 velocities (rad/s), then the reference's 7 positions
     and 7 velocities. Action: 7 joint torques (N·m), clipped to the URDF effort limits.
-    Reward: ``PANDA_REWARD``, minus the RMS joint position error (rad) minus a small torque penalty.
+    Reward (``PANDA_REWARD``): minus the RMS joint position error (rad) minus a small torque penalty.
     """
 
     task_type = PandaTask
