@@ -28,9 +28,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+import gymnasium
 import numpy as np
 
-import sim
+import sim  # noqa: F401  (registers the environment ids)
 from benchmarks.machine import describe_machine
 from metarl_core.policy.evaluate import (
     MAML_EVAL_TASKS,
@@ -134,7 +135,7 @@ def rl2_nav(args: argparse.Namespace) -> dict[str, Any]:
 def controller_score(env_id: str, controller: Any, tasks: list, episodes: int, episode_duration_s: float) -> float:
     """Mean episode return of a per-step controller (``reset()``, ``obs -> action``) on ``tasks``,
     ``episodes`` episodes each, reset with the seeds the RL² held-out score uses."""
-    env = sim.make(env_id, episode_duration_s=episode_duration_s)
+    env = gymnasium.make(env_id, episode_duration_s=episode_duration_s)
     returns = []
     for index, task in enumerate(tasks):
         env.unwrapped.set_task(task)

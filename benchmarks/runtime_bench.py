@@ -49,10 +49,6 @@ DEFAULT_PLANNER = {
 }
 
 
-CONTROL_RATE_HZ = 100.0
-"""The Panda's control rate: the paced control-step row calls once per period."""
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=2000, help="timed calls per operation")
     parser.add_argument("--hidden", type=int, nargs="+", default=[64, 64], help="hidden layer sizes")
@@ -202,7 +198,7 @@ def run(args: argparse.Namespace) -> str:
         rows.append(
             (control, percentiles_ms(ort_control, control_repeats), percentiles_ms(torch_control, control_repeats))
         )
-        pause_s = 1.0 / CONTROL_RATE_HZ
+        pause_s = PANDA.control_period_s  # the paced row: one call per Panda control period
         rows.append(
             (
                 f"{control}, one per {pause_s * 1e3:g} ms",
@@ -239,7 +235,8 @@ def run(args: argparse.Namespace) -> str:
         "",
         "RLS rows: features from ONNX, the output layer's closed form in numpy (float64 solve).",
         "RL² row: one step of the recurrent bundle's policy graph (its adaptation is the carried hidden state).",
-        f"*One per {1e3 / CONTROL_RATE_HZ:g} ms*: the call paced at the {CONTROL_RATE_HZ:g} Hz control rate, idle in",
+        f"*One per {1e3 / PANDA.control_rate_hz:g} ms*: the call paced at the {PANDA.control_rate_hz:g} Hz control "
+        "rate, idle in",
         "between as on the robot; the figure `metarl bench ros` sees in the node's ticks.",
     ]
     return "\n".join(lines)

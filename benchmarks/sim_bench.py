@@ -28,7 +28,7 @@ import numpy as np
 import pybullet
 import pybullet_data
 
-import sim
+import sim  # noqa: F401  (registers the environment ids)
 from benchmarks.machine import describe_machine
 from sim.vector_collection import make_process_backend
 
@@ -62,7 +62,7 @@ def interleaved_median_rates(runs: Sequence[RunOnce], repeats: int) -> list[floa
 @contextmanager
 def env_run(env_id: str, steps: int) -> Iterator[RunOnce]:
     """Timed runs of one environment, as ``gymnasium.make`` builds it (wrappers included)."""
-    env = sim.make(env_id, episode_duration_s=(steps + 1) / 100.0)
+    env = gymnasium.make(env_id, episode_duration_s=(steps + 1) / 100.0)
     actions = (
         np.random.default_rng(0)
         .uniform(0.2 * env.action_space.low, 0.2 * env.action_space.high, (steps, *env.action_space.shape))

@@ -3,7 +3,7 @@
 Each trained run is exported as the robot's bundle and run in process through the numpy + ONNX
 controller the ROS node runs (``metarl_runtime.controllers.OnlineAdaptiveController``), with
 adaptation on and off, beside the task suite's fixed nominal controller, through every switch of
-``SCENARIOS``: 0 → 4 kg (the issue's switch; training payloads stop at 3 kg), 0 → 5 kg (the
+``SWITCH_SCENARIOS_KG``: 0 → 4 kg (the issue's switch; training payloads stop at 3 kg), 0 → 5 kg (the
 far end of the extrap split) and 4 → 0 kg (the payload taken away again). A
 figure is the mean ± std over training runs of each run's mean over ``--eval-seeds`` reference
 trajectories; the headline is the recovery to the error before the switch
@@ -29,11 +29,15 @@ from metarl_core.model_based.evaluate import NOMINAL, SWITCH_FIGURES, switch_tab
 from metarl_runtime.controllers import OnlineAdaptiveController
 from metarl_runtime.model_runtime import AdaptiveRuntime
 from sim.baseline_controllers import PandaPDGravityController
-from sim.scenarios.payload_switch import RECOVERY_NOTE, ObservationController, run_payload_switch, summarize
+from sim.scenarios.payload_switch import (
+    RECOVERY_NOTE,
+    SWITCH_SCENARIOS_KG,
+    ObservationController,
+    run_payload_switch,
+    summarize,
+)
 from sim.tasks import PandaTask
 
-SCENARIOS = ((0.0, 4.0), (0.0, 5.0), (4.0, 0.0))
-"""(payload before, payload after) in kg."""
 EVALUATION_SEED_BASE = 3_000_000
 """Reset seeds of the reference trajectories: far from every training and evaluation seed."""
 ADAPTATION_ON = "adaptive MPC (robot bundle)"
@@ -93,7 +97,7 @@ def switch_section(
     eval_seeds: int,
     overrides: dict[str, object],
     command: str,
-    scenarios: Sequence[tuple[float, float]] = SCENARIOS,
+    scenarios: Sequence[tuple[float, float]] = SWITCH_SCENARIOS_KG,
 ) -> str:
     """The markdown section: one table per switch of ``scenarios`` (kg before, after), each row a
     mean ± std over the runs."""

@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.machine import describe_machine
-from benchmarks.runtime_bench import CONTROL_RATE_HZ, _model
+from benchmarks.runtime_bench import _model
 from export.onnx_export import export_trained_dynamics
 from metarl_runtime.controllers import OnlineAdaptiveController
 from metarl_runtime.model_runtime import AdaptiveRuntime
+from sim.panda_payload import PANDA
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +35,7 @@ def _schedule_ms(controller: OnlineAdaptiveController, ticks: int, pause_s: floa
     manifest = controller.runtime.manifest
     state_mean = manifest.normalizer["state_mean"]
     reference = np.zeros(len(manifest.reference_fields))
-    reference[:7] = state_mean[:7]
+    reference[PANDA.reference_slice("reference.position")] = state_mean[PANDA.state_slice("joint_states.position")]
     samples = np.empty((ticks, 2))
     for i in range(-100, ticks):
         state = state_mean + 0.01 * rng.standard_normal(state_mean.shape)
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         runtime = AdaptiveRuntime.load(export_trained_dynamics(_model([64, 64], 1), Path(tmp) / "bundle"))
         controller = OnlineAdaptiveController(runtime)
-        period_s = 1.0 / CONTROL_RATE_HZ
+        period_s = 1.0 / runtime.manifest.control_rate_hz
         schedules = {
             "back to back": _schedule_ms(controller, args.ticks, 0.0),
             f"paced, one per {period_s * 1e3:g} ms": _schedule_ms(controller, args.ticks, period_s),

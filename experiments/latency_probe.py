@@ -31,6 +31,9 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
+from sim.panda_payload import HOME_RAD as PANDA_HOME_RAD
+from sim.panda_payload import PANDA
+
 CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
@@ -40,8 +43,10 @@ def cpu_seconds(pid: int) -> float:
 
 
 PING_TOPIC, PONG_TOPIC = "/metarl_latency_probe/ping", "/metarl_latency_probe/pong"
-JOINTS = [f"panda_joint{i}" for i in range(1, 8)]
-HOME_RAD = [0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.8]
+JOINTS = list(PANDA.joint_names)
+HOME_RAD = PANDA_HOME_RAD.tolist()
+"""The Panda at rest in its home pose: what the probe streams to the controller."""
+AT_REST_RAD_S = [0.0] * PANDA.joint_count
 
 
 def echo() -> None:
@@ -82,7 +87,7 @@ def ping_pong_ms(node, rate_hz: float, seconds: float) -> np.ndarray:
         if time.perf_counter() >= next_send:
             if time.perf_counter() - start < 1.0:
                 warm_after = len(round_trips) + 1
-            msg = JointState(name=JOINTS, position=HOME_RAD, velocity=[0.0] * 7)
+            msg = JointState(name=JOINTS, position=HOME_RAD, velocity=AT_REST_RAD_S)
             msg.header.stamp = node.get_clock().now().to_msg()
             sent[msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec] = time.perf_counter()
             ping.publish(msg)
@@ -156,10 +161,10 @@ def measure(bundle: str, rate_hz: float, seconds: float, floor_seconds: float = 
         while time.perf_counter() - start < seconds:
             now = time.perf_counter()
             if now >= next_send:
-                msg = JointState(name=joints, position=home, velocity=[0.0] * 7)
+                msg = JointState(name=joints, position=home, velocity=AT_REST_RAD_S)
                 msg.header.stamp = node.get_clock().now().to_msg()
                 states.publish(msg)
-                reference.publish(JointState(name=joints, position=home, velocity=[0.0] * 7, header=msg.header))
+                reference.publish(JointState(name=joints, position=home, velocity=AT_REST_RAD_S, header=msg.header))
                 sent.append(time.perf_counter())
                 next_send += period
             rclpy.spin_once(node, timeout_sec=max(0.0, min(period / 4, next_send - time.perf_counter())))

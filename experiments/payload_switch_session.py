@@ -31,8 +31,8 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 
 from experiments.node_processes import change_state, set_double, spin_until, start_node, stop
-
-CONTROL_RATE_HZ = 100.0
+from sim.panda_payload import PANDA
+from sim.scenarios.payload_switch import EPISODE_S, PAYLOAD_AFTER_KG, SWITCH_S
 
 
 @dataclass
@@ -65,7 +65,8 @@ def errors_on_grid(positions: dict[float, np.ndarray], references: dict[float, n
     if not stamps:
         raise RuntimeError("no joint state had a matching reference: did the bridge publish?")
     measured = np.array([np.sqrt(np.mean((positions[s] - references[s]) ** 2)) for s in stamps])
-    grid = np.arange(1, round(stamps[-1] * CONTROL_RATE_HZ) + 1) / CONTROL_RATE_HZ
+    rate_hz = PANDA.control_rate_hz  # the bridge's: one state per control period of sim time
+    grid = np.arange(1, round(stamps[-1] * rate_hz) + 1) / rate_hz
     return np.interp(grid, stamps, measured)
 
 
@@ -95,9 +96,9 @@ def run_session(
     log_dir: Path,
     adaptation: bool,
     seed: int = 3,
-    switch_s: float = 2.0,
-    duration_s: float = 6.0,
-    payload_after_kg: float = 4.0,
+    switch_s: float = SWITCH_S,
+    duration_s: float = EPISODE_S,
+    payload_after_kg: float = PAYLOAD_AFTER_KG,
     gif_path: Path | None = None,
     timeout_s: float = 180.0,
     bag_path: Path | None = None,
@@ -184,7 +185,7 @@ def run_session(
         for subscription in subscriptions:
             node.destroy_subscription(subscription)
     return SessionResult(
-        errors=errors_on_grid(positions, references)[: round(duration_s * CONTROL_RATE_HZ)],
+        errors=errors_on_grid(positions, references)[: round(duration_s * PANDA.control_rate_hz)],
         commands=np.array(commands),
         switch_time_s=switch_time_s,
         diagnostics=diagnostics,
@@ -200,9 +201,9 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="result file (.npz)")
     parser.add_argument("--adaptation", choices=("on", "off"), default="on")
     parser.add_argument("--seed", type=int, default=3)
-    parser.add_argument("--switch-s", type=float, default=2.0)
-    parser.add_argument("--duration-s", type=float, default=6.0)
-    parser.add_argument("--payload-kg", type=float, default=4.0)
+    parser.add_argument("--switch-s", type=float, default=SWITCH_S)
+    parser.add_argument("--duration-s", type=float, default=EPISODE_S)
+    parser.add_argument("--payload-kg", type=float, default=PAYLOAD_AFTER_KG)
     parser.add_argument("--gif", type=Path, default=None, help="have the bridge record a GIF here")
     parser.add_argument("--bag", type=Path, default=None, help="record the run's topics to this new MCAP bag")
     options = parser.parse_args(args)

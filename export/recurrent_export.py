@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+import gymnasium
 import numpy as np
 import torch
+from gymnasium.envs.registration import load_env_creator
 
 from export.graph_export import (
     check_export_target,
@@ -35,8 +36,7 @@ from export.graph_export import (
 from metarl_core.policy.policy_checkpoint import TrainedPolicy, load_policy_checkpoint
 from metarl_core.policy.recurrent_policy import recurrent_step
 from metarl_runtime.bundle_manifest import RECURRENT_GRAPH, RECURRENT_INPUTS, RECURRENT_OUTPUTS
-from sim.husky_terrain import TRACK_WIDTH_M
-from sim.panda_payload import EFFORT_LIMIT_NM, PandaPayloadEnv
+from sim.reward_spec import RewardSpec
 
 POLICY_PARAMETERS = (
     "gru_input_weight",
@@ -51,16 +51,12 @@ POLICY_PARAMETERS = (
 """What ``recurrent_step`` reads of the parameters (``log_std`` only shapes the exploration noise)."""
 STAT_NAMES = ("obs_mean", "obs_std")
 
-REWARD_SPECS: dict[str, dict[str, Any]] = {
-    "metarl/PandaPayload-v0": {
-        "name": "joint_position_rms_effort_penalty",
-        "effort_penalty": PandaPayloadEnv.TORQUE_PENALTY,
-        "effort_limits": EFFORT_LIMIT_NM.tolist(),
-    },
-    "metarl/HuskyTerrain-v0": {"name": "twist_tracking", "track_width_m": TRACK_WIDTH_M},
-}
-"""Each robot task's reward as a bundle's ``reward`` spec (``metarl_runtime.tracking_reward`` computes it);
-``tests/export/test_tracking_reward.py`` checks each against its environment's own reward."""
+
+def env_reward_spec(env_id: str) -> RewardSpec | None:
+    """The ``reward_spec`` the environment ``env_id`` computes its reward from, read off its
+    registered class (no simulator is started); None for an env without one."""
+    env_class = load_env_creator(gymnasium.spec(env_id).entry_point)
+    return getattr(env_class, "reward_spec", None)
 
 
 def policy_step_function() -> Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -90,9 +86,9 @@ def _check_policy(policy: TrainedPolicy) -> None:
     robot = policy.robot
     if robot is None:
         raise ValueError(f"env {policy.env_id!r} has no robot description: a bundle needs a robot to drive")
-    if policy.env_id not in REWARD_SPECS:
+    if env_reward_spec(policy.env_id) is None:
         raise ValueError(
-            f"env {policy.env_id!r} has no reward spec (known: {sorted(REWARD_SPECS)}); "
+            f"env {policy.env_id!r} has no reward spec (its class sets no reward_spec); "
             "the robot could not recompute the reward the policy reads"
         )
     shape = policy.shape
@@ -150,7 +146,7 @@ def export_trained_policy(policy: TrainedPolicy, out_dir: Path, seed: int = 0, s
                 "hidden_size": shape.hidden_size,
                 "episodes_per_trial": policy.episodes_per_trial,
                 "obs_normalizer": {name: constants[name].reshape(-1).tolist() for name in STAT_NAMES},
-                "reward": REWARD_SPECS[policy.env_id],
+                "reward": env_reward_spec(policy.env_id).to_json(),
                 "provenance": provenance(policy.config, parity),
             },
             sign_key,

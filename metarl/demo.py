@@ -41,6 +41,7 @@ from sim.scenarios.payload_switch import (
     SWITCH_HEADER,
     SWITCH_RULE,
     SWITCH_S,
+    SWITCH_SCENARIOS_KG,
     ObservationController,
     plot_switch,
     run_payload_switch,
@@ -57,7 +58,7 @@ DEFAULT_MODE_REASON = (
     "neither mode yet comes back to its error before the switch on every seed"
 )
 """Why the demo trains ``DEFAULT_CONFIG``: printed with the results (``--config`` picks another)."""
-EXTRA_SWITCHES_KG = ((0.0, 5.0), (4.0, 0.0))
+EXTRA_SWITCHES_KG = SWITCH_SCENARIOS_KG[1:]
 """Switches run in process after the main one: beyond the 3 kg training range, and the payload taken away."""
 DEMO_SEED = 3
 """Reset seed of the sim (its reference trajectory), the same for every controller."""

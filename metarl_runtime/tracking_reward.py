@@ -1,7 +1,8 @@
 """The reward an RL² policy was trained on, recomputed on the robot (numpy only).
 
 An RL² policy adapts by reading its previous reward, so the robot must hand it the same number
-the simulator did. ``bundle.json`` names the reward and its constants (``reward``), and the
+the simulator did. ``bundle.json`` names the reward and its constants (``reward``: the env's
+own ``reward_spec``, copied by the exporter; nothing here knows a robot's numbers), and the
 quantities it compares are found by field name, as in ``metarl_runtime.tracking_cost``:
 
 - ``joint_position_rms_effort_penalty`` (arms): ``-rms(q - q_ref) - effort_penalty *

@@ -2,50 +2,29 @@
 
 Importing ``sim`` registers ``metarl/PandaPayload-v0`` and ``metarl/HuskyTerrain-v0``, and the
 classic meta-RL tasks of ``sim.meta_rl_tasks`` (``metarl/PointNavigation-v0``,
-``metarl/HalfCheetahVelocity-v0``).
+``metarl/HalfCheetahVelocity-v0``); build them with ``gymnasium.make``.
+
+Each environment ends its own episodes (``truncated`` once ``episode_duration_s`` of control
+periods have run) and none is registered with ``max_episode_steps``: the duration is part of the
+task, since an env tabulates its reference over it, so a gymnasium ``TimeLimit`` would be a
+second copy of that number to keep in step with every ``episode_duration_s`` a caller passes.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import gymnasium
 
 import sim.physics_client
 
-CONTROL_RATE_HZ = 100.0
-PANDA_EPISODE_S = 5.0
-HUSKY_EPISODE_S = 10.0
 
-
-def _register(env_id: str, entry_point: str, episode_duration_s: float) -> None:
+def _register(env_id: str, entry_point: str) -> None:
     """Register once: re-importing (e.g. in vector workers) must not warn about overrides."""
-    if env_id in gymnasium.registry:
-        return
-    gymnasium.register(
-        id=env_id,
-        entry_point=entry_point,
-        max_episode_steps=round(episode_duration_s * CONTROL_RATE_HZ),
-        kwargs={"episode_duration_s": episode_duration_s},
-    )
+    if env_id not in gymnasium.registry:
+        gymnasium.register(id=env_id, entry_point=entry_point)
 
 
-def make(env_id: str, **kwargs: Any) -> gymnasium.Env:
-    """``gymnasium.make`` whose time limit follows ``episode_duration_s`` when that is given.
-
-    The registered ``max_episode_steps`` matches the default duration only; without this, a
-    longer ``episode_duration_s`` would still be cut at the default by gymnasium's TimeLimit.
-    The control rate is the registered ``control_rate_hz`` where an env has its own (the
-    half-cheetah's 20 Hz), else the suite's 100 Hz.
-    """
-    if "episode_duration_s" in kwargs and "max_episode_steps" not in kwargs:
-        rate_hz = kwargs.get("control_rate_hz", gymnasium.spec(env_id).kwargs.get("control_rate_hz", CONTROL_RATE_HZ))
-        kwargs["max_episode_steps"] = round(kwargs["episode_duration_s"] * rate_hz)
-    return gymnasium.make(env_id, **kwargs)
-
-
-_register("metarl/PandaPayload-v0", "sim.panda_payload:PandaPayloadEnv", PANDA_EPISODE_S)
-_register("metarl/HuskyTerrain-v0", "sim.husky_terrain:HuskyTerrainEnv", HUSKY_EPISODE_S)
+_register("metarl/PandaPayload-v0", "sim.panda_payload:PandaPayloadEnv")
+_register("metarl/HuskyTerrain-v0", "sim.husky_terrain:HuskyTerrainEnv")
 
 # Last: the classic tasks' modules import the suite's own (sim.task_env, sim.robot_description).
 import sim.meta_rl_tasks  # noqa: E402, F401  (registers their ids)

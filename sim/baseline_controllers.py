@@ -40,6 +40,10 @@ class PandaPDGravityController:
         self.model.setGravity(0.0, 0.0, -9.81)
         self.body = self.model.loadURDF(PANDA_URDF, useFixedBase=True, flags=pybullet.URDF_USE_INERTIA_FROM_FILE)
         self.low, self.high = np.array(PANDA.action_low), np.array(PANDA.action_high)
+        self.observed = tuple(
+            PANDA.observation_slice(kind)
+            for kind in ("joint_states.position", "joint_states.velocity", "reference.position", "reference.velocity")
+        )
         self.reset()
 
     def reset(self) -> None:
@@ -51,13 +55,13 @@ class PandaPDGravityController:
         q = [*position.tolist(), FINGER_OPENING_M, FINGER_OPENING_M]
         qd = [*velocity.tolist(), 0.0, 0.0]
         qdd = [*acceleration.tolist(), 0.0, 0.0]
-        return np.asarray(self.model.calculateInverseDynamics(self.body, q, qd, qdd))[:7]
+        return np.asarray(self.model.calculateInverseDynamics(self.body, q, qd, qdd))[: PANDA.joint_count]
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         obs = obs.astype(np.float64)
-        q, qd, q_ref, qd_ref = obs[0:7], obs[7:14], obs[14:21], obs[21:28]
+        q, qd, q_ref, qd_ref = (obs[part] for part in self.observed)
         previous = self.previous_reference_velocity
-        qdd_ref = np.zeros(7) if previous is None else (qd_ref - previous) / self.period_s
+        qdd_ref = np.zeros(PANDA.joint_count) if previous is None else (qd_ref - previous) / self.period_s
         self.previous_reference_velocity = qd_ref
         qdd_desired = qdd_ref + self.kp * (q_ref - q) + self.kd * (qd_ref - qd)
         # Nominal damping and Coulomb friction are known to a hand-tuned controller, so they are
@@ -77,14 +81,17 @@ class HuskyPIController:
         self.kp, self.ki, self.integral_limit = kp, ki, integral_limit
         self.period_s = 1.0 / HUSKY.control_rate_hz
         self.low, self.high = np.array(HUSKY.action_low), np.array(HUSKY.action_high)
+        fields = HUSKY.state_fields + HUSKY.reference_fields
+        self.twist_index = [fields.index(f"odom.twist.{q}") for q in ("linear.x", "angular.z")]
+        self.reference_part = HUSKY.observation_slice("reference.twist")
         self.reset()
 
     def reset(self) -> None:
         self.integral = np.zeros(2)
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        twist = np.array([obs[0], obs[2]])  # vx (m/s), wz (rad/s)
-        reference = obs[-2:].astype(np.float64)
+        twist = obs[self.twist_index]  # vx (m/s), wz (rad/s)
+        reference = obs[self.reference_part].astype(np.float64)
         error = reference - twist
         self.integral = np.clip(self.integral + error * self.period_s, -self.integral_limit, self.integral_limit)
         v, w = reference + self.kp * error + self.ki * self.integral

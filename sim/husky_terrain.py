@@ -18,6 +18,7 @@ from gymnasium import spaces
 
 from sim.physics_client import c_output_discarded
 from sim.pybullet_task_env import PyBulletTaskEnv
+from sim.reward_spec import RewardSpec
 from sim.robot_description import RobotDescription
 from sim.tasks import HuskyTask
 
@@ -60,6 +61,9 @@ HUSKY = RobotDescription(
     wheel_radius_m=WHEEL_RADIUS_M,
     track_width_m=TRACK_WIDTH_M,
 )
+HUSKY_REWARD = RewardSpec(name="twist_tracking", constants={"track_width_m": TRACK_WIDTH_M})
+"""Minus the twist error (m/s): the linear error combined with the angular error at half the
+wheel track (``track_width_m``)."""
 
 
 class TwistReference:
@@ -107,6 +111,7 @@ class HuskyTerrainEnv(PyBulletTaskEnv[HuskyTask]):
 
     task_type = HuskyTask
     robot = HUSKY
+    reward_spec = HUSKY_REWARD
 
     def __init__(
         self,
@@ -119,7 +124,14 @@ class HuskyTerrainEnv(PyBulletTaskEnv[HuskyTask]):
         self.action_space = spaces.Box(
             np.array(HUSKY.action_low, dtype=np.float32), np.array(HUSKY.action_high, dtype=np.float32)
         )
-        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(13,), dtype=np.float32)
+        self.observation_space = spaces.Box(
+            -np.inf, np.inf, shape=(HUSKY.state_dim + HUSKY.reference_dim,), dtype=np.float32
+        )
+        fields = HUSKY.state_fields + HUSKY.reference_fields
+        self._tracked = [
+            (fields.index(f"odom.twist.{q}"), fields.index(f"reference.twist.{q}")) for q in ("linear.x", "angular.z")
+        ]
+        self._half_track_m = self.reward_spec.constants["track_width_m"] / 2.0
         with c_output_discarded():  # the URDF's links without inertia: one b3Warning line each
             self.body = self.client.loadURDF("husky/husky.urdf", [0.0, 0.0, 0.3])
         names = [self.client.getJointInfo(self.body, j)[1].decode() for j in range(self.client.getNumJoints(self.body))]
@@ -267,8 +279,9 @@ class HuskyTerrainEnv(PyBulletTaskEnv[HuskyTask]):
 
     def tracking_error(self, obs: np.ndarray) -> float:
         """Twist error (m/s): linear error combined with the angular error at the wheel track."""
-        linear_error = obs[0] - obs[11]
-        angular_error = (obs[2] - obs[12]) * TRACK_WIDTH_M / 2.0
+        (linear, linear_reference), (angular, angular_reference) = self._tracked
+        linear_error = obs[linear] - obs[linear_reference]
+        angular_error = (obs[angular] - obs[angular_reference]) * self._half_track_m
         return float(math.hypot(linear_error, angular_error))
 
     def _camera(self) -> tuple[list[float], float, float, float]:

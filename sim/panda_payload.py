@@ -15,6 +15,7 @@ import numpy as np
 import pybullet
 
 from sim.pybullet_task_env import PyBulletTaskEnv
+from sim.reward_spec import RewardSpec
 from sim.robot_description import RobotDescription
 from sim.tasks import PandaTask
 
@@ -24,7 +25,6 @@ ARM_JOINTS: list[int] = list(range(7))
 FINGER_JOINTS: list[int] = [9, 10]
 HAND_LINK = 8
 EFFORT_LIMIT_NM = np.array([87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0])
-INVERSE_EFFORT_LIMIT = 1.0 / EFFORT_LIMIT_NM
 JOINT_LOWER_RAD = np.array([-2.9671, -1.8326, -2.9671, -3.1416, -2.9671, -0.0873, -2.9671])
 JOINT_UPPER_RAD = np.array([2.9671, 1.8326, 2.9671, 0.0, 2.9671, 3.8223, 2.9671])
 HOME_RAD = np.array([0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.8])
@@ -52,6 +52,12 @@ PANDA = RobotDescription(
     control_rate_hz=100.0,
     command_interface="effort_forward",
 )
+PANDA_REWARD = RewardSpec(
+    name="joint_position_rms_effort_penalty",
+    constants={"effort_penalty": 1e-3, "effort_limits": tuple(float(x) for x in EFFORT_LIMIT_NM)},
+)
+"""Minus the RMS joint position error (rad), minus ``effort_penalty`` times the mean squared
+torque as a fraction of each joint's effort limit (N·m)."""
 
 
 class SinusoidReference:
@@ -65,14 +71,15 @@ class SinusoidReference:
     MARGIN_RAD = 0.3
 
     def __init__(self, rng: np.random.Generator) -> None:
-        amplitude_total = rng.uniform(0.15, 0.45, size=7)
-        weights = rng.dirichlet(np.ones(self.N_COMPONENTS), size=7)
+        joints = PANDA.joint_count
+        amplitude_total = rng.uniform(0.15, 0.45, size=joints)
+        weights = rng.dirichlet(np.ones(self.N_COMPONENTS), size=joints)
         self.amplitude_rad = amplitude_total[:, None] * weights
-        self.omega_rad_s = 2.0 * np.pi * rng.uniform(0.1, 0.5, size=(7, self.N_COMPONENTS))
-        self.phase_rad = rng.uniform(0.0, 2.0 * np.pi, size=(7, self.N_COMPONENTS))
+        self.omega_rad_s = 2.0 * np.pi * rng.uniform(0.1, 0.5, size=(joints, self.N_COMPONENTS))
+        self.phase_rad = rng.uniform(0.0, 2.0 * np.pi, size=(joints, self.N_COMPONENTS))
         low = JOINT_LOWER_RAD + self.MARGIN_RAD + amplitude_total
         high = JOINT_UPPER_RAD - self.MARGIN_RAD - amplitude_total
-        self.centre_rad = np.clip(HOME_RAD + rng.uniform(-0.3, 0.3, size=7), low, high)
+        self.centre_rad = np.clip(HOME_RAD + rng.uniform(-0.3, 0.3, size=joints), low, high)
 
     def __call__(self, t_s: float) -> tuple[np.ndarray, np.ndarray]:
         """Reference positions (rad) and velocities (rad/s) at time ``t_s``."""
@@ -80,7 +87,7 @@ class SinusoidReference:
         return position[0], velocity[0]
 
     def at_times(self, times_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Reference positions (rad) and velocities (rad/s), shape ``(len(times_s), 7)`` each."""
+        """Reference positions (rad) and velocities (rad/s), shape ``(len(times_s), joints)`` each."""
         angle = self.omega_rad_s[None] * times_s[:, None, None] + self.phase_rad[None]
         position = self.centre_rad + np.sum(self.amplitude_rad * np.sin(angle), axis=2)
         velocity = np.sum(self.amplitude_rad * self.omega_rad_s * np.cos(angle), axis=2)
@@ -92,12 +99,12 @@ class PandaPayloadEnv(PyBulletTaskEnv[PandaTask]):
 
     Observation: 7 joint positions (rad), 7 velocities (rad/s), then the reference's 7 positions
     and 7 velocities. Action: 7 joint torques (N·m), clipped to the URDF effort limits.
-    Reward: minus the RMS joint position error (rad) minus a small torque penalty.
+    Reward (``PANDA_REWARD``): minus the RMS joint position error (rad) minus a small torque penalty.
     """
 
     task_type = PandaTask
     robot = PANDA
-    TORQUE_PENALTY = 1e-3
+    reward_spec = PANDA_REWARD
 
     def __init__(
         self,
@@ -112,12 +119,22 @@ class PandaPayloadEnv(PyBulletTaskEnv[PandaTask]):
             np.array(self.robot.action_high, dtype=np.float32),
             dtype=np.float32,
         )
-        position_low = np.tile(JOINT_LOWER_RAD - 0.5, 2).astype(np.float32)
-        position_high = np.tile(JOINT_UPPER_RAD + 0.5, 2).astype(np.float32)
-        speed = np.full(7, np.inf, dtype=np.float32)
-        low = np.concatenate([position_low[:7], -speed, position_low[7:], -speed])
-        high = np.concatenate([position_high[:7], speed, position_high[7:], speed])
+        # State and reference alike: joint positions (rad), then joint velocities (rad/s).
+        position_low = (JOINT_LOWER_RAD - 0.5).astype(np.float32)
+        position_high = (JOINT_UPPER_RAD + 0.5).astype(np.float32)
+        speed = np.full(self.robot.joint_count, np.inf, dtype=np.float32)
+        low = np.concatenate([position_low, -speed, position_low, -speed])
+        high = np.concatenate([position_high, speed, position_high, speed])
         self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
+        robot = self.robot
+        self._observation_dim = robot.state_dim + robot.reference_dim
+        self._positions = robot.observation_slice("joint_states.position")
+        self._velocities = robot.observation_slice("joint_states.velocity")
+        self._reference_part = slice(robot.state_dim, self._observation_dim)
+        self._reference_positions = robot.observation_slice("reference.position")
+        self._reference_velocities = robot.observation_slice("reference.velocity")
+        self._effort_penalty = float(self.reward_spec.constants["effort_penalty"])
+        self._inverse_effort_limits = 1.0 / np.asarray(self.reward_spec.constants["effort_limits"])
         self._build_scene()
         self._reference = SinusoidReference(np.random.default_rng(0))
         self._t_s = 0.0
@@ -152,7 +169,7 @@ class PandaPayloadEnv(PyBulletTaskEnv[PandaTask]):
             self.arm,
             ARM_JOINTS,
             pybullet.VELOCITY_CONTROL,
-            targetVelocities=[0.0] * 7,
+            targetVelocities=[0.0] * len(ARM_JOINTS),
             forces=list(NOMINAL_FRICTION_NM * task.joint_friction_scale),
         )
         self._attach_payload(task.payload_mass_kg, task.payload_com_offset_m)
@@ -229,23 +246,23 @@ class PandaPayloadEnv(PyBulletTaskEnv[PandaTask]):
 
     def _observation(self) -> np.ndarray:
         states = self._get_joint_states(self.arm, ARM_JOINTS)
-        obs = np.empty(28, dtype=np.float32)
-        obs[0:7] = [s[0] for s in states]
-        obs[7:14] = [s[1] for s in states]
+        obs = np.empty(self._observation_dim, dtype=np.float32)
+        obs[self._positions] = [s[0] for s in states]
+        obs[self._velocities] = [s[1] for s in states]
         if self.elapsed_steps < len(self._reference_table):
-            obs[14:28] = self._reference_table[self.elapsed_steps]
-        else:  # stepped past the registered time limit (unwrapped use): compute directly
-            obs[14:21], obs[21:28] = self._reference(self._t_s)
+            obs[self._reference_part] = self._reference_table[self.elapsed_steps]
+        else:  # stepped on past the episode's end, ignoring ``truncated``: compute directly
+            obs[self._reference_positions], obs[self._reference_velocities] = self._reference(self._t_s)
         return obs
 
     def _reward(self, tracking_error: float, action: np.ndarray) -> float:
-        scaled = action * INVERSE_EFFORT_LIMIT
-        return -tracking_error - self.TORQUE_PENALTY * float(scaled @ scaled) / 7.0
+        scaled = action * self._inverse_effort_limits
+        return -tracking_error - self._effort_penalty * float(scaled @ scaled) / len(scaled)
 
     def tracking_error(self, obs: np.ndarray) -> float:
         """RMS joint position error (rad) between state and reference in one observation."""
-        error = np.asarray(obs[0:7], dtype=np.float64) - obs[14:21]
-        return math.sqrt(float(error @ error) / 7.0)
+        error = np.asarray(obs[self._positions], dtype=np.float64) - obs[self._reference_positions]
+        return math.sqrt(float(error @ error) / len(error))
 
     def _camera(self) -> tuple[list[float], float, float, float]:
         return [0.3, 0.0, 0.4], 1.7, 50.0, -25.0

@@ -262,7 +262,7 @@ class RayBackend:
 def make_ray_backend(
     env_id: str, num_envs: int, address: str | None = None, num_cpus: int | None = None, **env_kwargs: Any
 ) -> RayBackend:
-    """``num_envs`` actors, each with ``sim.make(env_id, **env_kwargs)``: the Ray counterpart of
+    """``num_envs`` actors, each with ``gymnasium.make(env_id, **env_kwargs)``: the Ray counterpart of
     ``make_process_backend``. With no ``address`` (and Ray not yet initialised) a local Ray
     instance of ``num_cpus`` is started and shut down again by ``close``."""
     return RayBackend(functools.partial(make_env, env_id, **env_kwargs), num_envs, address, num_cpus)

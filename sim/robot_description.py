@@ -57,6 +57,10 @@ class RobotDescription:
             )
 
     @property
+    def joint_count(self) -> int:
+        return len(self.joint_names)
+
+    @property
     def state_dim(self) -> int:
         return len(self.state_fields)
 
@@ -71,3 +75,31 @@ class RobotDescription:
     @property
     def control_period_s(self) -> float:
         return 1.0 / self.control_rate_hz
+
+    def state_slice(self, kind: str) -> slice:
+        """Where the state vector holds the fields of ``kind`` (``joint_states.velocity``,
+        ``odom.twist``): code that unpacks a state reads its layout here instead of hard-coding it."""
+        return _field_slice(self.state_fields, kind, f"{self.name} state")
+
+    def reference_slice(self, kind: str) -> slice:
+        """Where the reference vector holds the fields of ``kind`` (``reference.position``)."""
+        return _field_slice(self.reference_fields, kind, f"{self.name} reference")
+
+    def observation_slice(self, kind: str) -> slice:
+        """Where a suite observation, the state followed by the reference, holds the fields of
+        ``kind``: state kinds as in ``state_slice``, reference kinds shifted by ``state_dim``."""
+        if kind.startswith("reference."):
+            inside = self.reference_slice(kind)
+            return slice(self.state_dim + inside.start, self.state_dim + inside.stop)
+        return self.state_slice(kind)
+
+
+def _field_slice(fields: tuple[str, ...], kind: str, where: str) -> slice:
+    """The one contiguous run of ``fields`` of ``kind``: a field is of a kind when it is the kind
+    itself or continues it with ``:`` (a joint name) or ``.`` (a component)."""
+    indices = [i for i, f in enumerate(fields) if f == kind or f.startswith((kind + ":", kind + "."))]
+    if not indices:
+        raise ValueError(f"the {where} has no '{kind}' field (fields: {list(fields)})")
+    if indices != list(range(indices[0], indices[-1] + 1)):
+        raise ValueError(f"the {where}'s '{kind}' fields are not contiguous (at {indices})")
+    return slice(indices[0], indices[-1] + 1)

@@ -9,11 +9,12 @@ property that vector environments set one value per worker through.
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 import gymnasium as gym
 import numpy as np
 
+from sim.reward_spec import RewardSpec
 from sim.tasks import SPLITS, Split, Task
 
 TaskT = TypeVar("TaskT", bound=Task)
@@ -23,6 +24,9 @@ class TaskEnv(gym.Env, Generic[TaskT]):
     """An environment under a task distribution; subclasses say how a task changes a live episode."""
 
     task_type: type[TaskT]
+    reward_spec: ClassVar[RewardSpec | None] = None
+    """The reward's name and constants, which the env's own reward reads and a bundle ships for
+    the robot to recompute it (``metarl_runtime.tracking_reward``); None where no bundle needs it."""
 
     def __init__(self) -> None:
         self._task: TaskT = self.task_type()

@@ -22,7 +22,7 @@ import gymnasium
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 
-import sim  # registers the environment ids, also inside spawned workers
+import sim  # noqa: F401  (registers the environment ids, also inside spawned workers)
 from sim.tasks import Task
 
 StepResult = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]
@@ -52,7 +52,7 @@ class CollectionBackend(Protocol):
 
 def make_env(env_id: str, **kwargs: Any) -> gymnasium.Env:
     """A module-level factory so a spawned worker can unpickle it (and thereby import ``sim``)."""
-    return sim.make(env_id, **kwargs)
+    return gymnasium.make(env_id, **kwargs)
 
 
 class GymVectorBackend:

@@ -58,7 +58,7 @@ def open_episode_collector(
     env: Any, backend: str, env_id: str, workers: int, ray_address: str, **env_kwargs: Any
 ) -> EpisodeCollector:
     """A collector for ``backend`` ("local" or "ray"). For Ray, ``workers`` actors each make
-    ``sim.make(env_id, **env_kwargs)``; an empty ``ray_address`` starts a local Ray instance of
+    ``gymnasium.make(env_id, **env_kwargs)``; an empty ``ray_address`` starts a local Ray instance of
     ``workers`` CPUs, any other joins that cluster ("auto" for the one ``ray start`` set up).
     ``ray`` itself must be importable at once: a missing install fails before any training."""
     if backend == "local":

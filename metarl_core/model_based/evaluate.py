@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium
 import numpy as np
 import torch
 
-import sim
+import sim  # noqa: F401  (registers the environment ids)
 from metarl_core.model_based.adaptive_mpc import AdaptiveMPCController
 from metarl_core.model_based.checkpoint import TrainedDynamics, load_checkpoint
 from metarl_core.model_based.dynamics_model import Params, adapt_params, window_loss
@@ -40,6 +41,7 @@ from metarl_core.model_based.last_layer_rls import rls_adapt_params
 from metarl_core.model_based.oracle import OracleSettings, train_task_oracle
 from metarl_core.model_based.replay_buffer import TaskReplayBuffer
 from metarl_core.model_based.train import collect_episodes
+from sim.panda_payload import PANDA
 from sim.scenarios.payload_switch import (
     PAYLOAD_AFTER_KG,
     SWITCH_FIGURES,
@@ -118,8 +120,8 @@ class Evaluation:
     for robots without the payload-switch experiment."""
     switch_traces: dict[str, np.ndarray] = field(default_factory=dict)
     """Tracking error per tick of evaluation seed 0's payload-switch runs, for the plot."""
-    control_rate_hz: float = 100.0
-    robot: str = "panda"
+    control_rate_hz: float = PANDA.control_rate_hz
+    robot: str = PANDA.name
     terrain_change: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     """``{controller: {figure: per-seed values}}``, figures as in ``CHANGE_FIGURES``; Husky runs only."""
     change_traces: dict[str, np.ndarray] = field(default_factory=dict)
@@ -255,7 +257,7 @@ def evaluate_run(run_dir: Path, split: str, seeds: int, settings: EvaluationSett
     base = EVALUATION_SEED_BASE
     for seed in range(seeds):
         rng = np.random.default_rng(base + 10_000 + seed)
-        env = sim.make(config["env_id"], episode_duration_s=config["episode_duration_s"])
+        env = gymnasium.make(config["env_id"], episode_duration_s=config["episode_duration_s"])
         tasks = env.unwrapped.sample_tasks(settings.tasks_per_seed, rng, split)
         per_seed: dict[str, list[float]] = {}
         oracles: list[Params] = []
@@ -274,7 +276,7 @@ def evaluate_run(run_dir: Path, split: str, seeds: int, settings: EvaluationSett
         for key, values in per_seed.items():
             result.prediction.setdefault(key, []).append(float(np.mean(values)))
 
-        control_env = sim.make(config["env_id"], episode_duration_s=settings.control_episode_s)
+        control_env = gymnasium.make(config["env_id"], episode_duration_s=settings.control_episode_s)
         hardest = sorted(range(len(tasks)), key=lambda i: -getattr(tasks[i], "payload_mass_kg", 0.0))
         per_controller: dict[str, list[float]] = {}
         for index in hardest[: settings.control_tasks_per_seed]:

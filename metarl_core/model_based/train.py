@@ -13,11 +13,12 @@ import functools
 from pathlib import Path
 from typing import Any
 
+import gymnasium
 import numpy as np
 import torch
 from tqdm import tqdm
 
-import sim
+import sim  # noqa: F401  (registers the environment ids)
 from metarl_core.model_based.checkpoint import TrainedDynamics, load_checkpoint, save_checkpoint
 from metarl_core.model_based.config import GrBALConfig
 from metarl_core.model_based.dynamics_model import ModelShape, Normalizer, init_params, window_loss
@@ -73,7 +74,7 @@ def run_training(
     run_dir, resumed = open_run_directory(config, run_dir, resume, load_checkpoint)
     torch.manual_seed(config.seed)
 
-    env = sim.make(config.env_id, episode_duration_s=config.episode_duration_s)
+    env = gymnasium.make(config.env_id, episode_duration_s=config.episode_duration_s)
     collector = open_episode_collector(
         env,
         config.backend,

@@ -14,10 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+import gymnasium
 import numpy as np
 import torch
 
-import sim
+import sim  # noqa: F401  (registers the environment ids)
 from metarl_core.policy.ppo import gaussian_log_prob
 from metarl_core.policy.recurrent_policy import scale_action
 from sim.robot_description import RobotDescription
@@ -162,12 +163,12 @@ class PolicyEnv:
         """``episode_duration_s`` of 0 keeps the registered episode length."""
         self.env_id = env_id
         self.env_kwargs = {"episode_duration_s": episode_duration_s} if episode_duration_s > 0 else {}
-        self._env = sim.make(env_id, **self.env_kwargs)
+        self._env = gymnasium.make(env_id, **self.env_kwargs)
         self.obs_dim = int(self._env.observation_space.shape[0])
         self.action_dim = int(self._env.action_space.shape[0])
         self.action_low = np.asarray(self._env.action_space.low, dtype=np.float64)
         self.action_high = np.asarray(self._env.action_space.high, dtype=np.float64)
-        self.max_episode_steps = int(self._env.spec.max_episode_steps)
+        self.max_episode_steps = int(self._env.unwrapped.max_episode_steps)
         self.robot: RobotDescription | None = getattr(self._env.unwrapped, "robot", None)
         """The robot of a suite task (exported with RL² bundles); None for the point."""
 

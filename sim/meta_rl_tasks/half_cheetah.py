@@ -70,7 +70,7 @@ class HalfCheetahVelocityEnv(PyBulletTaskEnv[CheetahVelocityTask]):
     def __init__(
         self,
         episode_duration_s: float = 10.0,
-        control_rate_hz: float = 20.0,
+        control_rate_hz: float = HALF_CHEETAH.control_rate_hz,
         physics_dt_s: float = 1.0 / 200.0,
         render_mode: str | None = None,
         render_size: tuple[int, int] = (320, 240),

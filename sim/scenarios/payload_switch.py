@@ -17,14 +17,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import gymnasium
 import numpy as np
 
-import sim
+import sim  # noqa: F401  (registers the environment ids)
 from sim.tasks import PandaTask
 
 EPISODE_S = 6.0
 SWITCH_S = 2.0
 PAYLOAD_AFTER_KG = 4.0
+SWITCH_SCENARIOS_KG = ((0.0, PAYLOAD_AFTER_KG), (0.0, 5.0), (4.0, 0.0))
+"""(before, after) payloads (kg) the benchmark and the demo switch between: the issue's switch
+(training payloads stop at 3 kg), one beyond it, and the payload taken away."""
 STEADY_AFTER_S = 1.5
 """Steady state is taken from this long after the switch to the end of the episode."""
 SETTLE_S = 0.5
@@ -128,7 +132,9 @@ def run_payload_switch(
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Tracking error per tick (rad, RMS over joints) with the payload switched at ``SWITCH_S``;
     frames every ``GIF_EVERY_N_TICKS`` ticks when ``render``."""
-    env = sim.make("metarl/PandaPayload-v0", episode_duration_s=EPISODE_S, render_mode="rgb_array" if render else None)
+    env = gymnasium.make(
+        "metarl/PandaPayload-v0", episode_duration_s=EPISODE_S, render_mode="rgb_array" if render else None
+    )
     env.unwrapped.set_task(before or PandaTask(payload_mass_kg=0.0))
     obs, _ = env.reset(seed=seed)
     switch_tick = round(SWITCH_S * env.unwrapped.robot.control_rate_hz)

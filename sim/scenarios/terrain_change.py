@@ -27,9 +27,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import gymnasium
 import numpy as np
 
-import sim
+import sim  # noqa: F401  (registers the environment ids)
 from sim.husky_terrain import ConstantTwistReference
 from sim.scenarios.payload_switch import run_tracking_episode
 from sim.tasks import HuskyTask
@@ -60,7 +61,9 @@ def run_terrain_change(
 ) -> tuple[np.ndarray, float, list[np.ndarray]]:
     """Tracking error per tick (m/s, the env's twist error), the time (s) the chassis crossed onto
     the patch (inf if it never did) and frames (``payload_switch.GIF_EVERY_N_TICKS`` apart) when ``render``."""
-    env = sim.make("metarl/HuskyTerrain-v0", episode_duration_s=EPISODE_S, render_mode="rgb_array" if render else None)
+    env = gymnasium.make(
+        "metarl/HuskyTerrain-v0", episode_duration_s=EPISODE_S, render_mode="rgb_array" if render else None
+    )
     husky = env.unwrapped
     husky.set_task(FLAT_GROUND)
     obs, _ = env.reset(seed=seed)

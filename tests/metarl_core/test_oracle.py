@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import gymnasium
 import pytest
 import torch
 import yaml
 
-import sim
+import sim  # noqa: F401  (registers the environment ids)
 from metarl_core.model_based.checkpoint import load_checkpoint
 from metarl_core.model_based.dynamics_model import window_loss
 from metarl_core.model_based.exploration import exploration_controller
@@ -31,7 +32,7 @@ def test_oracle_beats_mb_on_fresh_data_of_its_own_task(tmp_path: Path) -> None:
     stats = model.normalizer.torch()
     # Beyond the training range (heavy payload, stiff joints): MB has never seen such a task.
     task = PandaTask(payload_mass_kg=4.5, joint_damping_scale=3.0, joint_friction_scale=3.0)
-    env = sim.make(TINY["env_id"], episode_duration_s=TINY["episode_duration_s"])
+    env = gymnasium.make(TINY["env_id"], episode_duration_s=TINY["episode_duration_s"])
     oracle = train_task_oracle(env, task, "panda", state["mb_params"], stats, 0.1, SMALL_ORACLE, seed=777)
     fresh = TaskReplayBuffer(model.robot.state_dim, model.robot.action_dim)
     collect_episodes(env, task, exploration_controller("panda", 0.1, 5), 2, 4242, fresh)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import gymnasium
 import numpy as np
 import pytest
 import torch
 
-import sim
+import sim  # noqa: F401  (registers the environment ids)
 from metarl_core.model_based.checkpoint import TrainedDynamics
 from metarl_core.policy.policy_checkpoint import TrainedPolicy
 from metarl_core.policy.recurrent_policy import recurrent_step, scale_action
@@ -41,7 +42,7 @@ def test_controller_on_the_simulated_panda_matches_the_training_sampler(
     the environment's own reward, done = 0, carried hidden state) commands what the robot-side
     controller commands, tick by tick, on the real simulated arm."""
     policy = recurrent_bundle[0]
-    env = sim.make("metarl/PandaPayload-v0")
+    env = gymnasium.make("metarl/PandaPayload-v0")
     obs, _ = env.reset(seed=3)
     hidden = torch.zeros(1, policy.shape.hidden_size)
     prev_action, prev_reward = torch.zeros(1, 7), torch.zeros(1, 1)

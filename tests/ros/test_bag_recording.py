@@ -19,7 +19,7 @@ import pytest
 import yaml
 from rosbags.rosbag2 import Reader
 
-from experiments.payload_switch_session import CONTROL_RATE_HZ, SessionResult, run_session
+from experiments.payload_switch_session import SessionResult, run_session
 from metarl_core.log_replay.bag_evaluation import evaluate_bag
 from metarl_core.log_replay.log_scoring import ScoredModel, score_log
 from metarl_core.log_replay.log_transitions import Segment
@@ -36,7 +36,7 @@ def in_process_segment(result: SessionResult) -> Segment:
     """The session's own view: states and references by stamp, the i-th command for stamp i·dt."""
     stamps = sorted(result.joint_states)
     count = min(len(stamps) - 1, len(result.commands))
-    assert np.allclose(np.diff(stamps[: count + 1]), 1.0 / CONTROL_RATE_HZ), "the session lost a joint state"
+    assert np.allclose(np.diff(stamps[: count + 1]), 1.0 / PANDA.control_rate_hz), "the session lost a joint state"
     states = np.stack([result.joint_states[s] for s in stamps[: count + 1]])
     return Segment(
         np.asarray(stamps[:count]),

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments.payload_switch_session import CONTROL_RATE_HZ, run_session
+from experiments.payload_switch_session import run_session
 from export.onnx_export import export_bundle
 from metarl_core.model_based.train import run_training
+from sim.panda_payload import PANDA
 from sim.scenarios.payload_switch import summarize
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,14 +40,14 @@ def test_closed_loop_adapts_to_a_payload_change_safely(ros_node, panda_bundle: P
         assert np.all(np.abs(run.commands) <= LIMITS + 1e-9), "a command beyond the effort limits was published"
         # Lock-step: one command per control period, none lost and none extra (a duplicate tick
         # would step the bridge on a stale command and put a duplicate transition in the window).
-        assert abs(len(run.commands) - DURATION_S * CONTROL_RATE_HZ) <= 5, len(run.commands)
-        assert len(run.errors) == DURATION_S * CONTROL_RATE_HZ
+        assert abs(len(run.commands) - DURATION_S * PANDA.control_rate_hz) <= 5, len(run.commands)
+        assert len(run.errors) == DURATION_S * PANDA.control_rate_hz
     adaptive, fixed = runs[True].diagnostics, runs[False].diagnostics
     assert int(adaptive["adaptations_accepted"]) > 0
     assert float(adaptive["loss_after"]) < float(adaptive["loss_before"]), adaptive
     assert int(fixed["adaptations"]) == 0
 
-    summaries = {a: summarize(run.errors, CONTROL_RATE_HZ, run.switch_time_s) for a, run in runs.items()}
+    summaries = {a: summarize(run.errors, PANDA.control_rate_hz, run.switch_time_s) for a, run in runs.items()}
     report = {a: {**summaries[a], **runs[a].diagnostics} for a in runs}
     print(f"adaptation on: {report[True]}\nadaptation off: {report[False]}")
     # The bar: adapted steady error ≤ 0.6× the same run without adaptation, and settled

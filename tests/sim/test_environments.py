@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import sim
+import sim  # noqa: F401  (registers the environment ids)
 from sim.tasks import HuskyTask, PandaTask
 
 ENV_IDS = ["metarl/PandaPayload-v0", "metarl/HuskyTerrain-v0"]
@@ -191,7 +191,18 @@ def test_observation_holds_no_task_truth() -> None:
     env.close()
 
 
-def test_sim_make_keeps_the_time_limit_in_step_with_the_episode_duration() -> None:
-    env = sim.make("metarl/PandaPayload-v0", episode_duration_s=6.0)
-    assert env.spec.max_episode_steps == 600 and env.unwrapped.max_episode_steps == 600
+@pytest.mark.parametrize(
+    ("env_id", "episode_duration_s", "steps"),
+    [("metarl/PandaPayload-v0", None, 500), ("metarl/PandaPayload-v0", 0.3, 30), ("metarl/HuskyTerrain-v0", 0.2, 20)],
+)
+def test_the_env_alone_ends_its_episode_after_its_duration(env_id: str, episode_duration_s, steps: int) -> None:
+    """One time limit: the env's own ``truncated`` (no TimeLimit wrapper, no registered
+    ``max_episode_steps``), after ``episode_duration_s`` (registered default: 5 s) of 100 Hz steps."""
+    kwargs = {} if episode_duration_s is None else {"episode_duration_s": episode_duration_s}
+    env = gymnasium.make(env_id, **kwargs)
+    assert env.spec.max_episode_steps is None and env.unwrapped.max_episode_steps == steps
+    env.reset(seed=0)
+    zero = np.zeros(env.action_space.shape, dtype=np.float32)
+    truncations = [env.step(zero)[3] for _ in range(steps)]
+    assert truncations == [False] * (steps - 1) + [True]
     env.close()

@@ -8,9 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium
 import pytest
 
-import sim
+import sim  # noqa: F401  (registers the environment ids)
 from sim.baseline_controllers import PandaPDGravityController
 from sim.physics_client import c_output_discarded
 
@@ -27,7 +28,7 @@ def c_level_stdout(capfd: pytest.CaptureFixture[str]) -> str:
     "env_id", ["metarl/PandaPayload-v0", "metarl/HuskyTerrain-v0", "metarl/HalfCheetahVelocity-v0"]
 )
 def test_creating_an_env_prints_nothing_to_fd_1(env_id: str, capfd: pytest.CaptureFixture[str]) -> None:
-    env = sim.make(env_id)
+    env = gymnasium.make(env_id)
     env.reset(seed=0)
     env.close()
     assert c_level_stdout(capfd) == ""

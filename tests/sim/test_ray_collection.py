@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import functools
 
+import gymnasium
 import numpy as np
 import pytest
 
-import sim
+import sim  # noqa: F401  (registers the environment ids)
 from sim.episode_jobs import EpisodeJob, run_episode_jobs_here
 from sim.tasks import PandaTask
 from sim.vector_collection import collect_rollouts, make_process_backend
@@ -81,7 +82,7 @@ def test_ray_backend_matches_process_backend_lock_step_and_in_actor_rollouts(loc
 
 def test_episode_jobs_on_ray_match_the_jobs_run_in_one_env(local_ray) -> None:
     jobs = [EpisodeJob(task=TASKS[j % 2], reset_seeds=(3 * j, 3 * j + 1), controller_seed=j) for j in range(3)]
-    env = sim.make(ENV_ID, episode_duration_s=EPISODE_S)
+    env = gymnasium.make(ENV_ID, episode_duration_s=EPISODE_S)
     try:
         expected = run_episode_jobs_here(env, SeededNoiseController, jobs)
     finally:

@@ -96,3 +96,34 @@ def test_inconsistent_description_is_refused_naming_the_field(change, message) -
     }
     with pytest.raises(ValueError, match=message):
         RobotDescription(**{**fields, **change})
+
+
+def test_field_slices_say_where_each_kind_of_field_is() -> None:
+    """Code that unpacks a state or an observation reads the layout from the description."""
+    from sim.husky_terrain import HUSKY
+    from sim.panda_payload import PANDA
+
+    assert PANDA.joint_count == 7 and HUSKY.joint_count == 4
+    assert PANDA.state_slice("joint_states.velocity") == slice(7, 14)
+    assert PANDA.reference_slice("reference.position") == slice(0, 7)
+    assert PANDA.observation_slice("reference.velocity") == slice(21, 28)
+    assert HUSKY.state_slice("odom.twist") == slice(0, 3)
+    assert HUSKY.state_slice("joint_states.velocity") == slice(7, 11)
+    assert HUSKY.observation_slice("reference.twist") == slice(11, 13)
+    with pytest.raises(ValueError, match=r"the husky state has no 'joint_states\.position' field"):
+        HUSKY.state_slice("joint_states.position")
+
+
+def test_a_field_kind_split_in_two_runs_is_refused() -> None:
+    robot = RobotDescription(
+        name="split",
+        joint_names=("a",),
+        state_fields=("joint_states.position:a", "imu.roll", "joint_states.position:b"),
+        reference_fields=(),
+        action_low=(-1.0,),
+        action_high=(1.0,),
+        control_rate_hz=100.0,
+        command_interface="effort_forward",
+    )
+    with pytest.raises(ValueError, match=r"'joint_states\.position' fields are not contiguous \(at \[0, 2\]\)"):
+        robot.state_slice("joint_states.position")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import gymnasium
 import numpy as np
 import rclpy
 from geometry_msgs.msg import Twist
@@ -26,7 +27,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray
 
-import sim
+import sim  # noqa: F401  (registers the environment ids)
 from metarl_ros.node_lifetime import spin_until_shutdown
 from metarl_runtime.sensor_mapping import twist_to_wheel_speeds
 
@@ -72,7 +73,7 @@ class SimBridgeNode(Node):
             raise ValueError(f"env_id={env_id!r}: sim_bridge knows {sorted(TASK_PARAMETERS)}")
         self.gif_path = self.get_parameter("record_gif_path").value
         self.frames: list[np.ndarray] = []
-        self.env = sim.make(
+        self.env = gymnasium.make(
             env_id,
             episode_duration_s=as_float(self.get_parameter("episode_duration_s")),
             render_mode="rgb_array" if self.gif_path else None,
@@ -97,10 +98,17 @@ class SimBridgeNode(Node):
             JointState if self.robot.command_interface != "twist" else Twist, "/reference", 10
         )
         self.clock = self.create_publisher(Clock, "/clock", 10)
-        self.imu = self.create_publisher(Imu, "/imu", qos_profile_sensor_data) if self.robot.name == "husky" else None
-        self.odom = (
-            self.create_publisher(Odometry, "/odom", qos_profile_sensor_data) if self.robot.name == "husky" else None
-        )
+        # A base (twist command) reports odometry and an IMU; an arm its joints only.
+        is_base = self.robot.command_interface == "twist"
+        self.imu = self.create_publisher(Imu, "/imu", qos_profile_sensor_data) if is_base else None
+        self.odom = self.create_publisher(Odometry, "/odom", qos_profile_sensor_data) if is_base else None
+        self.layout = {
+            name: self.robot.state_slice(name)
+            for name in ("joint_states.position", "joint_states.velocity")
+            if any(f.startswith(name + ":") for f in self.robot.state_fields)
+        }
+        self.state_index = {field: index for index, field in enumerate(self.robot.state_fields)}
+        self.reference_index = {field: index for index, field in enumerate(self.robot.reference_fields)}
         command_type = Twist if self.robot.command_interface == "twist" else Float64MultiArray
         self.create_subscription(command_type, self.get_parameter("command_topic").value, self.on_command, 10)
         period_s = 1.0 / self.robot.control_rate_hz
@@ -179,36 +187,51 @@ class SimBridgeNode(Node):
         state, reference = self.obs[:state_dim].astype(float), self.obs[state_dim:].astype(float)
         # The reference goes out first: a controller that ticks on each joint state then usually
         # has the reference of the same instant, not the previous one.
-        if self.robot.name == "panda":
-            n = len(self.robot.joint_names)
+        if self.robot.command_interface != "twist":
+            positions, velocities = self.layout["joint_states.position"], self.layout["joint_states.velocity"]
+            reference_positions = self.robot.reference_slice("reference.position")
+            reference_velocities = self.robot.reference_slice("reference.velocity")
             ref = JointState(
-                name=list(self.robot.joint_names), position=list(reference[:n]), velocity=list(reference[n:])
+                name=list(self.robot.joint_names),
+                position=list(reference[reference_positions]),
+                velocity=list(reference[reference_velocities]),
             )
             ref.header.stamp = stamp
             self.reference.publish(ref)
-            msg = JointState(name=list(self.robot.joint_names), position=list(state[:n]), velocity=list(state[n:]))
+            msg = JointState(
+                name=list(self.robot.joint_names), position=list(state[positions]), velocity=list(state[velocities])
+            )
             msg.header.stamp = stamp
             self.joint_states.publish(msg)
             return
-        self._publish_husky(state, reference, stamp)
+        self._publish_base(state, reference, stamp)
 
-    def _publish_husky(self, state: np.ndarray, reference: np.ndarray, stamp) -> None:
+    def _publish_base(self, state: np.ndarray, reference: np.ndarray, stamp) -> None:
+        """A diff-drive base's sensors, each value found by its field name in the robot description."""
+        field = {name: state[index] for name, index in self.state_index.items()}
         twist = Twist()
-        twist.linear.x, twist.angular.z = reference[0], reference[1]
+        twist.linear.x = reference[self.reference_index["reference.twist.linear.x"]]
+        twist.angular.z = reference[self.reference_index["reference.twist.angular.z"]]
         self.reference.publish(twist)
-        wheels = JointState(name=list(self.robot.joint_names), position=[0.0] * 4, velocity=list(state[7:11]))
+        wheel_speeds = list(state[self.layout["joint_states.velocity"]])
+        wheels = JointState(
+            name=list(self.robot.joint_names), position=[0.0] * self.robot.joint_count, velocity=wheel_speeds
+        )
         wheels.header.stamp = stamp
         self.joint_states.publish(wheels)
         odom = Odometry()
         odom.header.stamp = stamp
-        odom.twist.twist.linear.x, odom.twist.twist.linear.y, odom.twist.twist.angular.z = state[0], state[1], state[2]
+        odom.twist.twist.linear.x = field["odom.twist.linear.x"]
+        odom.twist.twist.linear.y = field["odom.twist.linear.y"]
+        odom.twist.twist.angular.z = field["odom.twist.angular.z"]
         self.odom.publish(odom)
         imu = Imu()
         imu.header.stamp = stamp
-        roll, pitch = state[3], state[4]
+        roll, pitch = field["imu.roll"], field["imu.pitch"]
         cr, sr, cp, sp = math.cos(roll / 2), math.sin(roll / 2), math.cos(pitch / 2), math.sin(pitch / 2)
         imu.orientation.w, imu.orientation.x, imu.orientation.y, imu.orientation.z = cr * cp, sr * cp, cr * sp, -sr * sp
-        imu.angular_velocity.x, imu.angular_velocity.y = state[5], state[6]
+        imu.angular_velocity.x = field["imu.angular_velocity.x"]
+        imu.angular_velocity.y = field["imu.angular_velocity.y"]
         self.imu.publish(imu)
 
 
