@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from metarl_core.model_based.adaptation import ADAPTATION_RULES, Adaptation
 from metarl_runtime.mppi import MPPIConfig, PlannerConfigError
 
 
@@ -107,7 +108,7 @@ class GrBALConfig:
         require_positive(config, source, "inner_lr", "outer_lr", "episode_duration_s")
         if not config.hidden_sizes or any(size < 1 for size in config.hidden_sizes):
             raise ValueError(f"{source}: field 'hidden_sizes'={config.hidden_sizes} must list at least one size >= 1")
-        if config.adaptation not in ("gradient", "rls"):
+        if config.adaptation not in ADAPTATION_RULES:
             raise ValueError(f"{source}: field 'adaptation'={config.adaptation!r} must be 'gradient' or 'rls'")
         if config.backend not in ("local", "ray"):
             raise ValueError(f"{source}: field 'backend'={config.backend!r} must be 'local' or 'ray'")
@@ -117,6 +118,11 @@ class GrBALConfig:
         if config.algo != "grbal":
             raise ValueError(f"{source}: field 'algo'={config.algo!r} must be 'grbal' for this trainer")
         return config
+
+    def inner_adaptation(self) -> Adaptation:
+        """The adaptation these fields describe: the one value training, evaluation, export and
+        the robot read the rule from."""
+        return Adaptation(self.adaptation, self.inner_steps, self.rls_prior_precision)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML values: what ``config.yaml`` and a checkpoint's provenance hold."""
