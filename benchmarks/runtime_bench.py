@@ -21,17 +21,11 @@ import torch
 from benchmarks.machine import describe_machine
 from export.onnx_export import export_trained_dynamics
 from export.recurrent_export import export_trained_policy
+from metarl_core.model_based.adaptation import Adaptation
 from metarl_core.model_based.adaptive_mpc import make_planner
 from metarl_core.model_based.checkpoint import TrainedDynamics
-from metarl_core.model_based.dynamics_model import (
-    ModelShape,
-    Normalizer,
-    adapt_params,
-    init_params,
-    predict_next_state,
-    window_loss,
-)
-from metarl_core.model_based.last_layer_rls import rls_adapt_params
+from metarl_core.model_based.dynamics_model import ModelShape, Normalizer, init_params, predict_next_state, window_loss
+from metarl_core.model_based.replay_buffer import Transitions
 from metarl_core.policy.policy_checkpoint import TrainedPolicy
 from metarl_core.policy.recurrent_policy import RecurrentPolicyShape, init_recurrent_policy, recurrent_step
 from metarl_runtime.model_runtime import AdaptiveRuntime
@@ -80,7 +74,9 @@ def _model(hidden: list[int], inner_steps: int) -> TrainedDynamics:
     shape = ModelShape(s, a, tuple(hidden))
     params = init_params(shape, torch.Generator().manual_seed(0))
     sizes = {k: torch.full_like(v, 0.01) for k, v in params.items()}
-    return TrainedDynamics(PANDA, shape, params, normalizer, 64, inner_steps, sizes, planner=DEFAULT_PLANNER)
+    return TrainedDynamics(
+        PANDA, shape, params, normalizer, 64, Adaptation("gradient", inner_steps), sizes, planner=DEFAULT_PLANNER
+    )
 
 
 def _time_adapt(
@@ -88,19 +84,12 @@ def _time_adapt(
 ) -> tuple[tuple[float, float], tuple[float, float]]:
     """p50/p99 of one adaptation, ORT (with its guard) and torch eager (same losses and steps)."""
     stats = model.normalizer.torch()
-    tensors = [torch.from_numpy(x) for x in window]
+    tensors = Transitions(*window).to_torch()
 
     def torch_adapt() -> None:
         with torch.no_grad():
             window_loss(model.params, *tensors, stats)
-        if model.mode == "rls":
-            with torch.no_grad():
-                adapted = rls_adapt_params(model.params, *tensors, stats, model.rls_prior_precision)
-        else:
-            adapted = adapt_params(
-                model.params, *tensors, stats, model.step_sizes, model.inner_steps, create_graph=False
-            )
-        with torch.no_grad():
+            adapted = model.adaptation.adapt(model.params, tensors, stats, model.step_sizes)
             window_loss(adapted, *tensors, stats)
 
     return percentiles_ms(lambda: runtime.adapt(*window), repeats), percentiles_ms(torch_adapt, repeats)
@@ -146,7 +135,9 @@ def run(args: argparse.Namespace) -> str:
                 nexts = states + 0.01 * rng.normal(size=(window, 14)).astype(np.float32)
                 ort_ms, torch_ms = _time_adapt(runtime, model, (states, actions, nexts), args.repeats)
                 rows.append((f"adapt, gradient, M={window}, n={inner_steps}", ort_ms, torch_ms))
-        rls_model = dataclasses.replace(_model(args.hidden, 1), mode="rls", rls_prior_precision=1.0)
+        rls_model = dataclasses.replace(
+            _model(args.hidden, 1), adaptation=Adaptation("rls", 1, rls_prior_precision=1.0)
+        )
         rls_runtime = AdaptiveRuntime.load(export_trained_dynamics(rls_model, Path(tmp) / "rls"))
         for window in (16, 32, 64):
             states = rng.normal(size=(window, 14)).astype(np.float32)
@@ -183,14 +174,14 @@ def run(args: argparse.Namespace) -> str:
         states, actions = batch_states[:window], batch_actions[:window]
         nexts = states + 0.01
         torch_planner = make_planner(model)
-        tensors = [torch.from_numpy(x) for x in (states, actions, nexts)]
+        tensors = Transitions(states, actions, nexts).to_torch()
 
         def ort_control() -> None:
             result = runtime.adapt(states, actions, nexts)
             runtime.plan(result.params, state, reference)
 
         def torch_control() -> None:
-            adapted = adapt_params(model.params, *tensors, stats, model.step_sizes, 3, create_graph=False)
+            adapted = model.adaptation.adapt(model.params, tensors, stats, model.step_sizes)
             torch_planner.plan(torch_predict, [adapted[k].detach() for k in names], state, reference)
 
         control_repeats = max(200, args.repeats // 5)

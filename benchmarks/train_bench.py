@@ -32,8 +32,10 @@ import torch
 
 from benchmarks.machine import describe_machine
 from benchmarks.sim_bench import RunOnce, interleaved_median_rates
+from metarl_core.model_based.adaptation import Adaptation
 from metarl_core.model_based.dynamics_model import ModelShape, init_params
 from metarl_core.model_based.meta_objective import make_step_sizes, meta_loss
+from metarl_core.model_based.replay_buffer import Transitions, TransitionWindows
 from sim.vector_collection import collect_rollouts, make_process_backend
 
 STATE_DIM, ACTION_DIM, WINDOW = 14, 7, 16
@@ -102,16 +104,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def synthetic_windows(case: MetaCase, device: torch.device, seed: int = 0) -> tuple[tuple[torch.Tensor, ...], ...]:
+def synthetic_windows(case: MetaCase, device: torch.device, seed: int = 0) -> TransitionWindows[torch.Tensor]:
     """Past and future windows ``(B, WINDOW, dim)`` of random values, made on the CPU from a
     seeded generator (the same values whatever the device) and moved to ``device``."""
     generator = torch.Generator().manual_seed(seed)
 
-    def window() -> tuple[torch.Tensor, ...]:
+    def window() -> Transitions[torch.Tensor]:
         dims = (STATE_DIM, ACTION_DIM, STATE_DIM)
-        return tuple(torch.randn(case.windows, WINDOW, d, generator=generator).to(device) for d in dims)
+        return Transitions(*(torch.randn(case.windows, WINDOW, d, generator=generator).to(device) for d in dims))
 
-    return window(), window()
+    return TransitionWindows(window(), window())
 
 
 def identity_stats(device: torch.device) -> dict[str, torch.Tensor]:
@@ -139,14 +141,16 @@ def meta_gradient_run(case: MetaCase, device: torch.device, min_time_s: float) -
     params = {k: v.to(device).requires_grad_() for k, v in init_params(shape, torch.Generator().manual_seed(0)).items()}
     step_sizes = make_step_sizes(params, 0.01, learned=True)
     optimizer = torch.optim.Adam([*params.values(), *step_sizes.values()], lr=1e-3)
-    past, future = synthetic_windows(case, device)
+    windows = synthetic_windows(case, device)
     stats = identity_stats(device)
 
     def run_once() -> float:
         synchronize(device)
         start, cpu_start, steps = time.perf_counter(), time.process_time(), 0
         while steps == 0 or time.perf_counter() - start < min_time_s:
-            loss = meta_loss(params, step_sizes, past, future, stats, inner_steps=1, first_order=False)
+            loss = meta_loss(
+                params, step_sizes, windows, stats, Adaptation("gradient", inner_steps=1), first_order=False
+            )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

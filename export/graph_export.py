@@ -35,7 +35,7 @@ from torch.export import Dim
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from metarl_runtime.bundle_manifest import DIGEST_NAME, INTEGRITY_NAMES, MANIFEST_NAME, SCHEMA_VERSION, sha256_of
-from metarl_runtime.model_runtime import RUNTIME_OPTIMIZATION_LEVEL
+from metarl_runtime.onnx_sessions import RUNTIME_OPTIMIZATION_LEVEL
 from sim.robot_description import RobotDescription
 
 PARITY_TOLERANCE = 1e-5
@@ -134,6 +134,24 @@ def check_parity(
             if not error <= PARITY_TOLERANCE:
                 raise ExportParityError(f"{what}: ORT ({level}) differs from torch by {error:.2e} > {PARITY_TOLERANCE}")
     return worst
+
+
+def export_checked_graph(
+    step: Callable[..., Any],
+    constants: Mapping[str, torch.Tensor],
+    example: Sequence[torch.Tensor],
+    checks: Sequence[Sequence[torch.Tensor]],
+    input_names: Sequence[str],
+    output_names: Sequence[str],
+    dynamic_axis: str,
+    path: Path,
+    static_inputs: int = 0,
+) -> float:
+    """:func:`export_graph`, then :func:`check_parity` of the graph against ``step`` on each input
+    set of ``checks``: the worst relative error (a graph off by more raises, nothing is kept)."""
+    export_graph(step, constants, example, input_names, output_names, dynamic_axis, path, static_inputs)
+    values = list(constants.values())
+    return max(check_parity(path, lambda *x: step(*x, *values), inputs, input_names, path.name) for inputs in checks)
 
 
 def _git_commit() -> str:

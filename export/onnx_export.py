@@ -1,33 +1,35 @@
 """Checkpoint -> bundle: the dynamics model *and its adaptation step* as ONNX graphs.
 
-How the gradient gets into the graph: the whole inner loop (``adapt_params``, which uses
+How the gradient gets into the graph: the whole inner loop (``sgd_steps``, which uses
 ``torch.func.grad``) is traced to plain aten ops by ``export.graph_export.export_graph``, and
 that graph, which no longer contains any autograd call, is exported with the dynamo exporter.
 Every graph is checked against torch at both onnxruntime optimisation levels before the bundle
 is written (``export.graph_export.check_parity``).
+
+Each adaptation rule ships one graph (``ADAPTATION_GRAPHS``): the gradient rule its whole inner
+loop (``adapt.onnx``), the closed-form RLS rule the features it solves over (``features.onnx``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from export.graph_export import (
     check_export_target,
-    check_parity,
-    export_graph,
+    export_checked_graph,
     provenance,
     robot_fields,
     staged_directory,
     write_manifest,
 )
+from metarl_core.model_based.adaptation import AdaptationRule, features, sgd_steps
 from metarl_core.model_based.checkpoint import TrainedDynamics, load_checkpoint
-from metarl_core.model_based.dynamics_model import Params, adapt_params, predict_next_state, window_loss
-from metarl_core.model_based.last_layer_rls import features
+from metarl_core.model_based.dynamics_model import Params, normalized_inputs, predict_next_state, window_loss
+from metarl_core.model_based.replay_buffer import Transitions
 
 STAT_NAMES = ("state_mean", "state_std", "action_mean", "action_std", "delta_mean", "delta_std")
 WINDOW_INPUTS = ("states", "actions", "next_states")
@@ -48,7 +50,7 @@ def adaptation_step(model: TrainedDynamics) -> Callable[..., tuple[torch.Tensor,
 
     def step(*inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         params = dict(zip(names, inputs[:n_params], strict=True))
-        states, actions, next_states = inputs[n_params : n_params + 3]
+        window = Transitions(*inputs[n_params : n_params + 3])
         constants = inputs[n_params + 3 :]
         stats = dict(zip(STAT_NAMES, constants[: len(STAT_NAMES)], strict=True))
         step_sizes: float | dict[str, torch.Tensor] = (
@@ -56,11 +58,9 @@ def adaptation_step(model: TrainedDynamics) -> Callable[..., tuple[torch.Tensor,
             if isinstance(model.step_sizes, Mapping)
             else float(model.step_sizes)
         )
-        before = window_loss(params, states, actions, next_states, stats)
-        adapted = adapt_params(
-            params, states, actions, next_states, stats, step_sizes, model.inner_steps, create_graph=False
-        )
-        after = window_loss(adapted, states, actions, next_states, stats)
+        before = window_loss(params, *window, stats)
+        adapted = sgd_steps(params, window, stats, step_sizes, model.adaptation.inner_steps, create_graph=False)
+        after = window_loss(adapted, *window, stats)
         return (*(adapted[k] for k in names), before.reshape(1, 1), after.reshape(1, 1))
 
     return step
@@ -92,32 +92,69 @@ def feature_step(model: TrainedDynamics) -> Callable[..., torch.Tensor]:
 
     def step(*inputs: torch.Tensor) -> torch.Tensor:
         params, states, actions, stats = _split_model_inputs(model, inputs)
-        state_norm = (states - stats["state_mean"]) / stats["state_std"]
-        action_norm = (actions - stats["action_mean"]) / stats["action_std"]
-        return features(params, state_norm, action_norm)
+        return features(params, *normalized_inputs(states, actions, stats))
 
     return step
 
 
-def _export_graph(
-    step: Callable[..., Any],
+WindowSampler = Callable[[int], list[torch.Tensor]]
+"""``length -> [states, actions, next_states]``: random raw transitions around the normaliser."""
+
+
+def _export_model_graph(
+    step: Callable[..., object],
     model: TrainedDynamics,
     example: list[torch.Tensor],
+    checks: list[list[torch.Tensor]],
     input_names: list[str],
     output_names: list[str],
     dynamic_axis: str,
     path: Path,
-) -> None:
-    """A model graph: the parameters lead with fixed shapes, the data inputs share one dynamic axis."""
+) -> float:
+    """A model graph, verified: the parameters lead with fixed shapes, the data inputs share one
+    dynamic axis. Returns the worst parity error over ``checks``."""
     n_params = len(model.shape.parameter_names())
-    export_graph(step, _constants(model), example, input_names, output_names, dynamic_axis, path, n_params)
+    return export_checked_graph(
+        step, _constants(model), example, checks, input_names, output_names, dynamic_axis, path, n_params
+    )
+
+
+def _export_gradient_graph(
+    model: TrainedDynamics, staging: Path, params: list[torch.Tensor], window: WindowSampler
+) -> float:
+    """``adapt.onnx``: the inner SGD steps and both window losses, verified on windows of 1, M/2 and M."""
+    names = model.shape.parameter_names()
+    example = params + window(model.window_size)
+    checks = [params + window(length) for length in sorted({1, max(1, model.window_size // 2), model.window_size})]
+    outputs = [f"adapted.{k}" for k in names] + ["loss_before", "loss_after"]
+    inputs = [*names, *WINDOW_INPUTS]
+    return _export_model_graph(
+        adaptation_step(model), model, example, checks, inputs, outputs, "window", staging / "adapt.onnx"
+    )
+
+
+def _export_feature_graph(
+    model: TrainedDynamics, staging: Path, params: list[torch.Tensor], window: WindowSampler
+) -> float:
+    """``features.onnx``: the hidden layers the robot's closed-form RLS solves over."""
+    example = params + window(8)[:2]
+    checks = [params + window(model.window_size)[:2]]
+    inputs = [*model.shape.parameter_names(), "states", "actions"]
+    return _export_model_graph(
+        feature_step(model), model, example, checks, inputs, ["features"], "batch", staging / "features.onnx"
+    )
+
+
+ADAPTATION_GRAPHS: dict[AdaptationRule, Callable[[TrainedDynamics, Path, list[torch.Tensor], WindowSampler], float]] = {
+    "gradient": _export_gradient_graph,
+    "rls": _export_feature_graph,
+}
+"""The graph each adaptation rule ships, written into the staging directory; each returns its parity."""
 
 
 def export_trained_dynamics(model: TrainedDynamics, out_dir: Path, seed: int = 0, sign_key: Path | None = None) -> Path:
     """Write ``model`` as a verified bundle directory at ``out_dir`` (replaced atomically; an
     ``out_dir`` that is not a bundle is refused), signed with ``sign_key`` when given."""
-    if model.mode not in ("gradient", "rls"):
-        raise ValueError(f"mode={model.mode!r} is not one of gradient, rls")
     out_dir = Path(out_dir)
     names = model.shape.parameter_names()
     params = [model.params[k].detach().float().cpu() for k in names]
@@ -132,56 +169,19 @@ def export_trained_dynamics(model: TrainedDynamics, out_dir: Path, seed: int = 0
         return [states, actions, states + deltas]
 
     with staged_directory(out_dir) as staging:
-        constants = list(_constants(model).values())
-        parity = 0.0
-        if model.mode == "gradient":
-            adapt_inputs = [*names, *WINDOW_INPUTS]
-            adapt_outputs = [f"adapted.{k}" for k in names] + ["loss_before", "loss_after"]
-            adapt = adaptation_step(model)
-            example = params + window(model.window_size)
-            _export_graph(adapt, model, example, adapt_inputs, adapt_outputs, "window", staging / "adapt.onnx")
-            for length in sorted({1, max(1, model.window_size // 2), model.window_size}):
-                parity = max(
-                    parity,
-                    check_parity(
-                        staging / "adapt.onnx",
-                        lambda *x: adapt(*x, *constants),
-                        params + window(length),
-                        adapt_inputs,
-                        "adapt.onnx",
-                    ),
-                )
-        else:
-            feature_inputs = [*names, "states", "actions"]
-            feature_fn = feature_step(model)
-            example = params + window(8)[:2]
-            _export_graph(feature_fn, model, example, feature_inputs, ["features"], "batch", staging / "features.onnx")
-            parity = check_parity(
-                staging / "features.onnx",
-                lambda *x: feature_fn(*x, *constants),
-                params + window(model.window_size)[:2],
-                feature_inputs,
-                "features.onnx",
-            )
-        predict = prediction_step(model)
+        parity = ADAPTATION_GRAPHS[model.adaptation.rule](model, staging, params, window)
         predict_inputs = [*names, "states", "actions"]
-        _export_graph(
-            predict,
-            model,
-            params + window(8)[:2],
-            predict_inputs,
-            ["next_states"],
-            "batch",
-            staging / "predict.onnx",
-        )
         parity = max(
             parity,
-            check_parity(
-                staging / "predict.onnx",
-                lambda *x: predict(*x, *constants),
-                params + window(32)[:2],
+            _export_model_graph(
+                prediction_step(model),
+                model,
+                params + window(8)[:2],
+                [params + window(32)[:2]],
                 predict_inputs,
-                "predict.onnx",
+                ["next_states"],
+                "batch",
+                staging / "predict.onnx",
             ),
         )
         np.savez(staging / "meta_params.npz", **{k: p.numpy() for k, p in zip(names, params, strict=True)})
@@ -196,17 +196,17 @@ def _write_manifest(model: TrainedDynamics, staging: Path, parity: float, sign_k
         else float(model.step_sizes)
     )
     fields = {
-        "mode": model.mode,
+        "mode": model.adaptation.rule,
         **robot_fields(model.robot),
         "window_size": model.window_size,
-        "inner_steps": model.inner_steps,
+        "inner_steps": model.adaptation.inner_steps,
         "step_sizes": step_sizes,
         "normalizer": model.normalizer.to_dict(),
         "parameters": [{"name": k, "shape": list(model.params[k].shape)} for k in model.shape.parameter_names()],
         "hidden_sizes": list(model.shape.hidden_sizes),
         "planner": model.planner,
         "provenance": provenance(model.config, parity),
-        "rls_prior_precision": model.rls_prior_precision if model.mode == "rls" else None,
+        "rls_prior_precision": model.adaptation.prior_precision,
     }
     write_manifest(staging, fields, sign_key)
 

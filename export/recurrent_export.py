@@ -26,8 +26,7 @@ from gymnasium.envs.registration import load_env_creator
 
 from export.graph_export import (
     check_export_target,
-    check_parity,
-    export_graph,
+    export_checked_graph,
     provenance,
     robot_fields,
     staged_directory,
@@ -129,10 +128,10 @@ def export_trained_policy(policy: TrainedPolicy, out_dir: Path, seed: int = 0, s
     step = policy_step_function()
     with staged_directory(out_dir) as staging:
         graph = staging / RECURRENT_GRAPH
-        export_graph(step, constants, inputs(4), RECURRENT_INPUTS, RECURRENT_OUTPUTS, "batch", graph)
-        parity = max(
-            check_parity(graph, lambda *x: step(*x, *constants.values()), inputs(batch), RECURRENT_INPUTS, graph.name)
-            for batch in (1, 3, 32)
+        example = inputs(4)
+        checks = [inputs(batch) for batch in (1, 3, 32)]
+        parity = export_checked_graph(
+            step, constants, example, checks, RECURRENT_INPUTS, RECURRENT_OUTPUTS, "batch", graph
         )
         robot = policy.robot
         write_manifest(

@@ -1,5 +1,5 @@
 """The robot's last-layer RLS adaptation in numpy: the closed form of
-``metarl_core.model_based.last_layer_rls`` over features computed by ``features.onnx``."""
+``metarl_core.model_based.adaptation.last_layer_rls`` over features computed by ``features.onnx``."""
 
 from __future__ import annotations
 

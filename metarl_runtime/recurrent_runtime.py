@@ -9,7 +9,6 @@ trial (the policy knows nothing of the task yet). Nothing here imports torch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -24,9 +23,8 @@ from metarl_runtime.bundle_manifest import (
     CommonManifest,
     RecurrentBundleManifest,
     check_robot,
-    read_manifest,
 )
-from metarl_runtime.model_runtime import RUNTIME_OPTIMIZATION_LEVEL, dry_run_graph, open_graphs
+from metarl_runtime.onnx_sessions import RUNTIME_OPTIMIZATION_LEVEL, BundleRuntime, dry_run_graph, open_graphs
 from metarl_runtime.tracking_reward import TrackingReward
 
 
@@ -44,7 +42,7 @@ class PolicyStep:
     """``(B, 1)``: the critic's estimate of the trial's return from here."""
 
 
-class RecurrentRuntime:
+class RecurrentRuntime(BundleRuntime):
     """A loaded, validated recurrent bundle with its hidden state ``(B, H)``."""
 
     def __init__(
@@ -58,23 +56,6 @@ class RecurrentRuntime:
         self.reset()
 
     @classmethod
-    def load(
-        cls,
-        path: Path | str,
-        expected_robot: str | None = None,
-        intra_op_threads: int = 1,
-        available_joints: list[str] | None = None,
-        optimization_level: ort.GraphOptimizationLevel = RUNTIME_OPTIMIZATION_LEVEL,
-        trusted_public_key: Path | str | None = None,
-    ) -> RecurrentRuntime:
-        """Load ``path`` after checking digest (and, given ``trusted_public_key``, signature),
-        schema, sha256, robot, the reward spec, and the graph's inputs, outputs and widths
-        against ``bundle.json``, by its metadata and by one dry step (one intra-op thread by
-        default)."""
-        manifest = read_manifest(Path(path), trusted_public_key)
-        return cls.from_manifest(manifest, expected_robot, intra_op_threads, available_joints, optimization_level)
-
-    @classmethod
     def from_manifest(
         cls,
         manifest: CommonManifest,
@@ -83,7 +64,9 @@ class RecurrentRuntime:
         available_joints: list[str] | None = None,
         optimization_level: ort.GraphOptimizationLevel = RUNTIME_OPTIMIZATION_LEVEL,
     ) -> RecurrentRuntime:
-        """:meth:`load` from a manifest already read (and its files hashed) by ``read_manifest``."""
+        """The runtime of a recurrent bundle already read (and its files hashed) by
+        ``read_manifest``, after checking its robot, the reward spec, and the graph's inputs,
+        outputs and widths against ``bundle.json``, by its metadata and by one dry step."""
         manifest_path = manifest.path / MANIFEST_NAME
         if not isinstance(manifest, RecurrentBundleManifest):
             raise BundleSchemaError(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import gymnasium
 
-import sim.physics_client
+import sim.physics_client  # noqa: F401  (first: PyBullet imported with its C-level prints silenced)
 
 
 def _register(env_id: str, entry_point: str) -> None:
@@ -25,6 +25,7 @@ def _register(env_id: str, entry_point: str) -> None:
 
 _register("metarl/PandaPayload-v0", "sim.panda_payload:PandaPayloadEnv")
 _register("metarl/HuskyTerrain-v0", "sim.husky_terrain:HuskyTerrainEnv")
-
-# Last: the classic tasks' modules import the suite's own (sim.task_env, sim.robot_description).
-import sim.meta_rl_tasks  # noqa: E402, F401  (registers their ids)
+# The classic meta-RL tasks (sim.meta_rl_tasks) are registered by name only: importing them here
+# would make sim and sim.meta_rl_tasks import each other (their modules build on sim's own).
+_register("metarl/PointNavigation-v0", "sim.meta_rl_tasks.point_navigation:PointNavigationEnv")
+_register("metarl/HalfCheetahVelocity-v0", "sim.meta_rl_tasks.half_cheetah:HalfCheetahVelocityEnv")

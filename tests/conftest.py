@@ -13,6 +13,7 @@ import torch
 
 from export.onnx_export import export_trained_dynamics
 from export.recurrent_export import export_recurrent_bundle
+from metarl_core.model_based.adaptation import Adaptation
 from metarl_core.model_based.checkpoint import TrainedDynamics
 from metarl_core.model_based.dynamics_model import ModelShape, Normalizer, init_params
 from metarl_core.policy.policy_checkpoint import TrainedPolicy, save_policy_checkpoint
@@ -56,7 +57,7 @@ def tiny_model(inner_steps: int, learned_step_sizes: bool = False, seed: int = 0
         params=params,
         normalizer=normalizer,
         window_size=WINDOW_SIZE,
-        inner_steps=inner_steps,
+        adaptation=Adaptation("gradient", inner_steps),
         step_sizes=step_sizes,
         planner={"samples": 32, "horizon": 4},
     )

@@ -3,7 +3,8 @@
 At each tick ``t`` of a segment the node's transition ring buffer (the last M transitions) gets
 the transition that ended at ``t`` and, every N ticks, the bundle's own adaptation graph runs on
 it from the meta-learned parameters (``metarl_runtime.model_runtime.AdaptiveRuntime.adapt``: kept only when
-finite and the window loss dropped). The parameters in force at ``t`` then predict the next K
+finite and the window loss dropped, ``metarl_runtime.adaptation_guard``, the rule the simulator's
+adaptive MPC applies too). The parameters in force at ``t`` then predict the next K
 logged transitions, one step each; the figure is their mean squared error of the normalised state
 change, ``mean(((ŝ' - s') / delta_std)²)``, which is exactly the K-future window loss that
 ``metarl eval`` reports in simulation. It is scored only where the window is full and K logged

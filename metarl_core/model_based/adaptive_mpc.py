@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 from metarl_core.model_based.checkpoint import TrainedDynamics
-from metarl_core.model_based.dynamics_model import Params, adapt_params, predict_next_state, window_loss
-from metarl_core.model_based.last_layer_rls import rls_adapt_params
+from metarl_core.model_based.dynamics_model import Params, predict_next_state, window_loss
+from metarl_core.model_based.replay_buffer import Transitions
+from metarl_runtime.adaptation_guard import adaptation_refusal
 from metarl_runtime.mppi import MPPIPlanner, build_tracking_planner
 
 
@@ -67,27 +68,13 @@ class AdaptiveMPCController:
     def current_params(self) -> Mapping[str, torch.Tensor]:
         if not self.adapt_enabled or len(self.history) < 2:
             return self.params
-        states, actions, next_states = (torch.from_numpy(np.stack(x)) for x in zip(*self.history, strict=True))
-        before = window_loss(self.params, states, actions, next_states, self.stats)
-        if self.model.mode == "rls":
-            adapted = rls_adapt_params(
-                self.params, states, actions, next_states, self.stats, self.model.rls_prior_precision
-            )
-        else:
-            adapted = adapt_params(
-                self.params,
-                states,
-                actions,
-                next_states,
-                self.stats,
-                self.step_sizes,
-                self.model.inner_steps,
-                create_graph=False,
-            )
+        window = Transitions(*(torch.from_numpy(np.stack(x)) for x in zip(*self.history, strict=True)))
+        before = window_loss(self.params, *window, self.stats)
+        adapted = self.model.adaptation.adapt(self.params, window, self.stats, self.step_sizes)
         adapted = {k: v.detach() for k, v in adapted.items()}
-        after = window_loss(adapted, states, actions, next_states, self.stats)
+        after = window_loss(adapted, *window, self.stats)
         # The robot's guard: keep the meta-parameters unless the adaptation is finite and helped.
-        if not torch.isfinite(after) or not after < before:
+        if adaptation_refusal((v.numpy() for v in adapted.values()), float(before), float(after)) is not None:
             return self.params
         return adapted
 

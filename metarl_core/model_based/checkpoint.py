@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from metarl_core.model_based.adaptation import Adaptation
 from metarl_core.model_based.dynamics_model import ModelShape, Normalizer, Params
 from metarl_core.model_based.replay_buffer import TaskReplayBuffer
 from metarl_core.run.checkpoint_io import CheckpointError, atomic_torch_save, read_checkpoint_payload
 from sim.robot_description import RobotDescription
-
-AdaptationMode = Literal["gradient", "rls"]
 
 
 @dataclass
@@ -30,13 +29,10 @@ class TrainedDynamics:
     normalizer: Normalizer
     window_size: int
     """M: transitions the robot adapts on."""
-    inner_steps: int
-    """n: gradient steps of the adaptation (ignored by ``rls``)."""
+    adaptation: Adaptation
+    """The rule that adapts ``params`` on the window, and its settings."""
     step_sizes: float | Params
-    """Scalar inner learning rate, or per-parameter learned step sizes (Meta-SGD)."""
-    mode: AdaptationMode = "gradient"
-    rls_prior_precision: float = 1.0
-    """Ridge prior precision of last-layer RLS adaptation (``mode == "rls"``)."""
+    """Scalar inner learning rate, or per-parameter learned step sizes (Meta-SGD; unused by ``rls``)."""
     planner: dict[str, Any] = field(default_factory=dict)
     """MPPI defaults (samples, horizon, noise, temperature, ...) shipped in the bundle."""
     config: dict[str, Any] = field(default_factory=dict)
@@ -52,14 +48,14 @@ def save_checkpoint(path: Path, model: TrainedDynamics, training_state: dict[str
         "params": {k: v.detach().cpu() for k, v in model.params.items()},
         "normalizer": model.normalizer.to_dict(),
         "window_size": model.window_size,
-        "inner_steps": model.inner_steps,
+        "inner_steps": model.adaptation.inner_steps,
         "step_sizes": (
             model.step_sizes
             if isinstance(model.step_sizes, float)
             else {k: v.detach().cpu() for k, v in model.step_sizes.items()}
         ),
-        "mode": model.mode,
-        "rls_prior_precision": model.rls_prior_precision,
+        "mode": model.adaptation.rule,
+        "rls_prior_precision": model.adaptation.rls_prior_precision,
         "planner": model.planner,
         "config": model.config,
         "training_state": training_state,
@@ -91,10 +87,8 @@ def _trained_dynamics(payload: dict[str, Any]) -> TrainedDynamics:
         params=payload["params"],
         normalizer=Normalizer.from_dict(payload["normalizer"]),
         window_size=payload["window_size"],
-        inner_steps=payload["inner_steps"],
+        adaptation=Adaptation(payload["mode"], payload["inner_steps"], payload["rls_prior_precision"]),
         step_sizes=payload["step_sizes"],
-        mode=payload["mode"],
-        rls_prior_precision=payload["rls_prior_precision"],
         planner=payload["planner"],
         config=payload["config"],
     )

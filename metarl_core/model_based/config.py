@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from metarl_core.model_based.adaptation import ADAPTATION_RULES, Adaptation
 from metarl_core.run.config_loading import (
     RunConfig,
     config_from_dict,
@@ -105,7 +106,7 @@ class GrBALConfig(RunConfig):
         require_positive(config, source, "inner_lr", "outer_lr", "episode_duration_s")
         if not config.hidden_sizes or any(size < 1 for size in config.hidden_sizes):
             raise ValueError(f"{source}: field 'hidden_sizes'={config.hidden_sizes} must list at least one size >= 1")
-        if config.adaptation not in ("gradient", "rls"):
+        if config.adaptation not in ADAPTATION_RULES:
             raise ValueError(f"{source}: field 'adaptation'={config.adaptation!r} must be 'gradient' or 'rls'")
         if config.backend not in ("local", "ray"):
             raise ValueError(f"{source}: field 'backend'={config.backend!r} must be 'local' or 'ray'")
@@ -114,6 +115,11 @@ class GrBALConfig(RunConfig):
             raise ValueError(f"{source}: field 'rls_prior_precision'={config.rls_prior_precision} must be > 0")
         require_own_algo(config, source, "grbal")
         return config
+
+    def inner_adaptation(self) -> Adaptation:
+        """The adaptation these fields describe: the one value training, evaluation, export and
+        the robot read the rule from."""
+        return Adaptation(self.adaptation, self.inner_steps, self.rls_prior_precision)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML values: what ``config.yaml`` and a checkpoint's provenance hold."""

@@ -1,8 +1,8 @@
 """Functional MLP dynamics model: parameters are an explicit, ordered dict of tensors.
 
-Why functional: the inner adaptation step is then a pure function
-``adapt_params(params, window) -> params`` that is easy to test, ``vmap`` over tasks, and
-mirrors exactly what the exported ONNX adaptation graph computes on the robot.
+Why functional: the inner adaptation step (``metarl_core.model_based.adaptation``) is then a
+pure function ``adapt(params, window) -> params`` that is easy to test, ``vmap`` over tasks,
+and mirrors exactly what the exported ONNX adaptation graph computes on the robot.
 
 The model predicts the *normalised* state change. Biases are kept 2-D (``(1, out)``) so that
 no exported MatMul ever sees a 1-D operand (see docs/architecture.md, onnxruntime hazard).
@@ -139,39 +139,3 @@ def predict_next_state(
     """Raw next state: ``s + Δs_norm * delta_std + delta_mean``."""
     delta = predict_normalized_delta(params, *normalized_inputs(states, actions, stats))
     return states + delta * stats["delta_std"] + stats["delta_mean"]
-
-
-def adapt_params(
-    params: Params,
-    states: torch.Tensor,
-    actions: torch.Tensor,
-    next_states: torch.Tensor,
-    stats: Mapping[str, torch.Tensor],
-    step_sizes: StepSizes,
-    inner_steps: int,
-    create_graph: bool = True,
-) -> Params:
-    """``inner_steps`` SGD steps on the window loss, ``θ ← θ − α ⊙ ∇θ L``.
-
-    ``step_sizes`` is a scalar or a per-parameter dict (Meta-SGD). With ``create_graph`` the
-    result stays differentiable w.r.t. ``params`` and ``step_sizes`` (second-order
-    meta-gradients); without it the inner gradients are treated as constants (first order).
-    Uses ``torch.func.grad`` so it composes with ``vmap`` over a task batch.
-    """
-    if inner_steps < 1:
-        raise ValueError(f"inner_steps={inner_steps} must be >= 1")
-
-    def loss_fn(p: Params) -> torch.Tensor:
-        return window_loss(p, states, actions, next_states, stats)
-
-    grad_fn = torch.func.grad(loss_fn)
-    adapted = dict(params)
-    for _ in range(inner_steps):
-        grads = grad_fn(adapted)
-        if not create_graph:
-            grads = {k: g.detach() for k, g in grads.items()}
-        adapted = {
-            k: adapted[k] - (step_sizes[k] if isinstance(step_sizes, Mapping) else step_sizes) * grads[k]
-            for k in adapted
-        }
-    return adapted

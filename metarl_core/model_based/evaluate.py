@@ -35,9 +35,9 @@ import torch
 import sim  # noqa: F401  (registers the environment ids)
 from metarl_core.model_based.adaptive_mpc import AdaptiveMPCController
 from metarl_core.model_based.checkpoint import TrainedDynamics, load_checkpoint
-from metarl_core.model_based.dynamics_model import Params, adapt_params, window_loss
+from metarl_core.model_based.dynamics_model import Params, window_loss
 from metarl_core.model_based.exploration import ROBOTS, exploration_controller
-from metarl_core.model_based.last_layer_rls import rls_adapt_params
+from metarl_core.model_based.meta_objective import adapted_future_loss
 from metarl_core.model_based.oracle import OracleSettings, train_task_oracle
 from metarl_core.model_based.replay_buffer import TaskReplayBuffer
 from metarl_core.model_based.train import collect_episodes
@@ -110,6 +110,7 @@ class Evaluation:
     split: str
     seeds: int
     mode: str
+    """The run's adaptation rule ("gradient" or "rls")."""
     past_window: int
     future_window: int
     settings: EvaluationSettings
@@ -144,28 +145,24 @@ def prediction_losses(
     """Mean future-window loss of each model on ``windows`` of one task's windows; MB+DE adapts
     as the method does (see the module docstring), with ``fine_tuning_step_size`` for gradient runs."""
     config = model.config
+    adaptation = model.adaptation
     sampled = buffer.sample_windows(model.window_size, config["future_window"], windows, rng)
     stats = model.normalizer.torch()
     results: dict[str, list[float]] = {ADAPTED: [], NO_ADAPTATION: [], MB: [], MB_DE: [], ORACLE: []}
-    if model.mode != "rls" and fine_tuning_step_size is None:
+    if adaptation.takes_step_sizes and fine_tuning_step_size is None:
         raise ValueError("prediction_losses: a gradient run's MB+DE needs its fine_tuning_step_size")
+    # The closed form reads no step sizes: MB+DE then passes the method's, unread.
+    mb_step_sizes = model.step_sizes if fine_tuning_step_size is None else fine_tuning_step_size
     for i in range(windows):
-        past = [torch.from_numpy(getattr(sampled, f"past_{n}")[i]) for n in ("states", "actions", "next_states")]
-        future = [torch.from_numpy(getattr(sampled, f"future_{n}")[i]) for n in ("states", "actions", "next_states")]
-        if model.mode == "rls":
-            adapted = rls_adapt_params(model.params, *past, stats, model.rls_prior_precision)
-            fine_tuned = rls_adapt_params(mb_params, *past, stats, model.rls_prior_precision)
-        else:
-            adapted = adapt_params(model.params, *past, stats, model.step_sizes, model.inner_steps, create_graph=False)
-            fine_tuned = adapt_params(
-                mb_params, *past, stats, fine_tuning_step_size, model.inner_steps, create_graph=False
-            )
+        window = sampled.at(i).to_torch()
         with torch.no_grad():
-            results[ADAPTED].append(float(window_loss(adapted, *future, stats)))
-            results[NO_ADAPTATION].append(float(window_loss(model.params, *future, stats)))
-            results[MB].append(float(window_loss(mb_params, *future, stats)))
-            results[MB_DE].append(float(window_loss(fine_tuned, *future, stats)))
-            results[ORACLE].append(float(window_loss(oracle_params, *future, stats)))
+            results[ADAPTED].append(
+                float(adapted_future_loss(model.params, model.step_sizes, window, stats, adaptation))
+            )
+            results[NO_ADAPTATION].append(float(window_loss(model.params, *window.future, stats)))
+            results[MB].append(float(window_loss(mb_params, *window.future, stats)))
+            results[MB_DE].append(float(adapted_future_loss(mb_params, mb_step_sizes, window, stats, adaptation)))
+            results[ORACLE].append(float(window_loss(oracle_params, *window.future, stats)))
     return {k: float(np.mean(v)) for k, v in results.items()}
 
 
@@ -181,20 +178,13 @@ def fine_tuning_step_size(
     windows = []
     for buffer in buffers:
         sampled = buffer.sample_windows(model.window_size, model.config["future_window"], per_buffer, rng)
-        for i in range(per_buffer):
-            windows.append(
-                [
-                    [torch.from_numpy(getattr(sampled, f"{part}_{n}")[i]) for n in ("states", "actions", "next_states")]
-                    for part in ("past", "future")
-                ]
-            )
+        windows += [sampled.at(i).to_torch() for i in range(per_buffer)]
     losses = {}
     for step_size in FINE_TUNING_STEP_SIZES:
         total = 0.0
-        for past, future in windows[:FINE_TUNING_WINDOWS]:
-            tuned = adapt_params(mb_params, *past, stats, step_size, model.inner_steps, create_graph=False)
+        for window in windows[:FINE_TUNING_WINDOWS]:
             with torch.no_grad():
-                total += float(window_loss(tuned, *future, stats))
+                total += float(adapted_future_loss(mb_params, step_size, window, stats, model.adaptation))
         losses[step_size] = total if np.isfinite(total) else float("inf")
     return min(losses, key=losses.__getitem__)
 
@@ -244,14 +234,14 @@ def evaluate_run(run_dir: Path, split: str, seeds: int, settings: EvaluationSett
         Path(run_dir),
         split,
         seeds,
-        model.mode,
+        model.adaptation.rule,
         model.window_size,
         config["future_window"],
         settings,
         control_rate_hz=model.robot.control_rate_hz,
         robot=robot_name,
     )
-    if model.mode != "rls":
+    if model.adaptation.takes_step_sizes:
         tuning_rng = np.random.default_rng(EVALUATION_SEED_BASE)
         result.fine_tuning_step_size = fine_tuning_step_size(model, mb_params, state["replay_buffers"], tuning_rng)
     base = EVALUATION_SEED_BASE

@@ -8,23 +8,57 @@ lie inside one episode.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import numpy as np
 import torch
 
+Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
-@dataclass
-class TransitionWindows:
-    """A batch of windows: arrays of shape ``(B, M or K, dim)``."""
 
-    past_states: np.ndarray
-    past_actions: np.ndarray
-    past_next_states: np.ndarray
-    future_states: np.ndarray
-    future_actions: np.ndarray
-    future_next_states: np.ndarray
+class Transitions(NamedTuple, Generic[Array]):
+    """Consecutive transitions ``(s, a, s')``: ``(M, dim)`` for one window, ``(B, M, dim)`` for a
+    batch; numpy arrays as sampled, tensors once on the learner's device.
+
+    A named tuple rather than a dataclass: it unpacks into the functions of raw transitions
+    (``window_loss(params, *window, stats)``) and it is a pytree, so ``torch.func.vmap`` maps
+    over a batch of windows as over plain tensors.
+    """
+
+    states: Array
+    actions: Array
+    next_states: Array
+
+    def to_torch(self, device: torch.device | str = "cpu") -> Transitions[torch.Tensor]:
+        """The numpy arrays as tensors on ``device`` (shared memory on the CPU)."""
+        return Transitions(*(torch.from_numpy(np.ascontiguousarray(x)).to(device) for x in self))
+
+    def at(self, index: int) -> Transitions[Array]:
+        """Window ``index`` of a batch."""
+        return Transitions(*(x[index] for x in self))
+
+
+class TransitionWindows(NamedTuple, Generic[Array]):
+    """GrBAL's unit of data: the M transitions adapted on, then the K that follow, judged on."""
+
+    past: Transitions[Array]
+    future: Transitions[Array]
+
+    def to_torch(self, device: torch.device | str = "cpu") -> TransitionWindows[torch.Tensor]:
+        return TransitionWindows(self.past.to_torch(device), self.future.to_torch(device))
+
+    def at(self, index: int) -> TransitionWindows[Array]:
+        """Window ``index`` of a batch."""
+        return TransitionWindows(self.past.at(index), self.future.at(index))
+
+    @staticmethod
+    def concatenate(batches: list[TransitionWindows[np.ndarray]]) -> TransitionWindows[np.ndarray]:
+        """One batch of every window of ``batches`` (numpy), in order."""
+
+        def joined(parts: list[Transitions[np.ndarray]]) -> Transitions[np.ndarray]:
+            return Transitions(*(np.concatenate(arrays) for arrays in zip(*parts, strict=True)))
+
+        return TransitionWindows(joined([b.past for b in batches]), joined([b.future for b in batches]))
 
 
 class TaskReplayBuffer:
@@ -85,7 +119,9 @@ class TaskReplayBuffer:
         """Every (episode, start) whose ``length`` transitions lie inside that episode."""
         return [(e, s) for e, episode in enumerate(self.episodes) for s in range(len(episode[0]) - length + 1)]
 
-    def sample_windows(self, past: int, future: int, count: int, rng: np.random.Generator) -> TransitionWindows:
+    def sample_windows(
+        self, past: int, future: int, count: int, rng: np.random.Generator
+    ) -> TransitionWindows[np.ndarray]:
         """``count`` windows of ``past`` then ``future`` consecutive transitions of one episode."""
         starts = self.window_starts(past + future)
         if not starts:
@@ -94,17 +130,13 @@ class TaskReplayBuffer:
                 f"(longest has {max((len(e[0]) for e in self.episodes), default=0)})"
             )
         picks = [starts[i] for i in rng.integers(len(starts), size=count)]
-        pieces = [[], [], [], [], [], []]
+        pasts, futures = [], []
         for episode, start in picks:
-            states, actions, next_states = self.episodes[episode]
             middle, end = start + past, start + past + future
-            for slot, array, lo, hi in (
-                (0, states, start, middle),
-                (1, actions, start, middle),
-                (2, next_states, start, middle),
-                (3, states, middle, end),
-                (4, actions, middle, end),
-                (5, next_states, middle, end),
-            ):
-                pieces[slot].append(array[lo:hi])
-        return TransitionWindows(*(np.stack(p) for p in pieces))
+            arrays = self.episodes[episode]
+            pasts.append([x[start:middle] for x in arrays])
+            futures.append([x[middle:end] for x in arrays])
+        return TransitionWindows(
+            Transitions(*(np.stack(x) for x in zip(*pasts, strict=True))),
+            Transitions(*(np.stack(x) for x in zip(*futures, strict=True))),
+        )

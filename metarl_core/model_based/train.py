@@ -25,7 +25,7 @@ from metarl_core.model_based.dynamics_model import ModelShape, Normalizer, init_
 from metarl_core.model_based.episode_collection import add_to_buffer, open_episode_collector, planner_controller
 from metarl_core.model_based.exploration import exploration_controller
 from metarl_core.model_based.meta_objective import make_step_sizes, meta_loss
-from metarl_core.model_based.replay_buffer import TaskReplayBuffer
+from metarl_core.model_based.replay_buffer import TaskReplayBuffer, TransitionWindows
 from metarl_core.run.checkpoint_io import CHECKPOINT_NAME
 from metarl_core.run.run_directory import open_run_directory
 from metarl_core.run.run_metrics import MetricsWriter
@@ -46,10 +46,6 @@ def collect_episodes(
     job = EpisodeJob(task=task, reset_seeds=tuple(seed + e for e in range(episodes)), controller_seed=seed)
     (records,) = run_episode_jobs_here(env, lambda _seed: controller, [job])
     return add_to_buffer(records, buffer, env.unwrapped.robot.state_dim)
-
-
-def _to_torch(windows: list[np.ndarray], device: torch.device) -> tuple[torch.Tensor, ...]:
-    return tuple(torch.from_numpy(np.ascontiguousarray(w)).to(device) for w in windows)
 
 
 def run_training(
@@ -137,7 +133,7 @@ def run_training(
         optimizer.load_state_dict(state["optimizer"])
         mb_optimizer.load_state_dict(state["mb_optimizer"])
     stats = {k: v.to(torch_device) for k, v in normalizer.torch().items()}
-    rls = config.rls_prior_precision if config.adaptation == "rls" else None
+    adaptation = config.inner_adaptation()
     metrics_writer = MetricsWriter(run_dir)
     total = config.iterations * config.gradient_steps_per_iteration
     progress = tqdm(total=total, initial=start_iteration * config.gradient_steps_per_iteration, desc="meta-train")
@@ -150,28 +146,15 @@ def run_training(
                 buffers[i].sample_windows(config.past_window, config.future_window, config.windows_per_task, rng)
                 for i in chosen
             ]
-            past = _to_torch(
-                [
-                    np.concatenate([getattr(b, f"past_{n}") for b in batches])
-                    for n in ("states", "actions", "next_states")
-                ],
-                torch_device,
-            )
-            future = _to_torch(
-                [
-                    np.concatenate([getattr(b, f"future_{n}") for b in batches])
-                    for n in ("states", "actions", "next_states")
-                ],
-                torch_device,
-            )
-            loss = meta_loss(params, step_sizes, past, future, stats, config.inner_steps, config.first_order, rls)
+            windows = TransitionWindows.concatenate(batches).to_torch(torch_device)
+            loss = meta_loss(params, step_sizes, windows, stats, adaptation, config.first_order)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             # MB baseline: the same windows, plain regression on all their transitions.
             mb_loss = window_loss(
                 mb_params,
-                *(torch.cat([p.flatten(0, 1), f.flatten(0, 1)]) for p, f in zip(past, future, strict=True)),
+                *(torch.cat([p.flatten(0, 1), f.flatten(0, 1)]) for p, f in zip(*windows, strict=True)),
                 stats,
             )
             mb_optimizer.zero_grad()
@@ -187,12 +170,10 @@ def run_training(
             params={k: v.detach().cpu() for k, v in params.items()},
             normalizer=normalizer,
             window_size=config.past_window,
-            inner_steps=config.inner_steps,
+            adaptation=adaptation,
             step_sizes=(
                 {k: v.detach().cpu() for k, v in step_sizes.items()} if isinstance(step_sizes, dict) else step_sizes
             ),
-            mode=config.adaptation,
-            rls_prior_precision=config.rls_prior_precision,
             planner=config.planner.to_dict(),
             config=config.to_dict(),
         )

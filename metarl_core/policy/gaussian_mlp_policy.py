@@ -2,9 +2,10 @@
 
 Why functional: MAML's inner step is then ``adapt(params, support) -> params'``, a pure function
 that ``torch.func.grad`` differentiates and ``torch.func.vmap`` maps over tasks, exactly as the
-dynamics model's ``adapt_params`` is. Two tanh hidden layers of ``shape.hidden_size`` units
-(MAML used two of 100), a state-independent ``log_std`` that is adapted with the rest, and, as
-for RL², actions in normalised units (``scale_action`` maps [-1, 1] to the action limits).
+dynamics model's inner step (``metarl_core.model_based.adaptation.sgd_steps``) is. Two tanh
+hidden layers of ``shape.hidden_size`` units (MAML used two of 100), a state-independent
+``log_std`` that is adapted with the rest, and, as for RL², actions in normalised units
+(``scale_action`` maps [-1, 1] to the action limits).
 """
 
 from __future__ import annotations

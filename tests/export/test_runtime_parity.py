@@ -9,8 +9,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from metarl_core.model_based.adaptation import sgd_steps
 from metarl_core.model_based.checkpoint import TrainedDynamics
-from metarl_core.model_based.dynamics_model import adapt_params, predict_next_state, window_loss
+from metarl_core.model_based.dynamics_model import predict_next_state, window_loss
+from metarl_core.model_based.replay_buffer import Transitions
 from metarl_runtime.model_runtime import AdaptiveRuntime
 
 WINDOW_SIZE = 6  # as in conftest.py
@@ -44,14 +46,16 @@ def test_adaptation_matches_torch_for_every_window_size(
         states, actions, next_states = random_window(model, length, rng)
         result = runtime.adapt(states, actions, next_states)
         s, a, n = (torch.from_numpy(x) for x in (states, actions, next_states))
-        expected = adapt_params(model.params, s, a, n, stats, model.step_sizes, inner_steps, create_graph=False)
+        expected = sgd_steps(
+            model.params, Transitions(s, a, n), stats, model.step_sizes, inner_steps, create_graph=False
+        )
         # The runtime may fall back to the meta-parameters; compare the graph's own output then too.
         feed = dict(zip(names, runtime.meta_params, strict=True)) | {
             "states": states,
             "actions": actions,
             "next_states": next_states,
         }
-        adapted = runtime._adapt.run(None, feed)
+        adapted = runtime.adaptation.session.run(None, feed)
         for got, name in zip(adapted[:-2], names, strict=True):
             assert relative_error(got, expected[name].numpy()) <= 1e-5, (name, length)
         assert relative_error(adapted[-2], window_loss(model.params, s, a, n, stats).numpy()) <= 1e-5

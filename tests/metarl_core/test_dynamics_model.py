@@ -6,8 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from metarl_core.model_based.dynamics_model import ModelShape, adapt_params, init_params, window_loss
+from metarl_core.model_based.adaptation import Adaptation, sgd_steps
+from metarl_core.model_based.dynamics_model import ModelShape, init_params, window_loss
 from metarl_core.model_based.meta_objective import meta_loss
+from metarl_core.model_based.replay_buffer import Transitions, TransitionWindows
+
+TWO_STEPS = Adaptation("gradient", inner_steps=2)
 
 
 def unit_stats(state_dim: int, action_dim: int, dtype: torch.dtype = torch.float64) -> dict[str, torch.Tensor]:
@@ -37,7 +41,7 @@ def test_inner_step_equals_a_hand_computed_sgd_step() -> None:
     grads = torch.autograd.grad(loss, list(leaves.values()))
     expected = {k: params[k] - 0.1 * g for k, g in zip(leaves, grads, strict=True)}
 
-    adapted = adapt_params(params, s, a, n, stats, 0.1, inner_steps=1)
+    adapted = sgd_steps(params, Transitions(s, a, n), stats, 0.1, inner_steps=1)
 
     for key in params:
         torch.testing.assert_close(adapted[key], expected[key], rtol=0, atol=1e-12)
@@ -52,7 +56,7 @@ def test_two_inner_steps_with_per_parameter_step_sizes() -> None:
         grads = torch.autograd.grad(window_loss(leaves, s, a, n, stats), list(leaves.values()))
         manual = {k: leaves[k].detach() - sizes[k] * g for k, g in zip(leaves, grads, strict=True)}
 
-    adapted = adapt_params(params, s, a, n, stats, sizes, inner_steps=2)
+    adapted = sgd_steps(params, Transitions(s, a, n), stats, sizes, inner_steps=2)
 
     for key in params:
         torch.testing.assert_close(adapted[key], manual[key], rtol=0, atol=1e-12)
@@ -63,15 +67,16 @@ def test_meta_gradient_matches_finite_differences(first_order: bool) -> None:
     """Second order: the exact derivative. First order: the derivative with inner gradients held fixed."""
     _, params, _, stats = tiny()
     generator = torch.Generator().manual_seed(2)
-    past = tuple(torch.randn(3, 4, d, generator=generator, dtype=torch.float64) for d in (2, 1, 2))
-    future = tuple(torch.randn(3, 4, d, generator=generator, dtype=torch.float64) for d in (2, 1, 2))
+    past = Transitions(*(torch.randn(3, 4, d, generator=generator, dtype=torch.float64) for d in (2, 1, 2)))
+    future = Transitions(*(torch.randn(3, 4, d, generator=generator, dtype=torch.float64) for d in (2, 1, 2)))
+    windows = TransitionWindows(past, future)
     leaves = {k: v.clone().requires_grad_() for k, v in params.items()}
-    loss = meta_loss(leaves, 0.3, past, future, stats, inner_steps=2, first_order=first_order)
+    loss = meta_loss(leaves, 0.3, windows, stats, TWO_STEPS, first_order=first_order)
     analytic = torch.autograd.grad(loss, list(leaves.values()))
 
     def numeric_loss(p: dict[str, torch.Tensor]) -> float:
         if not first_order:
-            return float(meta_loss(p, 0.3, past, future, stats, inner_steps=2, first_order=False))
+            return float(meta_loss(p, 0.3, windows, stats, TWO_STEPS, first_order=False))
         # First order treats each window's inner gradients as constants evaluated at the base params.
         total = 0.0
         for w in range(3):
@@ -100,11 +105,15 @@ def test_second_order_differs_from_first_order() -> None:
     """Guards the test above: the two meta-gradients are not accidentally the same computation."""
     _, params, _, stats = tiny()
     generator = torch.Generator().manual_seed(3)
-    past = tuple(torch.randn(2, 4, d, generator=generator, dtype=torch.float64) for d in (2, 1, 2))
-    future = tuple(torch.randn(2, 4, d, generator=generator, dtype=torch.float64) for d in (2, 1, 2))
+    windows = TransitionWindows(
+        *(
+            Transitions(*(torch.randn(2, 4, d, generator=generator, dtype=torch.float64) for d in (2, 1, 2)))
+            for _ in range(2)
+        )
+    )
     grads = []
     for first_order in (False, True):
         leaves = {k: v.clone().requires_grad_() for k, v in params.items()}
-        loss = meta_loss(leaves, 0.3, past, future, stats, inner_steps=2, first_order=first_order)
+        loss = meta_loss(leaves, 0.3, windows, stats, TWO_STEPS, first_order=first_order)
         grads.append(torch.cat([g.flatten() for g in torch.autograd.grad(loss, list(leaves.values()))]))
     assert not np.allclose(grads[0].numpy(), grads[1].numpy(), atol=1e-8)

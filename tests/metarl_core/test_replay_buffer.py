@@ -20,12 +20,12 @@ def test_windows_are_consecutive_and_inside_one_episode() -> None:
     for start, length in [(0, 7), (100, 30), (200, 9)]:
         buffer.add_episode(*numbered_episode(start, length))
     windows = buffer.sample_windows(past=4, future=5, count=500, rng=np.random.default_rng(0))
-    times = np.concatenate([windows.past_states[:, :, 0], windows.future_states[:, :, 0]], axis=1)
-    episodes = np.concatenate([windows.past_states[:, :, 1], windows.future_states[:, :, 1]], axis=1)
+    times = np.concatenate([windows.past.states[:, :, 0], windows.future.states[:, :, 0]], axis=1)
+    episodes = np.concatenate([windows.past.states[:, :, 1], windows.future.states[:, :, 1]], axis=1)
     assert np.all(np.diff(times, axis=1) == 1), "every window is consecutive across past and future"
     assert np.all(episodes == episodes[:, :1]), "no window spans two episodes"
     assert set(np.unique(episodes[:, 0])) == {100.0, 200.0}, "the 7-step episode is too short for 4+5"
-    np.testing.assert_array_equal(windows.past_actions[:, :, 0], windows.past_states[:, :, 0] * 10)
+    np.testing.assert_array_equal(windows.past.actions[:, :, 0], windows.past.states[:, :, 0] * 10)
 
 
 def test_trajectory_is_split_at_dones() -> None:

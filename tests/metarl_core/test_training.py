@@ -94,7 +94,7 @@ def test_rls_adaptation_trains_and_exports(tmp_path: Path) -> None:
     config = write_config(tmp_path, iterations=1, gradient_steps_per_iteration=5, train_tasks=2, adaptation="rls")
     run = run_training(config, tmp_path / "run", "cpu", resume=False)
     model, _ = load_checkpoint(run)
-    assert model.mode == "rls"
+    assert model.adaptation.rule == "rls"
     runtime = AdaptiveRuntime.load(export_bundle(run, tmp_path / "bundle"), expected_robot="panda")
     assert runtime.manifest.mode == "rls"
 

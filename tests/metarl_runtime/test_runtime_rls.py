@@ -11,14 +11,18 @@ import pytest
 import torch
 
 from export.onnx_export import export_trained_dynamics
-from metarl_core.model_based.last_layer_rls import rls_adapt_params
+from metarl_core.model_based.adaptation import last_layer_rls
+from metarl_core.model_based.replay_buffer import Transitions
 from metarl_runtime.model_runtime import AdaptiveRuntime
 from tests.conftest import WINDOW_SIZE, tiny_model
 
 
 @pytest.fixture(scope="module")
 def rls_bundle(tmp_path_factory: pytest.TempPathFactory):
-    model = dataclasses.replace(tiny_model(1, seed=5), mode="rls", rls_prior_precision=0.5)
+    model = tiny_model(1, seed=5)
+    model = dataclasses.replace(
+        model, adaptation=dataclasses.replace(model.adaptation, rule="rls", rls_prior_precision=0.5)
+    )
     return model, export_trained_dynamics(model, tmp_path_factory.mktemp("rls") / "bundle")
 
 
@@ -38,9 +42,8 @@ def test_rls_adaptation_matches_torch(rls_bundle, level: ort.GraphOptimizationLe
         actions = (norm.action_mean + norm.action_std * rng.normal(size=(length, 7))).astype(np.float32)
         nexts = (states + norm.delta_mean + norm.delta_std * rng.normal(size=(length, 14))).astype(np.float32)
         result = runtime.adapt(states, actions, nexts)
-        expected = rls_adapt_params(
-            params64, *(torch.from_numpy(x).double() for x in (states, actions, nexts)), stats64, 0.5
-        )
+        window = Transitions(*(torch.from_numpy(x).double() for x in (states, actions, nexts)))
+        expected = last_layer_rls(params64, window, stats64, 0.5)
         for got, name in zip(result.params, model.shape.parameter_names(), strict=True):
             want = expected[name].numpy()
             assert np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want))) <= 1e-5, (name, length)

@@ -18,7 +18,8 @@ import pytest
 
 from export.onnx_export import export_trained_dynamics
 from metarl_runtime.controllers import OnlineAdaptiveController, TransitionWindow
-from metarl_runtime.model_runtime import RUNTIME_OPTIMIZATION_LEVEL, SESSION_CONFIG_ENTRIES, AdaptiveRuntime
+from metarl_runtime.model_runtime import AdaptiveRuntime
+from metarl_runtime.onnx_sessions import RUNTIME_OPTIMIZATION_LEVEL, SESSION_CONFIG_ENTRIES
 from tests.conftest import WINDOW_SIZE, tiny_model
 
 PLANNER = {
@@ -66,7 +67,7 @@ def _runtime_before(path: Path) -> AdaptiveRuntime:
     options.graph_optimization_level = RUNTIME_OPTIMIZATION_LEVEL
     manifest = runtime.manifest
     adapt_graph = "adapt.onnx" if manifest.mode == "gradient" else "features.onnx"
-    runtime._adapt = ort.InferenceSession(manifest.file_bytes[adapt_graph], options)
+    runtime.adaptation.session = ort.InferenceSession(manifest.file_bytes[adapt_graph], options)
     runtime._predict = ort.InferenceSession(manifest.file_bytes["predict.onnx"], options)
     names = list(manifest.parameter_names)
 
@@ -94,7 +95,8 @@ def _input_stream(model, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
 def test_command_sequence_is_unchanged_bit_for_bit(tmp_path: Path, mode: str) -> None:
     model = dataclasses.replace(tiny_model(2, seed=3), planner=PLANNER)
     if mode == "rls":
-        model = dataclasses.replace(model, mode="rls", rls_prior_precision=0.5)
+        rls = dataclasses.replace(model.adaptation, rule="rls", rls_prior_precision=0.5)
+        model = dataclasses.replace(model, adaptation=rls)
     bundle = export_trained_dynamics(model, tmp_path / "bundle")
     after = OnlineAdaptiveController(AdaptiveRuntime.load(bundle))
     before = TickBeforeIssue17(_runtime_before(bundle))
@@ -125,7 +127,7 @@ def test_window_refuses_a_capacity_below_one() -> None:
 
 def test_sessions_do_not_spin_between_calls(tmp_path: Path) -> None:
     runtime = AdaptiveRuntime.load(export_trained_dynamics(tiny_model(1), tmp_path / "bundle"), intra_op_threads=2)
-    for session in (runtime._adapt, runtime._predict):
+    for session in (runtime.adaptation.session, runtime._predict):
         options = session.get_session_options()
         for key, value in SESSION_CONFIG_ENTRIES.items():
             assert options.get_session_config_entry(key) == value

@@ -9,6 +9,7 @@ import torch
 
 from export.onnx_export import export_trained_dynamics
 from export.recurrent_export import export_trained_policy
+from metarl_core.model_based.adaptation import Adaptation
 from metarl_core.model_based.checkpoint import TrainedDynamics
 from metarl_core.model_based.dynamics_model import ModelShape, Normalizer, init_params
 from metarl_core.policy.policy_checkpoint import TrainedPolicy
@@ -34,7 +35,7 @@ def untrained_bundle(robot: RobotDescription, out_dir: Path) -> Path:
         init_params(shape, torch.Generator().manual_seed(0)),
         normalizer,
         8,
-        1,
+        Adaptation("gradient", inner_steps=1),
         0.01,
         planner={"samples": 16, "horizon": 3},
     )

@@ -17,6 +17,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from export.onnx_export import export_trained_dynamics
+from metarl_core.model_based.adaptation import Adaptation
 from metarl_core.model_based.checkpoint import TrainedDynamics
 from metarl_core.model_based.dynamics_model import ModelShape, Normalizer, init_params
 from metarl_runtime.controllers import OnlineAdaptiveController
@@ -46,7 +47,9 @@ def panda_model(window_size: int = 8, seed: int = 0, robot: RobotDescription = P
     shape = ModelShape(robot.state_dim, robot.action_dim, (16, 16))
     params = init_params(shape, torch.Generator().manual_seed(seed))
     planner = {"samples": 16, "horizon": 3}
-    return TrainedDynamics(robot, shape, params, normalizer, window_size, 1, 0.05, planner=planner)
+    return TrainedDynamics(
+        robot, shape, params, normalizer, window_size, Adaptation("gradient", 1), 0.05, planner=planner
+    )
 
 
 def panda_bundle(out_dir: Path, window_size: int = 8, seed: int = 0, robot: RobotDescription = PANDA) -> Path:

@@ -1,0 +1,151 @@
+"""The inner step: how the meta-learned model adapts to a window of the current task.
+
+An :class:`Adaptation` is the one value that carries the choice of rule from the config to
+training, evaluation, export and (through ``bundle.json``) the robot; :meth:`Adaptation.adapt` is
+the one place that rule is dispatched. The two rules are pure functions of the parameters:
+
+- :func:`sgd_steps` (GrBAL, Meta-SGD): n gradient steps on the window loss, exported as
+  ``adapt.onnx`` and run on the robot exactly as here.
+- :func:`last_layer_rls` (ALPaCA, Neural-Fly): the output layer in closed form over the hidden
+  layers' features; the robot runs ``features.onnx`` and the same solve in numpy
+  (``metarl_runtime.closed_form_rls``).
+
+The step sizes are not part of the value: they are meta-learned tensors, trained beside the
+parameters by the same optimiser and stored beside them, and a baseline adapts with the same
+rule at other step sizes (MB+DE). So they are passed beside the parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import torch
+
+from metarl_core.model_based.dynamics_model import Params, StepSizes, normalized_inputs, window_loss
+from metarl_core.model_based.replay_buffer import Transitions
+
+AdaptationRule = Literal["gradient", "rls"]
+ADAPTATION_RULES: tuple[str, ...] = get_args(AdaptationRule)
+
+
+@dataclass(frozen=True)
+class Adaptation:
+    """Which rule adapts the model on the robot's window, and its settings."""
+
+    rule: AdaptationRule = "gradient"
+    """"gradient" (n inner SGD steps) or "rls" (closed-form last layer)."""
+    inner_steps: int = 1
+    """n: SGD steps of the gradient rule (kept, unused, by "rls": bundle.json records it)."""
+    rls_prior_precision: float = 1.0
+    """Ridge precision pulling the RLS output layer toward the meta-learned one."""
+
+    def __post_init__(self) -> None:
+        if self.rule not in ADAPTATION_RULES:
+            raise ValueError(f"Adaptation.rule={self.rule!r} must be one of {list(ADAPTATION_RULES)}")
+        if self.inner_steps < 1:
+            raise ValueError(f"Adaptation.inner_steps={self.inner_steps} must be >= 1")
+        if not self.rls_prior_precision > 0:
+            raise ValueError(f"Adaptation.rls_prior_precision={self.rls_prior_precision} must be > 0")
+
+    @property
+    def takes_step_sizes(self) -> bool:
+        """Whether :meth:`adapt` reads its step sizes (the closed form has none)."""
+        return self.rule == "gradient"
+
+    @property
+    def prior_precision(self) -> float | None:
+        """The ridge prior precision of a closed-form rule (what ``bundle.json`` records), None for
+        the gradient rule, which has no prior."""
+        return self.rls_prior_precision if self.rule == "rls" else None
+
+    def adapt(
+        self,
+        params: Params,
+        window: Transitions[torch.Tensor],
+        stats: Mapping[str, torch.Tensor],
+        step_sizes: StepSizes,
+        create_graph: bool = False,
+    ) -> Params:
+        """``params`` adapted on ``window`` by this rule. ``create_graph`` keeps the gradient
+        rule's inner gradients differentiable (second-order meta-training, see
+        :func:`sgd_steps`); the closed form is differentiable either way."""
+        if self.rule == "rls":
+            return last_layer_rls(params, window, stats, self.rls_prior_precision)
+        return sgd_steps(params, window, stats, step_sizes, self.inner_steps, create_graph)
+
+
+def sgd_steps(
+    params: Params,
+    window: Transitions[torch.Tensor],
+    stats: Mapping[str, torch.Tensor],
+    step_sizes: StepSizes,
+    inner_steps: int,
+    create_graph: bool = True,
+) -> Params:
+    """``inner_steps`` SGD steps on the window loss, ``θ ← θ − α ⊙ ∇θ L``.
+
+    ``step_sizes`` is a scalar or a per-parameter dict (Meta-SGD). With ``create_graph`` the
+    result stays differentiable w.r.t. ``params`` and ``step_sizes`` (second-order
+    meta-gradients); without it the inner gradients are treated as constants (first order).
+    Uses ``torch.func.grad`` so it composes with ``vmap`` over a task batch.
+    """
+    if inner_steps < 1:
+        raise ValueError(f"inner_steps={inner_steps} must be >= 1")
+
+    def loss_fn(p: Params) -> torch.Tensor:
+        return window_loss(p, *window, stats)
+
+    grad_fn = torch.func.grad(loss_fn)
+    adapted = dict(params)
+    for _ in range(inner_steps):
+        grads = grad_fn(adapted)
+        if not create_graph:
+            grads = {k: g.detach() for k, g in grads.items()}
+        adapted = {
+            k: adapted[k] - (step_sizes[k] if isinstance(step_sizes, Mapping) else step_sizes) * grads[k]
+            for k in adapted
+        }
+    return adapted
+
+
+def features(params: Params, state_norm: torch.Tensor, action_norm: torch.Tensor) -> torch.Tensor:
+    """Last hidden layer ``(B, H)``: every layer but the output one (what ``features.onnx`` computes)."""
+    hidden = torch.cat([state_norm, action_norm], dim=-1)
+    for i in range(len(params) // 2 - 1):
+        hidden = torch.tanh(hidden @ params[f"layers.{i}.weight"].T + params[f"layers.{i}.bias"])
+    return hidden
+
+
+def last_layer_rls(
+    params: Params, window: Transitions[torch.Tensor], stats: Mapping[str, torch.Tensor], prior_precision: float
+) -> Params:
+    """``params`` with the output layer replaced by its ridge posterior mean on the window.
+
+    The hidden layers are a feature map φ(s, a); the window's normalised state changes Y are
+    regressed on [φ, 1], shrunk toward the meta-learned output layer W̃₀:
+
+        W̃ = (Yᵀ Φ̃ + λ W̃₀) (Φ̃ᵀ Φ̃ + λ I)⁻¹,
+
+    which is what recursive least squares over the window converges to from the prior
+    (W̃₀, λ⁻¹I). It needs no gradient graph and one small solve, and it is differentiable, so the
+    feature map is meta-trained through it with the same GrBAL objective.
+    """
+    if prior_precision <= 0:
+        raise ValueError(f"prior_precision={prior_precision} must be > 0")
+    states, actions, next_states = window
+    last = len(params) // 2 - 1
+    weight, bias = params[f"layers.{last}.weight"], params[f"layers.{last}.bias"]
+    state_norm, action_norm = normalized_inputs(states, actions, stats)
+    targets = (next_states - states - stats["delta_mean"]) / stats["delta_std"]
+    phi = features(params, state_norm, action_norm)
+    phi = torch.cat([phi, torch.ones_like(phi[:, :1])], dim=1)
+    prior = torch.cat([weight, bias.T], dim=1)  # (S, H + 1)
+    gram = phi.T @ phi + prior_precision * torch.eye(phi.shape[1], dtype=phi.dtype, device=phi.device)
+    rhs = targets.T @ phi + prior_precision * prior  # (S, H + 1)
+    posterior = torch.linalg.solve(gram, rhs.T).T  # gram is symmetric
+    adapted = dict(params)
+    adapted[f"layers.{last}.weight"] = posterior[:, :-1]
+    adapted[f"layers.{last}.bias"] = posterior[:, -1:].T
+    return adapted
