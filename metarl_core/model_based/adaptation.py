@@ -23,7 +23,13 @@ from typing import Literal, get_args
 
 import torch
 
-from metarl_core.model_based.dynamics_model import Params, StepSizes, normalized_inputs, window_loss
+from metarl_core.model_based.dynamics_model import (
+    Params,
+    StepSizes,
+    normalized_delta,
+    normalized_inputs,
+    window_loss,
+)
 from metarl_core.model_based.replay_buffer import Transitions
 
 AdaptationRule = Literal["gradient", "rls"]
@@ -138,7 +144,7 @@ def last_layer_rls(
     last = len(params) // 2 - 1
     weight, bias = params[f"layers.{last}.weight"], params[f"layers.{last}.bias"]
     state_norm, action_norm = normalized_inputs(states, actions, stats)
-    targets = (next_states - states - stats["delta_mean"]) / stats["delta_std"]
+    targets = normalized_delta(states, next_states, stats)
     phi = features(params, state_norm, action_norm)
     phi = torch.cat([phi, torch.ones_like(phi[:, :1])], dim=1)
     prior = torch.cat([weight, bias.T], dim=1)  # (S, H + 1)
