@@ -27,17 +27,22 @@ Window = dict[str, np.ndarray]
 """``{"states": (M, S), "actions": (M, A), "next_states": (M, S)}``, float32, checked."""
 
 
-class GradientAdaptation:
-    """n gradient steps from the meta-parameters: one run of ``adapt.onnx``."""
-
-    GRAPH: ClassVar[str] = "adapt.onnx"
-    DATA_INPUTS: ClassVar[tuple[str, ...]] = ("states", "actions", "next_states")
+class _GraphAdaptation:
+    """What both rules hold: the bundle, the session of their graph, and the meta-parameters
+    (also as the graph's feed, built once: they never change on the robot)."""
 
     def __init__(self, manifest: BundleManifest, session: ort.InferenceSession, meta_params: list[np.ndarray]) -> None:
         self.manifest = manifest
         self.session = session
         self.meta_params = meta_params
         self._meta_feed = dict(zip(manifest.parameter_names, meta_params, strict=True))
+
+
+class GradientAdaptation(_GraphAdaptation):
+    """n gradient steps from the meta-parameters: one run of ``adapt.onnx``."""
+
+    GRAPH: ClassVar[str] = "adapt.onnx"
+    DATA_INPUTS: ClassVar[tuple[str, ...]] = ("states", "actions", "next_states")
 
     def dry_run(self, window: Window) -> None:
         """Refuse, at load, a graph whose outputs are not the adapted parameters and two losses."""
@@ -52,17 +57,14 @@ class GradientAdaptation:
         return outputs[:-2], float(outputs[-2].item()), float(outputs[-1].item())
 
 
-class ClosedFormRLSAdaptation:
+class ClosedFormRLSAdaptation(_GraphAdaptation):
     """The output layer's ridge posterior over the features of ``features.onnx`` (numpy solve)."""
 
     GRAPH: ClassVar[str] = "features.onnx"
     DATA_INPUTS: ClassVar[tuple[str, ...]] = ("states", "actions")
 
     def __init__(self, manifest: BundleManifest, session: ort.InferenceSession, meta_params: list[np.ndarray]) -> None:
-        self.manifest = manifest
-        self.session = session
-        self.meta_params = meta_params
-        self._meta_feed = dict(zip(manifest.parameter_names, meta_params, strict=True))
+        super().__init__(manifest, session, meta_params)
         self._prior_precision = float(manifest.rls_prior_precision)
 
     def _features(self, window: Window) -> dict[str, np.ndarray]:
