@@ -28,8 +28,8 @@ import numpy as np
 import pybullet
 import pybullet_data
 
-import sim  # noqa: F401  (registers the environment ids)
 from benchmarks.machine import describe_machine
+from sim import registered_env_class
 from sim.vector_collection import make_process_backend
 
 ENV_IDS = {"panda": "metarl/PandaPayload-v0", "husky": "metarl/HuskyTerrain-v0"}
@@ -59,10 +59,15 @@ def interleaved_median_rates(runs: Sequence[RunOnce], repeats: int) -> list[floa
     return [statistics.median(rates) for rates in samples]
 
 
+def episode_duration_s(env_id: str, steps: int) -> float:
+    """An episode one control period longer than ``steps``: a timed run never resets mid-way."""
+    return (steps + 1) * registered_env_class(env_id).robot.control_period_s
+
+
 @contextmanager
 def env_run(env_id: str, steps: int) -> Iterator[RunOnce]:
     """Timed runs of one environment, as ``gymnasium.make`` builds it (wrappers included)."""
-    env = gymnasium.make(env_id, episode_duration_s=(steps + 1) / 100.0)
+    env = gymnasium.make(env_id, episode_duration_s=episode_duration_s(env_id, steps))
     actions = (
         np.random.default_rng(0)
         .uniform(0.2 * env.action_space.low, 0.2 * env.action_space.high, (steps, *env.action_space.shape))
@@ -160,7 +165,7 @@ def bare_husky_run(substeps: int, physics_dt_s: float, steps: int) -> Iterator[R
 @contextmanager
 def vector_run(env_id: str, workers: int, steps: int) -> Iterator[RunOnce]:
     """Timed runs of ``workers`` worker processes, one env each; the rate is their total."""
-    backend = make_process_backend(env_id, workers, episode_duration_s=(steps + 1) / 100.0)
+    backend = make_process_backend(env_id, workers, episode_duration_s=episode_duration_s(env_id, steps))
     action_space = backend.single_action_space
     actions = (
         np.random.default_rng(0)

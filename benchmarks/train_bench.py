@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from benchmarks.machine import describe_machine
-from benchmarks.sim_bench import RunOnce, interleaved_median_rates
+from benchmarks.sim_bench import RunOnce, episode_duration_s, interleaved_median_rates
 from metarl_core.model_based.adaptation import Adaptation
 from metarl_core.model_based.dynamics_model import ModelShape, init_params
 from metarl_core.model_based.meta_objective import make_step_sizes, meta_loss
@@ -199,7 +199,7 @@ def feedback_policy(obs: np.ndarray) -> np.ndarray:
 def collection_run(kind: str, workers: int, steps: int) -> Iterator[RunOnce]:
     """Timed collection of ``steps`` control steps in each of ``workers`` envs through backend
     ``kind``; the rate is env steps per second over all of them."""
-    env_kwargs = {"episode_duration_s": (steps + 1) / 100.0}
+    env_kwargs = {"episode_duration_s": episode_duration_s(ENV_ID, steps)}
     if kind == "process":
         backend = make_process_backend(ENV_ID, workers, **env_kwargs)
 

@@ -19,10 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import gymnasium
 import numpy as np
 import torch
-from gymnasium.envs.registration import load_env_creator
 
 from export.graph_export import (
     check_export_target,
@@ -35,6 +33,7 @@ from export.graph_export import (
 from metarl_core.policy.policy_checkpoint import TrainedPolicy, load_policy_checkpoint
 from metarl_core.policy.recurrent_policy import recurrent_step
 from metarl_runtime.bundle_manifest import RECURRENT_GRAPH, RECURRENT_INPUTS, RECURRENT_OUTPUTS
+from sim import registered_env_class
 from sim.reward_spec import RewardSpec
 
 POLICY_PARAMETERS = (
@@ -54,8 +53,7 @@ STAT_NAMES = ("obs_mean", "obs_std")
 def env_reward_spec(env_id: str) -> RewardSpec | None:
     """The ``reward_spec`` the environment ``env_id`` computes its reward from, read off its
     registered class (no simulator is started); None for an env without one."""
-    env_class = load_env_creator(gymnasium.spec(env_id).entry_point)
-    return getattr(env_class, "reward_spec", None)
+    return getattr(registered_env_class(env_id), "reward_spec", None)
 
 
 def policy_step_function() -> Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:

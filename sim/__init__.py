@@ -13,6 +13,7 @@ second copy of that number to keep in step with every ``episode_duration_s`` a c
 from __future__ import annotations
 
 import gymnasium
+from gymnasium.envs.registration import load_env_creator
 
 import sim.physics_client  # noqa: F401  (first: PyBullet imported with its C-level prints silenced)
 
@@ -21,6 +22,12 @@ def _register(env_id: str, entry_point: str) -> None:
     """Register once: re-importing (e.g. in vector workers) must not warn about overrides."""
     if env_id not in gymnasium.registry:
         gymnasium.register(id=env_id, entry_point=entry_point)
+
+
+def registered_env_class(env_id: str) -> type[gymnasium.Env]:
+    """The class registered as ``env_id``, imported but not instantiated (no simulator starts):
+    where the facts an env declares on its class (``robot``, ``reward_spec``) are read from."""
+    return load_env_creator(gymnasium.spec(env_id).entry_point)
 
 
 _register("metarl/PandaPayload-v0", "sim.panda_payload:PandaPayloadEnv")
