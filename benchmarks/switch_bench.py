@@ -9,6 +9,8 @@ figure is the mean ± std over training runs of each run's mean over ``--eval-se
 trajectories; the headline is the recovery to the error before the switch
 (``sim.scenarios.payload_switch``). ``--planner KEY=VALUE`` overrides a planner setting of every
 bundle (run-time only: the learned model is the same), so settings are compared on one training.
+``--adapt-before-plan`` runs the controller with the adaptation before the plan instead of after
+the command (issue 17: the node's default plans with parameters one control period older).
 """
 
 from __future__ import annotations
@@ -49,6 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=Path, nargs="+", required=True, help="trained GrBAL Panda run directories")
     parser.add_argument("--eval-seeds", type=int, default=3, help="reference trajectories per run")
     parser.add_argument("--planner", nargs="*", default=[], metavar="KEY=VALUE", help="planner overrides (YAML values)")
+    parser.add_argument(
+        "--adapt-before-plan",
+        action="store_true",
+        help="adapt before planning each tick (default: after the command, for the next tick, as the node)",
+    )
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, object]:
@@ -63,7 +70,12 @@ def parse_overrides(items: Sequence[str]) -> dict[str, object]:
 
 
 def switch_figures(
-    run_dir: Path, eval_seeds: int, overrides: dict[str, object], before_kg: float, after_kg: float
+    run_dir: Path,
+    eval_seeds: int,
+    overrides: dict[str, object],
+    before_kg: float,
+    after_kg: float,
+    adapt_after_command: bool = True,
 ) -> dict[str, dict[str, list[float]]]:
     """``{controller: {figure: [one value per evaluation seed]}}`` of one run and one switch."""
     model, _ = load_checkpoint(run_dir)
@@ -76,7 +88,9 @@ def switch_figures(
         rate_hz = runtime.manifest.control_rate_hz
         for seed in range(eval_seeds):
             controllers = {
-                ADAPTATION_ON: OnlineAdaptiveController(runtime, adaptation_enabled=True),
+                ADAPTATION_ON: OnlineAdaptiveController(
+                    runtime, adaptation_enabled=True, adapt_after_command=adapt_after_command
+                ),
                 ADAPTATION_OFF: OnlineAdaptiveController(runtime, adaptation_enabled=False),
                 NOMINAL: ObservationController(PandaPDGravityController()),
             }
@@ -98,6 +112,7 @@ def switch_section(
     overrides: dict[str, object],
     command: str,
     scenarios: Sequence[tuple[float, float]] = SWITCH_SCENARIOS_KG,
+    adapt_after_command: bool = True,
 ) -> str:
     """The markdown section: one table per switch of ``scenarios`` (kg before, after), each row a
     mean ± std over the runs."""
@@ -116,7 +131,7 @@ def switch_section(
     ]
     targets: list[str] = []
     for before_kg, after_kg in scenarios:
-        per_run = [switch_figures(run, eval_seeds, overrides, before_kg, after_kg) for run in runs]
+        per_run = [switch_figures(run, eval_seeds, overrides, before_kg, after_kg, adapt_after_command) for run in runs]
         targets += scenario_targets(per_run, before_kg, after_kg)
         table = {
             name: {figure: [float(np.mean(r[name][figure])) for r in per_run] for figure in SWITCH_FIGURES}
@@ -178,4 +193,8 @@ def run(args: argparse.Namespace) -> str:
     command = f"metarl bench switch --runs {' '.join(str(r) for r in args.runs)} --eval-seeds {args.eval_seeds}"
     if args.planner:
         command += " --planner " + " ".join(args.planner)
-    return switch_section(args.runs, args.eval_seeds, overrides, command)
+    if args.adapt_before_plan:
+        command += " --adapt-before-plan"
+    return switch_section(
+        args.runs, args.eval_seeds, overrides, command, adapt_after_command=not args.adapt_before_plan
+    )

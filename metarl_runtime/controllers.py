@@ -5,7 +5,9 @@ reused by the simulated demo. ``load_controller`` picks the controller by the bu
 
 - model-based bundles (``OnlineAdaptiveController``): transitions go into a ring buffer of the
   last M; every N ticks the meta-parameters are adapted on it (kept only when finite and the
-  window loss dropped); MPPI plans through the accepted parameters;
+  window loss dropped); MPPI plans through the accepted parameters. By default the adaptation
+  runs after the command is out (``adapt_after_command``): a tick plans with the parameters
+  adapted at the end of the tick before, so the adapt graph is off the command's critical path;
 - recurrent bundles (``RecurrentPolicyController``): the RL² policy steps once per tick and its
   hidden state carries what it has learnt about the task.
 
@@ -77,17 +79,44 @@ class AdaptationStats:
 
 
 class OnlineAdaptiveController:
-    """``(state, reference) -> command`` with online adaptation from the meta-parameters."""
+    """``(state, reference) -> command`` with online adaptation from the meta-parameters.
 
-    def __init__(self, runtime: AdaptiveRuntime, adapt_every_n_ticks: int = 1, adaptation_enabled: bool = True) -> None:
+    Two orderings of a tick t (its transition ``t-1 -> t`` appended first in both), chosen by
+    ``adapt_after_command``:
+
+    - **after the command** (default): plan with the parameters adapted on the window as it
+      was at the end of tick t-1, return the command; :meth:`adapt_pending`, called once the
+      command is out (the node: after publishing), adapts on the window ending with the
+      transition into t, for tick t+1. The command's latency then holds no adapt graph. The
+      price: the parameters a tick plans with have not seen its newest transition (one control
+      period older). A caller that never calls :meth:`adapt_pending` (the in-process demo and
+      benchmarks) gets the same algorithm: the next call runs the pending adaptation first.
+    - **before the plan**: adapt on the window ending with the transition into t, then plan
+      with the result (the algorithm as trained and evaluated in torch).
+
+    Both keep the same guards: an adaptation is planned with only when finite and the window
+    loss dropped (else the meta-parameters), a plan that fails or is non-finite gives the hold,
+    and commands are clamped to the bundle's limits.
+    """
+
+    def __init__(
+        self,
+        runtime: AdaptiveRuntime,
+        adapt_every_n_ticks: int = 1,
+        adaptation_enabled: bool = True,
+        adapt_after_command: bool = True,
+    ) -> None:
         if adapt_every_n_ticks < 1:
             raise ValueError(f"adapt_every_n_ticks={adapt_every_n_ticks} must be >= 1")
         self.runtime = runtime
         self.adapt_every_n_ticks = adapt_every_n_ticks
         self.adaptation_enabled = adaptation_enabled
+        self.adapt_after_command = adapt_after_command
+        """True: adapt in :meth:`adapt_pending`, after the command; False: adapt before planning."""
         self.low, self.high = runtime.manifest.action_low, runtime.manifest.action_high
         self.last_adapt_s = 0.0
-        """Wall time of the last call's adaptation (0 when it did not adapt): the node's stage profile."""
+        """Wall time of the adaptation run by the last call and the :meth:`adapt_pending` after it
+        (0 when neither adapted): the node's stage profile."""
         self.reset()
 
     def reset(self) -> None:
@@ -97,6 +126,8 @@ class OnlineAdaptiveController:
         self.params = self.runtime.meta_params
         self.previous: tuple[np.ndarray, np.ndarray] | None = None
         self.ticks = 0
+        self.adaptation_pending = False
+        """A tick asked for an adaptation that :meth:`adapt_pending` (or the next call) runs."""
         self.stats = AdaptationStats()
         self.runtime.reset_planner()
 
@@ -113,6 +144,7 @@ class OnlineAdaptiveController:
         self.adaptation_enabled = enabled
         if not enabled:
             self.params = self.runtime.meta_params
+            self.adaptation_pending = False
 
     def diagnostic_values(self) -> dict[str, str]:
         """This controller's part of ``/diagnostics``: adaptation counts and the last losses."""
@@ -126,23 +158,41 @@ class OnlineAdaptiveController:
 
     def __call__(self, state: np.ndarray, reference: np.ndarray) -> np.ndarray:
         state = np.asarray(state, dtype=np.float32)
+        self.last_adapt_s = 0.0
+        self.adapt_pending()  # the last tick's, if its caller did not run it: before this transition
         if self.previous is not None:
             self.window.append(self.previous[0], self.previous[1], state)
         self.ticks += 1
-        self.last_adapt_s = 0.0
-        if self.adaptation_enabled and len(self.window) >= 2 and self.ticks % self.adapt_every_n_ticks == 0:
-            started = time.perf_counter()
-            self._adapt()
-            self.last_adapt_s = time.perf_counter() - started
+        due = self.adaptation_enabled and len(self.window) >= 2 and self.ticks % self.adapt_every_n_ticks == 0
+        if due and not self.adapt_after_command:
+            self._timed_adapt()
         try:
             command = self.runtime.plan(self.params, state, reference)
-        except FloatingPointError:
+        except (FloatingPointError, np.linalg.LinAlgError):  # every rollout non-finite; a NaN model inverse
             command = self.hold()
         if not np.all(np.isfinite(command)):
             command = self.hold()
         command = np.clip(command, self.low, self.high)
         self.previous = (state, command.astype(np.float32))
+        self.adaptation_pending = due and self.adapt_after_command
         return command
+
+    def adapt_pending(self) -> bool:
+        """Run the adaptation the last call left for after its command (``adapt_after_command``),
+        on the window as that call left it; the next call plans with its result. True when it
+        adapted. The node calls it right after publishing, in the same executor, so it never
+        overlaps a tick; nothing is pending after ``reset``, a disabled adaptation, or a call
+        that was not due to adapt."""
+        if not self.adaptation_pending:
+            return False
+        self.adaptation_pending = False
+        self._timed_adapt()
+        return True
+
+    def _timed_adapt(self) -> None:
+        started = time.perf_counter()
+        self._adapt()
+        self.last_adapt_s += time.perf_counter() - started
 
     def _adapt(self) -> None:
         result = self.runtime.adapt(*self.window.arrays())
@@ -216,6 +266,10 @@ class RecurrentPolicyController:
         self.previous = (2.0 * (command - self.low) / (self.high - self.low) - 1.0, command)
         return command
 
+    def adapt_pending(self) -> bool:
+        """Nothing to run after the command: the policy's adaptation is its step. Always False."""
+        return False
+
     def set_adaptation_enabled(self, enabled: bool) -> None:
         """Off: the hidden state is zeroed now and after every tick (frozen at zero)."""
         self.adaptation_enabled = enabled
@@ -266,16 +320,17 @@ def load_controller(
     adapt_every_n_ticks: int = 1,
     adaptation_enabled: bool = True,
     trusted_public_key: Path | str | None = None,
+    adapt_after_command: bool = True,
 ) -> OnlineAdaptiveController | RecurrentPolicyController:
     """The per-tick controller a bundle's mode calls for, its runtime loaded and validated.
 
-    ``adapt_every_n_ticks`` applies to model-based bundles; an RL² policy updates its hidden
-    state every tick, as it was trained to. With ``trusted_public_key`` (a PEM file) an unsigned
-    or wrongly signed bundle is refused (``BundleSignatureError``).
+    ``adapt_every_n_ticks`` and ``adapt_after_command`` apply to model-based bundles; an RL²
+    policy updates its hidden state every tick, as it was trained to. With ``trusted_public_key``
+    (a PEM file) an unsigned or wrongly signed bundle is refused (``BundleSignatureError``).
     """
     manifest = read_manifest(Path(path), trusted_public_key)  # read and hashed once, for either runtime
     if manifest.mode == "recurrent":
         runtime = RecurrentRuntime.from_manifest(manifest, expected_robot, intra_op_threads)
         return RecurrentPolicyController(runtime, adaptation_enabled)
     adaptive = AdaptiveRuntime.from_manifest(manifest, expected_robot, intra_op_threads)
-    return OnlineAdaptiveController(adaptive, adapt_every_n_ticks, adaptation_enabled)
+    return OnlineAdaptiveController(adaptive, adapt_every_n_ticks, adaptation_enabled, adapt_after_command)

@@ -1,9 +1,12 @@
 """The faster tick (issue 17) commands exactly what the algorithm before it did.
 
 The reference below is the tick as it was: the window a deque stacked on every adaptation, the
-predict feed rebuilt on every call, sessions opened without the spaced-call settings. Both run
-on one fixed input stream, long enough for the window to wrap, with every adaptation accepted or
-refused as it comes; the command sequences must be equal bit for bit.
+predict feed rebuilt on every call, sessions opened without the spaced-call settings, the
+adaptation before the plan. Both run on one fixed input stream, long enough for the window to
+wrap, with every adaptation accepted or refused as it comes; the command sequences must be equal
+bit for bit when the controller adapts before planning (``adapt_after_command=False``). The
+default ordering, adaptation after the command, is pinned against this same reference in
+``test_adapt_after_command.py``.
 """
 
 from __future__ import annotations
@@ -98,7 +101,7 @@ def test_command_sequence_is_unchanged_bit_for_bit(tmp_path: Path, mode: str) ->
         rls = dataclasses.replace(model.adaptation, rule="rls", rls_prior_precision=0.5)
         model = dataclasses.replace(model, adaptation=rls)
     bundle = export_trained_dynamics(model, tmp_path / "bundle")
-    after = OnlineAdaptiveController(AdaptiveRuntime.load(bundle))
+    after = OnlineAdaptiveController(AdaptiveRuntime.load(bundle), adapt_after_command=False)
     before = TickBeforeIssue17(_runtime_before(bundle))
     commands_after, commands_before = [], []
     for state, reference in _input_stream(model, seed=11):

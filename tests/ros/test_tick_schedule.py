@@ -129,6 +129,14 @@ def test_a_tick_longer_than_the_period_is_an_overrun() -> None:
     assert list(schedule.tick_latencies_ms) == pytest.approx([PERIOD_S * 1e3, 1.5 * PERIOD_S * 1e3])
 
 
+def test_latency_ends_at_the_command_but_the_adaptation_after_it_can_overrun() -> None:
+    """Adapting after the publish: the latency is the command's, the overrun the whole tick's."""
+    schedule = TickSchedule(PERIOD_S, 0.0)
+    assert schedule.tick_finished(0.0, 1.2 * PERIOD_S, commanded_s=0.2 * PERIOD_S)
+    assert not schedule.tick_finished(1.0, 1.0 + 0.8 * PERIOD_S, commanded_s=1.0 + 0.3 * PERIOD_S)
+    assert list(schedule.tick_latencies_ms) == pytest.approx([0.2 * PERIOD_S * 1e3, 0.3 * PERIOD_S * 1e3])
+
+
 def test_a_stamp_that_jumps_back_is_a_new_state() -> None:
     """A clock restart (the stamp policy accepts it) gives a state that is not a repeat."""
     schedule = TickSchedule(PERIOD_S, WAIT_S)

@@ -6,8 +6,13 @@ lacks) and pick the controller by its mode: model-based (``gradient``/``rls``) o
 ``control_rate_hz``, so latency is compute only), or from a timer when sensors are late, which
 then holds safely if they are stale; those rules are ``metarl_ros.tick_schedule``, ROS-free and
 unit-tested. Each tick: take the latest validated state
-and reference, append the transition, adapt every N ticks from the meta-parameters (kept only
-if finite and the window loss dropped), plan, clamp, publish.
+and reference, append the transition, plan, clamp, publish, then (``adapt_after_publish``, the
+default) adapt every N ticks from the meta-parameters on the window ending with that transition,
+for the next tick (kept only if finite and the window loss dropped). The adaptation runs in the
+tick's own callback, after the publish: the command's latency holds no adapt graph, and the
+single-threaded executor cannot start the next tick before it ends (its time counts towards
+the overrun check). ``adapt_after_publish: false`` adapts before planning instead, so a tick
+plans with parameters that have seen its newest transition (one period fresher, the command later).
 
 Safety (README "Safety", docs/architecture.md): every required input stream has its own
 watchdog and timeout (``metarl_runtime.stream_watchdog``); a stale or invalid one gives the
@@ -75,7 +80,9 @@ TICK_STAGES = ("sensors", "adapt", "plan", "publish")
 """Where a commanded tick's time goes, each reported as ``stage.<name>_p50_ms``/``_p99_ms``:
 the joint-state callback's message conversion and sensor mapping (``sensors``), the controller's
 adaptation (``adapt``, 0 on ticks that do not adapt) and the rest of its step (``plan``: the
-planner graph runs and numpy glue, clamping and checks), and building and publishing the command."""
+planner graph runs and numpy glue, clamping and checks), and building and publishing the command.
+With ``adapt_after_publish`` the adaptation runs after ``publish``: ``adapt`` is then off the
+command's latency (``tick_latency_*``, start to command) but still inside the tick's time."""
 
 
 class ConfigureRefused(Exception):
@@ -111,6 +118,7 @@ CONFIGURE_ONLY_PARAMETERS = frozenset(
         "expected_robot",
         "control_rate_hz",
         "adapt_every_n_ticks",
+        "adapt_after_publish",
         "command_interface",
         "command_topic",
         "reference_topic",
@@ -136,6 +144,14 @@ class AdaptiveControllerNode(Node):
         declare("expected_robot", "", ParameterDescriptor(description="refuse bundles for another robot ('' = any)"))
         declare("control_rate_hz", 100.0, _float_range(1.0, 1000.0, "control loop rate (Hz)"))
         declare("adapt_every_n_ticks", 1, _int_range(1, 1000, "adapt once every N control ticks (model-based)"))
+        declare(
+            "adapt_after_publish",
+            True,
+            ParameterDescriptor(
+                description="model-based: adapt after publishing, for the next tick (true), or before planning "
+                "(false: parameters one period fresher, the command later)"
+            ),
+        )
         declare("command_interface", "effort_forward", ParameterDescriptor(description="|".join(COMMAND_INTERFACES)))
         declare("command_topic", "/effort_controller/commands", ParameterDescriptor(description="command output"))
         declare("reference_topic", "/reference", ParameterDescriptor(description="JointState (arms) or Twist (bases)"))
@@ -289,6 +305,7 @@ class AdaptiveControllerNode(Node):
                 adapt_every_n_ticks=p("adapt_every_n_ticks").value,
                 adaptation_enabled=p("enable_adaptation").value,
                 trusted_public_key=p("trusted_public_key_path").value or None,
+                adapt_after_command=p("adapt_after_publish").value,
             )
         except (BundleError, OSError, ValueError, KeyError, TypeError) as error:
             self.counters["bundle_refused"] += 1
@@ -636,8 +653,9 @@ class AdaptiveControllerNode(Node):
         ``tick_error`` and logged (at most once a second), and the node keeps serving."""
         started = time.perf_counter()
         self.schedule.tick_started(started)
+        commanded = None
         try:
-            self._tick()
+            commanded = self._tick()
         except Exception as error:
             self.counters["tick_error"] += 1
             self.get_logger().error(
@@ -645,25 +663,32 @@ class AdaptiveControllerNode(Node):
             )
             self.schedule.state_treated()
             self._publish_hold(self._stale_now())
-        if self.schedule.tick_finished(started, time.perf_counter()):
+        if self.schedule.tick_finished(started, time.perf_counter(), commanded):
             self.counters["overrun"] += 1
 
-    def _tick(self) -> None:
+    def _tick(self) -> float | None:
+        """The tick's work; returns when its command was published (``perf_counter``), ``None``
+        when it published none or a hold."""
         with self.lock:
             stale = self._stale_now()
             ready = self.sensors.state.complete() and self.sensors.reference.complete()
             state, reference = self.sensors.state.values.copy(), self.sensors.reference.values.copy()
+        published = None
         if not stale and ready:
             started = time.perf_counter()
             command = self.controller(state, reference)
             planned = time.perf_counter()
+            adapt_in_call_s = self.controller.last_adapt_s
             self.has_commanded = True
             self.schedule.state_treated()
             self.publish_command(command)
-            adapt_s = self.controller.last_adapt_s
-            self.stage_ms["adapt"].append(adapt_s * 1e3)
-            self.stage_ms["plan"].append((planned - started - adapt_s) * 1e3)
-            self.stage_ms["publish"].append((time.perf_counter() - planned) * 1e3)
+            published = time.perf_counter()
+            # For the next tick, now that the command is out (adapt_after_publish); same executor,
+            # so no sensor callback or tick runs until it ends.
+            self.controller.adapt_pending()
+            self.stage_ms["adapt"].append(self.controller.last_adapt_s * 1e3)
+            self.stage_ms["plan"].append((planned - started - adapt_in_call_s) * 1e3)
+            self.stage_ms["publish"].append((published - planned) * 1e3)
         elif self.has_commanded:
             self.counters["stale_hold" if stale else "incomplete_hold"] += 1
             for stream in stale:
@@ -675,6 +700,7 @@ class AdaptiveControllerNode(Node):
             # state stays untreated, so the watchdog acts on it once the rest (the reference)
             # arrives: a lock-step robot repeats that same state until it is answered.
             self.counters["waiting_for_sensors"] += 1
+        return published
 
     def _publish_hold(self, stale: list[str]) -> None:
         """Publish the interface's safe hold (``metarl_ros.safe_hold``); damping uses the

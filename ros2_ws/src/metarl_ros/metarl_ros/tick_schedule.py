@@ -17,7 +17,10 @@ The rules, each a method the node calls from the matching callback:
   only once no tick has begun for 1.5 periods; it then ticks a state the rate cap skipped (or whose
   reference wait ran out) and ticks when a stream is stale (the tick holds). A state already acted
   on gets no second tick: its transition would enter the adaptation window twice.
-- **overrun**: a tick that took longer than one period (:meth:`TickSchedule.tick_finished`).
+- **overrun**: a tick that took longer than one period (:meth:`TickSchedule.tick_finished`), the
+  adaptation run after its command included: that work delays the next tick just the same.
+- **latency**: from a tick's start to its command (the adaptation after it excluded: the robot
+  has the command by then); a tick that commands nothing (a hold) counts whole.
 
 Times given as ``now_s`` are a monotonic clock in s (the node passes ``time.perf_counter()``);
 stamps are the messages' own (any clock, which may jump: only equality with the last one matters).
@@ -111,11 +114,12 @@ class TickSchedule:
         """The tick answered the state (a command or a hold): the timer has nothing left to catch up."""
         self.untreated_state = False
 
-    def tick_finished(self, started_s: float, finished_s: float) -> bool:
-        """Record the tick's latency; True when it overran its period."""
-        elapsed_s = finished_s - started_s
-        self.tick_latencies_ms.append(elapsed_s * 1e3)
-        return elapsed_s > self.period_s
+    def tick_finished(self, started_s: float, finished_s: float, commanded_s: float | None = None) -> bool:
+        """Record the tick's latency, to its command at ``commanded_s`` (or to ``finished_s`` when
+        it gave none); True when the whole tick, ``started_s`` to ``finished_s``, overran its period."""
+        latency_s = (finished_s if commanded_s is None else commanded_s) - started_s
+        self.tick_latencies_ms.append(latency_s * 1e3)
+        return finished_s - started_s > self.period_s
 
     # -- forgetting --------------------------------------------------------------------
     def forget_states(self) -> None:
@@ -138,6 +142,6 @@ class TickSchedule:
         return 0.0
 
     def tick_latency_ms(self, percentile: float) -> float:
-        """The ``percentile`` of the tick latencies over the ring (ms; 0 before any tick)."""
+        """The ``percentile`` of the tick latencies (start to command) over the ring (ms; 0 before any tick)."""
         latencies = np.asarray(self.tick_latencies_ms) if self.tick_latencies_ms else np.zeros(1)
         return float(np.percentile(latencies, percentile))
