@@ -3,8 +3,11 @@
 The step is ``metarl_runtime.controllers.OnlineAdaptiveController`` on the bundle ``metarl bench
 ros`` uses (Panda-sized, adapt M=64 n=1, MPPI 96×6, one intra-op thread), with no ROS: the
 difference between its paced figure and the node's tick is the node's own work. Paced: one
-step per control period, idle in between, as on the robot; back to back: no idle. Each step
-is split into its adaptation (``last_adapt_s``) and the rest (plan, glue, checks).
+step per control period, idle in between, as on the robot; back to back: no idle. Both tick
+orderings are run: adaptation after the command (the node's default: the call returns the
+command, then ``adapt_pending`` adapts for the next tick, as the node does after publishing)
+and adaptation before the plan. *Command* is the call (what the robot waits for), *adapt* the
+adaptation wherever it ran, *rest* the command minus any adaptation inside it.
 """
 
 from __future__ import annotations
@@ -23,43 +26,55 @@ from metarl_runtime.controllers import OnlineAdaptiveController
 from metarl_runtime.model_runtime import AdaptiveRuntime
 from sim.panda_payload import PANDA
 
+ORDERINGS = {"adapt after the command": True, "adapt before the plan": False}
+"""The tick orderings compared (``OnlineAdaptiveController.adapt_after_command``), the node's default first."""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ticks", type=int, default=1000, help="timed steps per schedule (after 100 warm-up)")
 
 
 def _schedule_ms(controller: OnlineAdaptiveController, ticks: int, pause_s: float) -> dict[str, np.ndarray]:
-    """Per-step wall time, adaptation and the rest (ms) over ``ticks`` steps of a seeded input
-    stream around the normaliser's mean state, each after ``pause_s`` idle."""
+    """Per step: the call's wall time (the command), the adaptation (in the call or after it),
+    the call minus its own adaptation, and call + adaptation after it (ms), over ``ticks`` steps
+    of a seeded input stream around the normaliser's mean state, each after ``pause_s`` idle."""
     rng = np.random.default_rng(0)
     manifest = controller.runtime.manifest
     state_mean = manifest.normalizer["state_mean"]
     reference = np.zeros(len(manifest.reference_fields))
     reference[PANDA.reference_slice("reference.position")] = state_mean[PANDA.state_slice("joint_states.position")]
-    samples = np.empty((ticks, 2))
+    samples = np.empty((ticks, 4))
     for i in range(-100, ticks):
         state = state_mean + 0.01 * rng.standard_normal(state_mean.shape)
         time.sleep(pause_s)
         started = time.perf_counter()
         controller(state, reference)
-        elapsed_s = time.perf_counter() - started
+        commanded = time.perf_counter()
+        in_call_s = controller.last_adapt_s
+        controller.adapt_pending()
+        finished = time.perf_counter()
         if i >= 0:
-            samples[i] = elapsed_s, controller.last_adapt_s
+            samples[i] = (
+                commanded - started,
+                controller.last_adapt_s,
+                commanded - started - in_call_s,
+                finished - started,
+            )
     samples *= 1e3
-    return {"step": samples[:, 0], "adapt": samples[:, 1], "rest": samples[:, 0] - samples[:, 1]}
+    return {"command": samples[:, 0], "adapt": samples[:, 1], "rest": samples[:, 2], "whole": samples[:, 3]}
 
 
 def run(args: argparse.Namespace) -> str:
     if args.ticks < 1:
         raise ValueError(f"--ticks={args.ticks} must be >= 1")
+    rows: dict[tuple[str, str], dict[str, np.ndarray]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         runtime = AdaptiveRuntime.load(export_trained_dynamics(_model([64, 64], 1), Path(tmp) / "bundle"))
-        controller = OnlineAdaptiveController(runtime)
         period_s = 1.0 / runtime.manifest.control_rate_hz
-        schedules = {
-            "back to back": _schedule_ms(controller, args.ticks, 0.0),
-            f"paced, one per {period_s * 1e3:g} ms": _schedule_ms(controller, args.ticks, period_s),
-        }
+        for ordering, after in ORDERINGS.items():
+            controller = OnlineAdaptiveController(runtime, adapt_after_command=after)
+            rows[ordering, "back to back"] = _schedule_ms(controller, args.ticks, 0.0)
+            rows[ordering, f"paced, one per {period_s * 1e3:g} ms"] = _schedule_ms(controller, args.ticks, period_s)
     lines = [
         "## Controller step, back to back and paced (issue 17)",
         "",
@@ -67,18 +82,24 @@ def run(args: argparse.Namespace) -> str:
         f"Machine: {describe_machine()}; one intra-op thread.",
         "",
         "The node's step without ROS: OnlineAdaptiveController, adapt M=64 n=1 + MPPI 96×6 (the",
-        "`metarl bench ros` bundle). *Rest*: the step minus its adaptation (planner graph runs, numpy glue,",
-        "checks and clamping). p50 / p99 in ms.",
+        "`metarl bench ros` bundle), in both tick orderings. *Command*: the call, until the command is",
+        "returned (what the robot waits for); *adapt*: the adaptation, after the command or inside the call;",
+        "*rest*: the command minus an adaptation inside it (planner graph runs, numpy glue, checks and",
+        "clamping); *whole*: the call and the adaptation after it (what must fit in a period). p50 / p99 in ms.",
         "",
-        "| schedule | step | adapt | rest |",
-        "|---|---|---|---|",
+        "| ordering | schedule | command | adapt | rest | whole |",
+        "|---|---|---|---|---|---|",
     ]
-    for name, figures in schedules.items():
+    for (ordering, schedule), figures in rows.items():
         cells = " | ".join(
             f"{np.percentile(figures[k], 50):.3f} / {np.percentile(figures[k], 99):.3f}"
-            for k in ("step", "adapt", "rest")
+            for k in ("command", "adapt", "rest", "whole")
         )
-        lines.append(f"| {name} | {cells} |")
-    back, paced = (np.percentile(f["step"], 50) for f in schedules.values())
-    lines += ["", f"Paced ÷ back to back (step p50): {paced / back:.2f}×."]
+        lines.append(f"| {ordering} | {schedule} | {cells} |")
+    lines.append("")
+    for ordering in ORDERINGS:
+        back, paced = (np.percentile(f["command"], 50) for (o, _), f in rows.items() if o == ordering)
+        lines.append(f"Paced ÷ back to back (command p50), {ordering}: {paced / back:.2f}×.  ")
+    after, before = (np.percentile(f["command"], 50) for (o, s), f in rows.items() if s.startswith("paced"))
+    lines.append(f"Paced command p50, adapt after the command ÷ adapt before the plan: {after / before:.2f}×.")
     return "\n".join(lines)

@@ -8,7 +8,8 @@ overruns and CPU time, and the node's stage profile (``stage.*`` of its diagnost
 the stream it measures the floor: a JointState ping-pong at the same rate with a bare echo node
 (``--pong``, another process, the same QoS as the controller's input and output), i.e. DDS both
 ways and one rclpy wake-up with no work. Prints one JSON object; ``metarl bench ros`` runs this
-per rate and repeat.
+per rate and repeat. ``--adapt-before-plan`` starts the node with ``adapt_after_publish:=false``
+(the tick ordering before issue 17), to compare the two in one session.
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ def ping_pong_ms(node, rate_hz: float, seconds: float) -> np.ndarray:
     return np.asarray(round_trips[warm_after:]) * 1e3
 
 
-def measure(bundle: str, rate_hz: float, seconds: float, floor_seconds: float = 5.0) -> dict[str, float]:
+def measure(
+    bundle: str, rate_hz: float, seconds: float, floor_seconds: float = 5.0, adapt_after_publish: bool = True
+) -> dict[str, float]:
     controller = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "adaptive_controller"),
@@ -109,6 +112,8 @@ def measure(bundle: str, rate_hz: float, seconds: float, floor_seconds: float = 
             f"control_rate_hz:={rate_hz}",
             "-p",
             "stale_timeout_s:=0.5",
+            "-p",
+            f"adapt_after_publish:={str(adapt_after_publish).lower()}",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -206,13 +211,17 @@ def main() -> None:
     parser.add_argument("--rate-hz", type=float)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--floor-seconds", type=float, default=5.0, help="ping-pong time before the stream")
+    parser.add_argument(
+        "--adapt-before-plan", action="store_true", help="the node adapts before planning (adapt_after_publish:=false)"
+    )
     args = parser.parse_args()
     if args.pong:
         echo()
         return
     if args.bundle is None or args.rate_hz is None:
         parser.error("--bundle and --rate-hz are required (unless --pong)")
-    print(json.dumps(measure(args.bundle, args.rate_hz, args.seconds, args.floor_seconds)))
+    result = measure(args.bundle, args.rate_hz, args.seconds, args.floor_seconds, not args.adapt_before_plan)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

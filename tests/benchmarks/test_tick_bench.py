@@ -9,15 +9,21 @@ import pytest
 from benchmarks import tick_bench
 
 
-def test_tick_bench_reports_both_schedules() -> None:
+def test_tick_bench_reports_both_schedules_in_both_orderings() -> None:
     section = tick_bench.run(argparse.Namespace(ticks=5))
-    rows = [line for line in section.splitlines() if line.startswith("| back to back") or line.startswith("| paced")]
-    assert len(rows) == 2
+    rows = [line for line in section.splitlines() if line.startswith("| adapt ")]
+    assert [row.split("|")[1:3] for row in rows] == [
+        [f" {ordering} ", f" {schedule} "]
+        for ordering in tick_bench.ORDERINGS
+        for schedule in ("back to back", "paced, one per 10 ms")
+    ]
     for row in rows:
-        step, adapt, rest = (cell.split(" / ") for cell in row.strip("|").split("|")[1:])
-        assert 0.0 < float(step[0]) <= float(step[1])
+        command, adapt, rest, whole = (cell.split(" / ") for cell in row.strip("|").split("|")[2:])
+        assert 0.0 < float(command[0]) <= float(command[1])
         assert 0.0 < float(adapt[0]) and 0.0 < float(rest[0])
+        assert float(command[0]) < float(whole[0]) or "before the plan" in row  # the adaptation after it
     assert "`metarl bench tick --ticks 5`" in section
+    assert "adapt after the command ÷ adapt before the plan" in section
 
 
 def test_tick_bench_refuses_no_ticks() -> None:
