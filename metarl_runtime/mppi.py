@@ -176,8 +176,13 @@ class MPPIPlanner:
         self.low, self.high = np.asarray(action_low, np.float64), np.asarray(action_high, np.float64)
         self.sigma = config.noise_fraction * (self.high - self.low) / 2.0
         self.feedback_state_index = feedback_state_index
-        # As arrays once, not on each of the horizon's rollout steps.
+        # As arrays once, not on each of the horizon's rollout steps; joint positions and
+        # velocities as slices where they are contiguous (the Panda's), so the rollout's PD prior
+        # reads views instead of gathering copies (the same values, so the same commands).
         self._feedback_kp, self._feedback_kd = np.asarray(config.feedback_kp), np.asarray(config.feedback_kd)
+        self._feedback_columns = None
+        if feedback_state_index is not None:
+            self._feedback_columns = tuple(_as_slice(index) for index in feedback_state_index)
         self.rng = np.random.default_rng(config.seed)
         self.reset()
 
@@ -309,11 +314,19 @@ class MPPIPlanner:
         """PD prior toward the reference extrapolated ``t`` steps ahead (0 without a prior)."""
         if self.feedback_state_index is None or not self.config.feedback_kp:
             return 0.0
-        position_index, velocity_index = self.feedback_state_index
+        position_index, velocity_index = self._feedback_columns
         kp, kd = self._feedback_kp, self._feedback_kd
-        n = len(position_index)
+        n = len(self.feedback_state_index[0])
         q_ref = reference[:n] + reference[n : 2 * n] * self.period_s * t
         return kp * (q_ref - states[:, position_index]) + kd * (reference[n : 2 * n] - states[:, velocity_index])
+
+
+def _as_slice(index: np.ndarray) -> slice | np.ndarray:
+    """``index`` as the slice it spans when it is a run of consecutive columns, else as it is."""
+    index = np.asarray(index)
+    if len(index) and np.array_equal(index, np.arange(index[0], index[0] + len(index))):
+        return slice(int(index[0]), int(index[0]) + len(index))
+    return index
 
 
 def build_tracking_planner(
