@@ -5,7 +5,7 @@ ros`` uses (Panda-sized, adapt M=64 n=1, MPPI 96×6, one intra-op thread), with 
 difference between its paced figure and the node's tick is the node's own work. Paced: one
 step per control period, idle in between, as on the robot; back to back: no idle. Both tick
 orderings are run: adaptation after the command (the node's default: the call returns the
-command, then ``adapt_pending`` adapts for the next tick, as the node does after publishing)
+command, then ``after_command`` adapts for the next tick, as the node does after publishing)
 and adaptation before the plan. *Command* is the call (what the robot waits for), *adapt* the
 adaptation wherever it ran, *rest* the command minus any adaptation inside it.
 """
@@ -51,7 +51,7 @@ def _schedule_ms(controller: OnlineAdaptiveController, ticks: int, pause_s: floa
         controller(state, reference)
         commanded = time.perf_counter()
         in_call_s = controller.last_adapt_s
-        controller.adapt_pending()
+        controller.after_command()
         finished = time.perf_counter()
         if i >= 0:
             samples[i] = (

@@ -85,11 +85,11 @@ class OnlineAdaptiveController:
     ``adapt_after_command``:
 
     - **after the command** (default): plan with the parameters adapted on the window as it
-      was at the end of tick t-1, return the command; :meth:`adapt_pending`, called once the
+      was at the end of tick t-1, return the command; :meth:`after_command`, called once the
       command is out (the node: after publishing), adapts on the window ending with the
       transition into t, for tick t+1. The command's latency then holds no adapt graph. The
       price: the parameters a tick plans with have not seen its newest transition (one control
-      period older). A caller that never calls :meth:`adapt_pending` (the in-process demo and
+      period older). A caller that never calls :meth:`after_command` (the in-process demo and
       benchmarks) gets the same algorithm: the next call runs the pending adaptation first.
     - **before the plan**: adapt on the window ending with the transition into t, then plan
       with the result (the algorithm as trained and evaluated in torch).
@@ -112,10 +112,10 @@ class OnlineAdaptiveController:
         self.adapt_every_n_ticks = adapt_every_n_ticks
         self.adaptation_enabled = adaptation_enabled
         self.adapt_after_command = adapt_after_command
-        """True: adapt in :meth:`adapt_pending`, after the command; False: adapt before planning."""
+        """True: adapt in :meth:`after_command`, after the command; False: adapt before planning."""
         self.low, self.high = runtime.manifest.action_low, runtime.manifest.action_high
         self.last_adapt_s = 0.0
-        """Wall time of the adaptation run by the last call and the :meth:`adapt_pending` after it
+        """Wall time of the adaptation run by the last call and the :meth:`after_command` after it
         (0 when neither adapted): the node's stage profile."""
         self.reset()
 
@@ -127,7 +127,7 @@ class OnlineAdaptiveController:
         self.previous: tuple[np.ndarray, np.ndarray] | None = None
         self.ticks = 0
         self.adaptation_pending = False
-        """A tick asked for an adaptation that :meth:`adapt_pending` (or the next call) runs."""
+        """A tick asked for an adaptation that :meth:`after_command` (or the next call) runs."""
         self.stats = AdaptationStats()
         self.runtime.reset_planner()
 
@@ -159,7 +159,8 @@ class OnlineAdaptiveController:
     def __call__(self, state: np.ndarray, reference: np.ndarray) -> np.ndarray:
         state = np.asarray(state, dtype=np.float32)
         self.last_adapt_s = 0.0
-        self.adapt_pending()  # the last tick's, if its caller did not run it: before this transition
+        if self.adaptation_pending:  # the last tick's, its caller not having run it: before this transition
+            self.after_command()
         if self.previous is not None:
             self.window.append(self.previous[0], self.previous[1], state)
         self.ticks += 1
@@ -177,17 +178,19 @@ class OnlineAdaptiveController:
         self.adaptation_pending = due and self.adapt_after_command
         return command
 
-    def adapt_pending(self) -> bool:
-        """Run the adaptation the last call left for after its command (``adapt_after_command``),
-        on the window as that call left it; the next call plans with its result. True when it
-        adapted. The node calls it right after publishing, in the same executor, so it never
-        overlaps a tick; nothing is pending after ``reset``, a disabled adaptation, or a call
-        that was not due to adapt."""
-        if not self.adaptation_pending:
-            return False
-        self.adaptation_pending = False
-        self._timed_adapt()
-        return True
+    def after_command(self) -> bool:
+        """The work a tick leaves for after its command: the adaptation due (with
+        ``adapt_after_command``, on the window as the call left it; the next call plans with its
+        result) and the next plan's sampling noise (drawn ahead, the same draws as the plan would
+        make). True when it adapted. The node calls it right after publishing, in the same
+        executor, so it never overlaps a tick; no adaptation is pending after ``reset``, a
+        disabled adaptation, or a call that was not due to adapt."""
+        adapted = self.adaptation_pending
+        if adapted:
+            self.adaptation_pending = False
+            self._timed_adapt()
+        self.runtime.prepare_plan()
+        return adapted
 
     def _timed_adapt(self) -> None:
         started = time.perf_counter()
@@ -266,7 +269,7 @@ class RecurrentPolicyController:
         self.previous = (2.0 * (command - self.low) / (self.high - self.low) - 1.0, command)
         return command
 
-    def adapt_pending(self) -> bool:
+    def after_command(self) -> bool:
         """Nothing to run after the command: the policy's adaptation is its step. Always False."""
         return False
 

@@ -193,6 +193,11 @@ class AdaptiveRuntime(BundleRuntime):
     def reset_planner(self) -> None:
         self.planner.reset()
 
+    def prepare_plan(self) -> None:
+        """Draw the next plan's sampling noise ahead of it (``MPPIPlanner.draw_noise``): work the
+        robot does once a command is out, which leaves the plans as they were."""
+        self.planner.draw_noise()
+
     def _build_planner(self) -> MPPIPlanner:
         """The bundle's MPPI planner; fields it cannot be built from (no tracked state, a
         feedback prior without joint positions and velocities) are a ``BundleSchemaError``."""

@@ -184,6 +184,8 @@ class MPPIPlanner:
         if feedback_state_index is not None:
             self._feedback_columns = tuple(_as_slice(index) for index in feedback_state_index)
         self.rng = np.random.default_rng(config.seed)
+        self._next_noise: np.ndarray | None = None
+        """The next plan's sampling noise when :meth:`draw_noise` drew it ahead of the plan."""
         self.reset()
 
     def reset(self) -> None:
@@ -200,8 +202,8 @@ class MPPIPlanner:
         the predicted state inside every rollout and for the returned first action.
         """
         k, h = self.config.samples, self.config.horizon
-        noise = self.rng.standard_normal((k, h, len(self.low))) * self.sigma
-        noise[0] = 0.0  # the current mean is always one candidate
+        noise = self._next_noise if self._next_noise is not None else self._sample_noise()
+        self._next_noise = None
         if self.config.model_inverse and self.feedback_state_index is not None:
             self.mean[0] = (
                 self._model_inverse(predict, params, state, reference) - self._feedback(state[None, :], reference, 0)[0]
@@ -230,6 +232,19 @@ class MPPIPlanner:
         mean = np.einsum("k,kha->ha", weights, open_loop)
         self.mean = np.vstack([mean[1:], mean[-1:]])
         return np.clip(weights @ first_actions, self.low, self.high)
+
+    def draw_noise(self) -> None:
+        """Draw the next plan's sampling noise now, so that plan does not (the robot calls this
+        once a command is out, off the next tick's critical path). The same draws in the same
+        order as :meth:`plan` makes itself, so the same plans; a second call before the plan
+        draws nothing more."""
+        if self._next_noise is None:
+            self._next_noise = self._sample_noise()
+
+    def _sample_noise(self) -> np.ndarray:
+        noise = self.rng.standard_normal((self.config.samples, self.config.horizon, len(self.low))) * self.sigma
+        noise[0] = 0.0  # the current mean is always one candidate
+        return noise
 
     def _model_inverse(
         self, predict: PredictFn, params: Sequence[np.ndarray], state: np.ndarray, reference: np.ndarray

@@ -46,7 +46,7 @@ def _same_params(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
 
 @pytest.mark.parametrize("mode", ["gradient", "rls"])
 def test_each_command_is_the_plan_through_the_parameters_adapted_a_tick_before(tmp_path: Path, mode: str) -> None:
-    """Driven as the node drives it (call, publish, ``adapt_pending``): every command equals the
+    """Driven as the node drives it (call, publish, ``after_command``): every command equals the
     old plan run on a second runtime with the parameters in force before the call, and every
     adaptation equals the runtime's own on the window the tick left."""
     model, bundle = _bundle(tmp_path, mode)
@@ -59,7 +59,7 @@ def test_each_command_is_the_plan_through_the_parameters_adapted_a_tick_before(t
         expected = np.clip(replay.plan(in_force, state, reference), controller.low, controller.high)
         assert np.array_equal(command, expected), f"tick {tick}"
         assert controller.last_adapt_s == 0.0  # nothing adapted before the command
-        assert controller.adapt_pending() == (tick >= 3)  # from the third tick, the window holds two
+        assert controller.after_command() == (tick >= 3)  # from the third tick, the window holds two
         if tick >= 3:
             assert _same_params(controller.params, replay.adapt(*controller.window.arrays()).params)
         else:
@@ -82,7 +82,7 @@ def test_the_first_two_ticks_after_a_reset_command_as_before(tmp_path: Path) -> 
         before.reset()
         for state, reference in stream[start : start + 2]:
             assert np.array_equal(after(state, reference), before(state, reference))
-            assert not after.adapt_pending()
+            assert not after.after_command()
         state, reference = stream[start + 2]
         third_after, third_before = after(state, reference), before(state, reference)
         assert after.params is after.runtime.meta_params and before.stats.accepted == 0
@@ -90,11 +90,11 @@ def test_the_first_two_ticks_after_a_reset_command_as_before(tmp_path: Path) -> 
         assert not np.array_equal(third_after, third_before)  # ...so its third command differs
         assert after.adaptation_pending
     after.reset()
-    assert not after.adaptation_pending and not after.adapt_pending()
+    assert not after.adaptation_pending and not after.after_command()
     assert after.params is after.runtime.meta_params
 
 
-def test_a_caller_that_never_calls_adapt_pending_gets_the_same_algorithm(tmp_path: Path) -> None:
+def test_a_caller_that_never_calls_after_command_gets_the_same_algorithm(tmp_path: Path) -> None:
     """The in-process demo and benchmarks only call the controller: the pending adaptation then
     runs at the start of the next call, on the same window, so their commands are the node's."""
     model, bundle = _bundle(tmp_path)
@@ -102,9 +102,9 @@ def test_a_caller_that_never_calls_adapt_pending_gets_the_same_algorithm(tmp_pat
     call_only = OnlineAdaptiveController(AdaptiveRuntime.load(bundle))
     for state, reference in _input_stream(model, seed=7):
         assert np.array_equal(node_like(state, reference), call_only(state, reference))
-        node_like.adapt_pending()
+        node_like.after_command()
     assert call_only.stats.attempts == node_like.stats.attempts - 1  # its last one is still pending
-    assert call_only.adapt_pending()
+    assert call_only.after_command()
     assert _same_params(call_only.params, node_like.params)
     assert dataclasses.asdict(call_only.stats) == dataclasses.asdict(node_like.stats)
 
@@ -117,14 +117,14 @@ def test_adaptation_disabled_commands_alike_in_both_orderings(tmp_path: Path) ->
     before = TickBeforeIssue17(_runtime_before(bundle), adaptation_enabled=False)
     for state, reference in _input_stream(model, seed=11):
         assert np.array_equal(after(state, reference), before(state, reference))
-        assert not after.adapt_pending()
+        assert not after.after_command()
     assert after.stats.attempts == 0 and after.params is after.runtime.meta_params
     after.set_adaptation_enabled(True)
     for state, reference in _input_stream(model, seed=12)[:3]:
         after(state, reference)
     assert after.adaptation_pending
     after.set_adaptation_enabled(False)
-    assert not after.adapt_pending() and after.params is after.runtime.meta_params
+    assert not after.after_command() and after.params is after.runtime.meta_params
 
 
 def test_a_diverging_adaptation_after_the_command_is_refused(tmp_path: Path) -> None:
@@ -139,7 +139,7 @@ def test_a_diverging_adaptation_after_the_command_is_refused(tmp_path: Path) -> 
         assert np.array_equal(command, frozen(state, reference))
         assert np.all(np.isfinite(command))
         assert np.all((diverging.low <= command) & (command <= diverging.high))
-        diverging.adapt_pending()
+        diverging.after_command()
         assert diverging.params is diverging.runtime.meta_params
     stats = diverging.stats
     assert stats.attempts == TICKS - 2 and stats.accepted == 0
@@ -155,12 +155,12 @@ def test_a_plan_that_is_not_finite_still_holds(tmp_path: Path) -> None:
     stream = _input_stream(model, seed=11)
     for state, reference in stream[:4]:
         controller(state, reference)
-        controller.adapt_pending()
+        controller.after_command()
     state, reference = stream[4]
     held = controller(state, np.full_like(reference, np.nan))
     assert np.array_equal(held, np.clip(np.zeros_like(controller.low), controller.low, controller.high))
     assert np.array_equal(controller.previous[1], held)  # the hold is what the robot was sent
     attempts = controller.stats.attempts
-    assert controller.adapt_pending() and controller.stats.attempts == attempts + 1
+    assert controller.after_command() and controller.stats.attempts == attempts + 1
     command = controller(*stream[5])
     assert np.all(np.isfinite(command)) and not np.array_equal(command, held)

@@ -4,7 +4,8 @@ The reference below is the tick as it was: the window a deque stacked on every a
 predict feed rebuilt on every call, sessions opened without the spaced-call settings, the
 adaptation before the plan. Both run on one fixed input stream, long enough for the window to
 wrap, with every adaptation accepted or refused as it comes; the command sequences must be equal
-bit for bit when the controller adapts before planning (``adapt_after_command=False``). The
+bit for bit when the controller adapts before planning (``adapt_after_command=False``), its
+next plan's noise drawn after each command (``after_command``) as the node does. The
 default ordering, adaptation after the command, is pinned against this same reference in
 ``test_adapt_after_command.py``.
 """
@@ -107,6 +108,7 @@ def test_command_sequence_is_unchanged_bit_for_bit(tmp_path: Path, mode: str) ->
     for state, reference in _input_stream(model, seed=11):
         commands_after.append(after(state, reference))
         commands_before.append(before(state, reference))
+        assert not after.after_command()  # only draws the next plan's noise: the same draws, ahead
     assert after.stats.attempts == TICKS - 2  # every tick from the third adapted
     assert np.array_equal(np.array(commands_after), np.array(commands_before))
     assert np.array_equal(after.params[-1], before.params[-1])

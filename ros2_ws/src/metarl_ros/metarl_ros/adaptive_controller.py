@@ -683,9 +683,9 @@ class AdaptiveControllerNode(Node):
             self.schedule.state_treated()
             self.publish_command(command)
             published = time.perf_counter()
-            # For the next tick, now that the command is out (adapt_after_publish); same executor,
-            # so no sensor callback or tick runs until it ends.
-            self.controller.adapt_pending()
+            # For the next tick, now that the command is out: the adaptation (adapt_after_publish)
+            # and the next plan's noise; same executor, so no sensor callback or tick runs until it ends.
+            self.controller.after_command()
             self.stage_ms["adapt"].append(self.controller.last_adapt_s * 1e3)
             self.stage_ms["plan"].append((planned - started - adapt_in_call_s) * 1e3)
             self.stage_ms["publish"].append((published - planned) * 1e3)
