@@ -12,7 +12,8 @@ reused by the simulated demo. ``load_controller`` picks the controller by the bu
   hidden state carries what it has learnt about the task.
 
 Both share one interface: call, ``hold()``, ``reset()``, ``set_adaptation_enabled()``,
-``diagnostic_values()``; the command is clamped to the bundle's limits and is never NaN or inf.
+``diagnostic_values()``, ``after_command()`` (what a tick leaves for after its command is out);
+the command is clamped to the bundle's limits and is never NaN or inf.
 """
 
 from __future__ import annotations
