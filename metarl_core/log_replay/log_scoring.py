@@ -122,9 +122,16 @@ def check_comparable(bundle: AdaptiveRuntime, other: AdaptiveRuntime, name: str)
 
 
 def score_segment(
-    models: list[ScoredModel], segment: Segment, future_window: int, adapt_every_n_ticks: int = 1
+    models: list[ScoredModel],
+    segment: Segment,
+    future_window: int,
+    adapt_every_n_ticks: int = 1,
+    adapt_after_command: bool = True,
 ) -> SegmentScore:
-    """Score one segment; ``models[0]`` is the bundle whose planner gives the would-be commands."""
+    """Score one segment; ``models[0]`` is the bundle whose planner gives the would-be commands,
+    with the parameters in force when the node planned: with ``adapt_after_command`` (the node's
+    default ``adapt_after_publish``) those adapted at the end of the tick before, else those
+    adapted on this tick's window. The prediction errors use this tick's window either way."""
     if future_window < 1 or adapt_every_n_ticks < 1:
         raise ValueError(f"future_window={future_window} and adapt_every_n_ticks={adapt_every_n_ticks} must be >= 1")
     primary = models[0].runtime
@@ -138,9 +145,11 @@ def score_segment(
         transition = None
         if t > 0:
             transition = (segment.states[t - 1], segment.actions[t - 1], segment.next_states[t - 1])
+        in_force = nodes[0].params
         for node in nodes:
             node.tick(t, transition)
-        would_be.append(primary.plan(nodes[0].params, segment.states[t], segment.references[t]))
+        planned_with = in_force if adapt_after_command else nodes[0].params
+        would_be.append(primary.plan(planned_with, segment.states[t], segment.references[t]))
         if t + future_window > count or not all(node.full for node in nodes):
             continue
         future = slice(t, t + future_window)
