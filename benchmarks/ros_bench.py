@@ -33,20 +33,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--repeats", type=int, default=5, help="probe runs per rate (fresh node each): one lucky run meets no target"
     )
     parser.add_argument(
-        "--adapt-before-plan",
+        "--adapt-after-publish",
         action="store_true",
-        help="run the node with adapt_after_publish:=false (the tick ordering before issue 17)",
+        help="run the node with adapt_after_publish:=true (adapt after the command, for the next tick)",
     )
 
 
 def _probe(
-    bundle: Path, rate: float, seconds: float, env: dict[str, str], adapt_before_plan: bool = False
+    bundle: Path, rate: float, seconds: float, env: dict[str, str], adapt_after_publish: bool = False
 ) -> dict[str, float]:
     """One run of ``experiments.latency_probe`` (its own process, a fresh node), its JSON result."""
     command = [sys.executable, "-m", "experiments.latency_probe", "--bundle", str(bundle)]
     command += ["--rate-hz", str(rate), "--seconds", str(seconds)]
-    if adapt_before_plan:
-        command.append("--adapt-before-plan")
+    if adapt_after_publish:
+        command.append("--adapt-after-publish")
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=seconds + 150)
     if done.returncode != 0:
         raise RuntimeError(f"latency probe failed at {rate:g} Hz:\n{done.stderr[-2000:]}")
@@ -65,22 +65,24 @@ def run(args: argparse.Namespace) -> str:
             # The node runs a bundle only at the bundle's own rate: one bundle per probed rate.
             at_rate = dataclasses.replace(model, robot=dataclasses.replace(model.robot, control_rate_hz=rate))
             bundle = export_trained_dynamics(at_rate, Path(tmp) / f"bundle_{rate:g}hz")
-            runs[rate] = [_probe(bundle, rate, args.seconds, env, args.adapt_before_plan) for _ in range(args.repeats)]
+            runs[rate] = [
+                _probe(bundle, rate, args.seconds, env, args.adapt_after_publish) for _ in range(args.repeats)
+            ]
     load = os.getloadavg()
     lines = [
         "## ROS 2: adaptive_controller node, end to end",
         "",
         f"Command: `metarl bench ros --rates {' '.join(f'{r:g}' for r in args.rates)} --seconds {args.seconds:g} "
-        f"--repeats {args.repeats}{' --adapt-before-plan' if args.adapt_before_plan else ''}`  ",
+        f"--repeats {args.repeats}{' --adapt-after-publish' if args.adapt_after_publish else ''}`  ",
         f"Machine: {describe_machine()}; Fast DDS over loopback, node and probe in separate processes; "
         f"load average at the end {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min).",
         "",
         "Latency: from a JointState being published to the next command arriving (DDS both ways, the",
         "tick's MPPI 96×6 through ONNX Runtime, and its adapt M=64 n=1 "
         + (
-            "before the plan: `adapt_after_publish:=false`). "
-            if args.adapt_before_plan
-            else "after the publish, for the next tick: `adapt_after_publish`, the default). "
+            "after the publish, for the next tick: `adapt_after_publish:=true`). "
+            if args.adapt_after_publish
+            else "before the plan, the default). "
         )
         + "Tick: the node's own",
         "time from a tick's start to its command. Achieved rate: commands per second arriving",
@@ -116,7 +118,7 @@ def run(args: argparse.Namespace) -> str:
         "",
         "Where a tick's time goes (the node's own stage timers, p50 / p99 in ms, median over the repeats):",
         "*sensors*: the joint-state callback's conversion and sensor mapping; *adapt*: the adapt graph",
-        "and its guard (after *publish*, off the command's latency, unless `--adapt-before-plan`);",
+        "and its guard (after *publish*, off the command's latency, with `--adapt-after-publish`);",
         "*plan*: the rest of the controller step (planner graph runs, numpy glue, clamping);",
         "*publish*: building and publishing the command; *outside the node's work*: end-to-end p50 minus",
         "sensors, tick p50 (DDS both ways, deserialisation, executor wake-up), next to the floor p50.",

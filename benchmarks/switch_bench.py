@@ -9,8 +9,8 @@ figure is the mean ± std over training runs of each run's mean over ``--eval-se
 trajectories; the headline is the recovery to the error before the switch
 (``sim.scenarios.payload_switch``). ``--planner KEY=VALUE`` overrides a planner setting of every
 bundle (run-time only: the learned model is the same), so settings are compared on one training.
-``--adapt-before-plan`` runs the controller with the adaptation before the plan instead of after
-the command (issue 17: the node's default plans with parameters one control period older).
+``--adapt-after-command`` runs the controller with the adaptation after the command, for the next
+tick (issue 17's option ``adapt_after_publish``: parameters one control period older).
 """
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-seeds", type=int, default=3, help="reference trajectories per run")
     parser.add_argument("--planner", nargs="*", default=[], metavar="KEY=VALUE", help="planner overrides (YAML values)")
     parser.add_argument(
-        "--adapt-before-plan",
+        "--adapt-after-command",
         action="store_true",
-        help="adapt before planning each tick (default: after the command, for the next tick, as the node)",
+        help="adapt after each command, for the next tick (the node's adapt_after_publish; default: before the plan)",
     )
 
 
@@ -75,7 +75,7 @@ def switch_figures(
     overrides: dict[str, object],
     before_kg: float,
     after_kg: float,
-    adapt_after_command: bool = True,
+    adapt_after_command: bool = False,
 ) -> dict[str, dict[str, list[float]]]:
     """``{controller: {figure: [one value per evaluation seed]}}`` of one run and one switch."""
     model, _ = load_checkpoint(run_dir)
@@ -112,7 +112,7 @@ def switch_section(
     overrides: dict[str, object],
     command: str,
     scenarios: Sequence[tuple[float, float]] = SWITCH_SCENARIOS_KG,
-    adapt_after_command: bool = True,
+    adapt_after_command: bool = False,
 ) -> str:
     """The markdown section: one table per switch of ``scenarios`` (kg before, after), each row a
     mean ± std over the runs."""
@@ -193,8 +193,6 @@ def run(args: argparse.Namespace) -> str:
     command = f"metarl bench switch --runs {' '.join(str(r) for r in args.runs)} --eval-seeds {args.eval_seeds}"
     if args.planner:
         command += " --planner " + " ".join(args.planner)
-    if args.adapt_before_plan:
-        command += " --adapt-before-plan"
-    return switch_section(
-        args.runs, args.eval_seeds, overrides, command, adapt_after_command=not args.adapt_before_plan
-    )
+    if args.adapt_after_command:
+        command += " --adapt-after-command"
+    return switch_section(args.runs, args.eval_seeds, overrides, command, adapt_after_command=args.adapt_after_command)

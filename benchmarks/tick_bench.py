@@ -4,9 +4,9 @@ The step is ``metarl_runtime.controllers.OnlineAdaptiveController`` on the bundl
 ros`` uses (Panda-sized, adapt M=64 n=1, MPPI 96×6, one intra-op thread), with no ROS: the
 difference between its paced figure and the node's tick is the node's own work. Paced: one
 step per control period, idle in between, as on the robot; back to back: no idle. Both tick
-orderings are run: adaptation after the command (the node's default: the call returns the
-command, then ``after_command`` adapts for the next tick, as the node does after publishing)
-and adaptation before the plan. *Command* is the call (what the robot waits for), *adapt* the
+orderings are run: adaptation before the plan (the node's default) and after the command (the
+node's ``adapt_after_publish``: the call returns the command, then ``after_command`` adapts for
+the next tick, as the node does after publishing). *Command* is the call (what the robot waits for), *adapt* the
 adaptation wherever it ran, *rest* the command minus any adaptation inside it.
 """
 
@@ -26,7 +26,7 @@ from metarl_runtime.controllers import OnlineAdaptiveController
 from metarl_runtime.model_runtime import AdaptiveRuntime
 from sim.panda_payload import PANDA
 
-ORDERINGS = {"adapt after the command": True, "adapt before the plan": False}
+ORDERINGS = {"adapt before the plan": False, "adapt after the command": True}
 """The tick orderings compared (``OnlineAdaptiveController.adapt_after_command``), the node's default first."""
 
 
@@ -100,6 +100,6 @@ def run(args: argparse.Namespace) -> str:
     for ordering in ORDERINGS:
         back, paced = (np.percentile(f["command"], 50) for (o, _), f in rows.items() if o == ordering)
         lines.append(f"Paced ÷ back to back (command p50), {ordering}: {paced / back:.2f}×.  ")
-    after, before = (np.percentile(f["command"], 50) for (o, s), f in rows.items() if s.startswith("paced"))
+    before, after = (np.percentile(f["command"], 50) for (o, s), f in rows.items() if s.startswith("paced"))
     lines.append(f"Paced command p50, adapt after the command ÷ adapt before the plan: {after / before:.2f}×.")
     return "\n".join(lines)

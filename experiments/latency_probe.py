@@ -8,8 +8,8 @@ overruns and CPU time, and the node's stage profile (``stage.*`` of its diagnost
 the stream it measures the floor: a JointState ping-pong at the same rate with a bare echo node
 (``--pong``, another process, the same QoS as the controller's input and output), i.e. DDS both
 ways and one rclpy wake-up with no work. Prints one JSON object; ``metarl bench ros`` runs this
-per rate and repeat. ``--adapt-before-plan`` starts the node with ``adapt_after_publish:=false``
-(the tick ordering before issue 17), to compare the two in one session.
+per rate and repeat. ``--adapt-after-publish`` starts the node with ``adapt_after_publish:=true``
+(issue 17's option), to compare the two tick orderings.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def ping_pong_ms(node, rate_hz: float, seconds: float) -> np.ndarray:
 
 
 def measure(
-    bundle: str, rate_hz: float, seconds: float, floor_seconds: float = 5.0, adapt_after_publish: bool = True
+    bundle: str, rate_hz: float, seconds: float, floor_seconds: float = 5.0, adapt_after_publish: bool = False
 ) -> dict[str, float]:
     controller = subprocess.Popen(
         [
@@ -212,7 +212,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--floor-seconds", type=float, default=5.0, help="ping-pong time before the stream")
     parser.add_argument(
-        "--adapt-before-plan", action="store_true", help="the node adapts before planning (adapt_after_publish:=false)"
+        "--adapt-after-publish",
+        action="store_true",
+        help="the node adapts after publishing (adapt_after_publish:=true)",
     )
     args = parser.parse_args()
     if args.pong:
@@ -220,7 +222,7 @@ def main() -> None:
         return
     if args.bundle is None or args.rate_hz is None:
         parser.error("--bundle and --rate-hz are required (unless --pong)")
-    result = measure(args.bundle, args.rate_hz, args.seconds, args.floor_seconds, not args.adapt_before_plan)
+    result = measure(args.bundle, args.rate_hz, args.seconds, args.floor_seconds, args.adapt_after_publish)
     print(json.dumps(result))
 
 

@@ -5,7 +5,7 @@ reused by the simulated demo. ``load_controller`` picks the controller by the bu
 
 - model-based bundles (``OnlineAdaptiveController``): transitions go into a ring buffer of the
   last M; every N ticks the meta-parameters are adapted on it (kept only when finite and the
-  window loss dropped); MPPI plans through the accepted parameters. By default the adaptation
+  window loss dropped); MPPI plans through the accepted parameters. As an option the adaptation
   runs after the command is out (``adapt_after_command``): a tick plans with the parameters
   adapted at the end of the tick before, so the adapt graph is off the command's critical path;
 - recurrent bundles (``RecurrentPolicyController``): the RL² policy steps once per tick and its
@@ -85,15 +85,17 @@ class OnlineAdaptiveController:
     Two orderings of a tick t (its transition ``t-1 -> t`` appended first in both), chosen by
     ``adapt_after_command``:
 
-    - **after the command** (default): plan with the parameters adapted on the window as it
+    - **after the command** (``adapt_after_command=True``): plan with the parameters adapted on the window as it
       was at the end of tick t-1, return the command; :meth:`after_command`, called once the
       command is out (the node: after publishing), adapts on the window ending with the
       transition into t, for tick t+1. The command's latency then holds no adapt graph. The
       price: the parameters a tick plans with have not seen its newest transition (one control
       period older). A caller that never calls :meth:`after_command` (the in-process demo and
       benchmarks) gets the same algorithm: the next call runs the pending adaptation first.
-    - **before the plan**: adapt on the window ending with the transition into t, then plan
-      with the result (the algorithm as trained and evaluated in torch).
+    - **before the plan** (the default): adapt on the window ending with the transition into
+      t, then plan with the result (the algorithm as trained and evaluated in torch). Default
+      because the after ordering, harmless in process (``metarl bench switch``), failed the
+      closed-loop ROS test's bar on its bundle (BENCHMARKS.md, issue 17).
 
     Both keep the same guards: an adaptation is planned with only when finite and the window
     loss dropped (else the meta-parameters), a plan that fails or is non-finite gives the hold,
@@ -105,7 +107,7 @@ class OnlineAdaptiveController:
         runtime: AdaptiveRuntime,
         adapt_every_n_ticks: int = 1,
         adaptation_enabled: bool = True,
-        adapt_after_command: bool = True,
+        adapt_after_command: bool = False,
     ) -> None:
         if adapt_every_n_ticks < 1:
             raise ValueError(f"adapt_every_n_ticks={adapt_every_n_ticks} must be >= 1")
@@ -324,7 +326,7 @@ def load_controller(
     adapt_every_n_ticks: int = 1,
     adaptation_enabled: bool = True,
     trusted_public_key: Path | str | None = None,
-    adapt_after_command: bool = True,
+    adapt_after_command: bool = False,
 ) -> OnlineAdaptiveController | RecurrentPolicyController:
     """The per-tick controller a bundle's mode calls for, its runtime loaded and validated.
 

@@ -126,12 +126,12 @@ def score_segment(
     segment: Segment,
     future_window: int,
     adapt_every_n_ticks: int = 1,
-    adapt_after_command: bool = True,
+    adapt_after_command: bool = False,
 ) -> SegmentScore:
     """Score one segment; ``models[0]`` is the bundle whose planner gives the would-be commands,
-    with the parameters in force when the node planned: with ``adapt_after_command`` (the node's
-    default ``adapt_after_publish``) those adapted at the end of the tick before, else those
-    adapted on this tick's window. The prediction errors use this tick's window either way."""
+    with the parameters in force when the node planned: those adapted on this tick's window (the
+    node's default), or with ``adapt_after_command`` (its ``adapt_after_publish``) those adapted
+    at the end of the tick before. The prediction errors use this tick's window either way."""
     if future_window < 1 or adapt_every_n_ticks < 1:
         raise ValueError(f"future_window={future_window} and adapt_every_n_ticks={adapt_every_n_ticks} must be >= 1")
     primary = models[0].runtime

@@ -1,8 +1,9 @@
 """Adaptation after the command (issue 17): what the new ordering of a tick changes, and what not.
 
-With ``adapt_after_command`` (the default) tick t plans with the parameters adapted at the end
-of tick t-1, on the window ending with the transition into t-1; before it, tick t adapted on the
-window ending with the transition into t and planned with that. The plan itself, its random
+With ``adapt_after_command=True`` (the node's ``adapt_after_publish``) tick t plans with the
+parameters adapted at the end of tick t-1, on the window ending with the transition into t-1;
+by default (and before issue 17) tick t adapts on the window ending with the transition into t
+and plans with that. The plan itself, its random
 stream, the accept guard, the hold and the clamping are the same code: given the same parameters
 the commands are the same bit for bit, which these tests pin against a replay and against the
 tick as it was (``TickBeforeIssue17``), along with the ticks where the two orderings must agree
@@ -50,7 +51,7 @@ def test_each_command_is_the_plan_through_the_parameters_adapted_a_tick_before(t
     old plan run on a second runtime with the parameters in force before the call, and every
     adaptation equals the runtime's own on the window the tick left."""
     model, bundle = _bundle(tmp_path, mode)
-    controller = OnlineAdaptiveController(AdaptiveRuntime.load(bundle))
+    controller = OnlineAdaptiveController(AdaptiveRuntime.load(bundle), adapt_after_command=True)
     replay = AdaptiveRuntime.load(bundle)
     meta = controller.runtime.meta_params
     for tick, (state, reference) in enumerate(_input_stream(model, seed=11), start=1):
@@ -74,7 +75,7 @@ def test_the_first_two_ticks_after_a_reset_command_as_before(tmp_path: Path) -> 
     accepted, since the new one plans it with the meta-parameters. A reset also drops a pending
     adaptation."""
     model, bundle = _bundle(tmp_path)
-    after = OnlineAdaptiveController(AdaptiveRuntime.load(bundle))
+    after = OnlineAdaptiveController(AdaptiveRuntime.load(bundle), adapt_after_command=True)
     before = TickBeforeIssue17(_runtime_before(bundle))
     stream = _input_stream(model, seed=5)
     for start in (0, 10):  # a fresh controller, then a reset in the middle of the stream
@@ -98,8 +99,8 @@ def test_a_caller_that_never_calls_after_command_gets_the_same_algorithm(tmp_pat
     """The in-process demo and benchmarks only call the controller: the pending adaptation then
     runs at the start of the next call, on the same window, so their commands are the node's."""
     model, bundle = _bundle(tmp_path)
-    node_like = OnlineAdaptiveController(AdaptiveRuntime.load(bundle))
-    call_only = OnlineAdaptiveController(AdaptiveRuntime.load(bundle))
+    node_like = OnlineAdaptiveController(AdaptiveRuntime.load(bundle), adapt_after_command=True)
+    call_only = OnlineAdaptiveController(AdaptiveRuntime.load(bundle), adapt_after_command=True)
     for state, reference in _input_stream(model, seed=7):
         assert np.array_equal(node_like(state, reference), call_only(state, reference))
         node_like.after_command()
@@ -113,7 +114,7 @@ def test_adaptation_disabled_commands_alike_in_both_orderings(tmp_path: Path) ->
     """Off, both orderings plan every tick with the meta-parameters: the same commands as the old
     tick, nothing pending, nothing adapted. Switching it off drops a pending adaptation."""
     model, bundle = _bundle(tmp_path)
-    after = OnlineAdaptiveController(AdaptiveRuntime.load(bundle), adaptation_enabled=False)
+    after = OnlineAdaptiveController(AdaptiveRuntime.load(bundle), adaptation_enabled=False, adapt_after_command=True)
     before = TickBeforeIssue17(_runtime_before(bundle), adaptation_enabled=False)
     for state, reference in _input_stream(model, seed=11):
         assert np.array_equal(after(state, reference), before(state, reference))
@@ -132,8 +133,8 @@ def test_a_diverging_adaptation_after_the_command_is_refused(tmp_path: Path) -> 
     refused by the guard, the next tick plans with the meta-parameters, and so the commands are
     those of the same bundle with adaptation off, bit for bit."""
     model, bundle = _bundle(tmp_path, step_size=5.0)
-    diverging = OnlineAdaptiveController(AdaptiveRuntime.load(bundle))
-    frozen = OnlineAdaptiveController(AdaptiveRuntime.load(bundle), adaptation_enabled=False)
+    diverging = OnlineAdaptiveController(AdaptiveRuntime.load(bundle), adapt_after_command=True)
+    frozen = OnlineAdaptiveController(AdaptiveRuntime.load(bundle), adaptation_enabled=False, adapt_after_command=True)
     for state, reference in _input_stream(model, seed=11):
         command = diverging(state, reference)
         assert np.array_equal(command, frozen(state, reference))
@@ -151,7 +152,7 @@ def test_a_plan_that_is_not_finite_still_holds(tmp_path: Path) -> None:
     hold in the new ordering too; the adaptation due after it still runs, on the window of
     measured transitions, guarded, and the tick after the hold commands again."""
     model, bundle = _bundle(tmp_path)
-    controller = OnlineAdaptiveController(AdaptiveRuntime.load(bundle))
+    controller = OnlineAdaptiveController(AdaptiveRuntime.load(bundle), adapt_after_command=True)
     stream = _input_stream(model, seed=11)
     for state, reference in stream[:4]:
         controller(state, reference)

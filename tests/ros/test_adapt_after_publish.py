@@ -63,10 +63,13 @@ def _stream(in_process: InProcessController, seconds: float) -> None:
 
 
 @pytest.mark.integration
-def test_each_tick_publishes_before_it_adapts(in_process_controller: InProcessController) -> None:
+def test_with_adapt_after_publish_each_tick_publishes_before_it_adapts(
+    in_process_controller: InProcessController,
+) -> None:
     node = in_process_controller.node
+    node.set_parameters([Parameter("adapt_after_publish", value=True)])
     node.trigger_configure()
-    assert node.controller.adapt_after_command is True, "the default"
+    assert node.controller.adapt_after_command is True
     refused = node.set_parameters([Parameter("adapt_after_publish", value=False)])[0]
     assert not refused.successful and "configure only" in refused.reason
     steps = _log_tick_steps(node)
@@ -82,11 +85,10 @@ def test_each_tick_publishes_before_it_adapts(in_process_controller: InProcessCo
 
 
 @pytest.mark.integration
-def test_adapt_after_publish_false_adapts_inside_the_call(in_process_controller: InProcessController) -> None:
+def test_by_default_the_node_adapts_inside_the_call(in_process_controller: InProcessController) -> None:
     node = in_process_controller.node
-    node.set_parameters([Parameter("adapt_after_publish", value=False)])
     node.trigger_configure()
-    assert node.controller.adapt_after_command is False
+    assert node.controller.adapt_after_command is False, "the default: adapt before the plan"
     steps = _log_tick_steps(node)
     node.trigger_activate()
     _stream(in_process_controller, 1.0)

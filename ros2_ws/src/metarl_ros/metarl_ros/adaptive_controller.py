@@ -6,13 +6,14 @@ lacks) and pick the controller by its mode: model-based (``gradient``/``rls``) o
 ``control_rate_hz``, so latency is compute only), or from a timer when sensors are late, which
 then holds safely if they are stale; those rules are ``metarl_ros.tick_schedule``, ROS-free and
 unit-tested. Each tick: take the latest validated state
-and reference, append the transition, plan, clamp, publish, then (``adapt_after_publish``, the
-default) adapt every N ticks from the meta-parameters on the window ending with that transition,
-for the next tick (kept only if finite and the window loss dropped). The adaptation runs in the
-tick's own callback, after the publish: the command's latency holds no adapt graph, and the
-single-threaded executor cannot start the next tick before it ends (its time counts towards
-the overrun check). ``adapt_after_publish: false`` adapts before planning instead, so a tick
-plans with parameters that have seen its newest transition (one period fresher, the command later).
+and reference, append the transition, adapt every N ticks from the meta-parameters (kept only
+if finite and the window loss dropped), plan, clamp, publish. With ``adapt_after_publish: true``
+the tick instead plans with the parameters adapted at the end of the tick before and adapts
+after the publish, for the next tick, in its own callback: the command's latency holds no adapt
+graph, the single-threaded executor cannot start the next tick before it ends (its time counts
+towards the overrun check), but the parameters are one period older (off by default: the
+closed-loop ROS test's bundle tracks 20x worse so, BENCHMARKS.md). After the publish the tick
+also draws the next plan's sampling noise (the same draws either way).
 
 Safety (README "Safety", docs/architecture.md): every required input stream has its own
 watchdog and timeout (``metarl_runtime.stream_watchdog``); a stale or invalid one gives the
@@ -81,8 +82,8 @@ TICK_STAGES = ("sensors", "adapt", "plan", "publish")
 the joint-state callback's message conversion and sensor mapping (``sensors``), the controller's
 adaptation (``adapt``, 0 on ticks that do not adapt) and the rest of its step (``plan``: the
 planner graph runs and numpy glue, clamping and checks), and building and publishing the command.
-With ``adapt_after_publish`` the adaptation runs after ``publish``: ``adapt`` is then off the
-command's latency (``tick_latency_*``, start to command) but still inside the tick's time."""
+With ``adapt_after_publish: true`` the adaptation runs after ``publish``: ``adapt`` is then off
+the command's latency (``tick_latency_*``, start to command) but still inside the tick's time."""
 
 
 class ConfigureRefused(Exception):
@@ -146,10 +147,10 @@ class AdaptiveControllerNode(Node):
         declare("adapt_every_n_ticks", 1, _int_range(1, 1000, "adapt once every N control ticks (model-based)"))
         declare(
             "adapt_after_publish",
-            True,
+            False,
             ParameterDescriptor(
-                description="model-based: adapt after publishing, for the next tick (true), or before planning "
-                "(false: parameters one period fresher, the command later)"
+                description="model-based: adapt before planning (false, as trained) or after publishing, for "
+                "the next tick (true: the command sooner, the parameters one period older)"
             ),
         )
         declare("command_interface", "effort_forward", ParameterDescriptor(description="|".join(COMMAND_INTERFACES)))
