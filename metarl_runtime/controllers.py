@@ -95,7 +95,8 @@ class OnlineAdaptiveController:
     - **before the plan** (the default): adapt on the window ending with the transition into
       t, then plan with the result (the algorithm as trained and evaluated in torch). Default
       because the after ordering, harmless in process (``metarl bench switch``), failed the
-      closed-loop ROS test's bar on its bundle (BENCHMARKS.md, issue 17).
+      closed-loop ROS test's bar on its bundle, and diverges in process on that bundle's reference
+      trajectory too (BENCHMARKS.md, issue 17).
 
     Both keep the same guards: an adaptation is planned with only when finite and the window
     loss dropped (else the meta-parameters), a plan that fails or is non-finite gives the hold,
