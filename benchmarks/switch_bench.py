@@ -1,9 +1,10 @@
 """``metarl bench switch``: the robot's own controller through payload switches, over seeds.
 
 Each trained run is exported as the robot's bundle and run in process through the numpy + ONNX
-controller the ROS node runs (``metarl_runtime.controllers.OnlineAdaptiveController``), with
-adaptation on and off, beside the task suite's fixed nominal controller, through every switch of
-``SWITCH_SCENARIOS_KG``: 0 → 4 kg (the issue's switch; training payloads stop at 3 kg), 0 → 5 kg (the
+controller the ROS node runs (``metarl_runtime.controllers.load_controller``: the adaptive MPC of a
+GrBAL run, the adaptive computed torque of a ``grbal-residual`` run), with adaptation on and off,
+beside the task suite's fixed nominal controller, through every switch of ``SWITCH_SCENARIOS_KG``:
+0 → 4 kg (the issue's switch; training payloads stop at 3 kg), 0 → 5 kg (the
 far end of the extrap split) and 4 → 0 kg (the payload taken away again). A
 figure is the mean ± std over training runs of each run's mean over ``--eval-seeds`` reference
 trajectories; the headline is the recovery to the error before the switch
@@ -24,10 +25,13 @@ import yaml
 
 from benchmarks.machine import describe_machine
 from export.onnx_export import export_trained_dynamics
+from export.residual_export import export_trained_residual
 from metarl_core.model_based.checkpoint import load_checkpoint
 from metarl_core.model_based.evaluate import NOMINAL, SWITCH_FIGURES, switch_table
-from metarl_runtime.controllers import OnlineAdaptiveController
-from metarl_runtime.model_runtime import AdaptiveRuntime
+from metarl_core.model_based.residual_model import load_residual_checkpoint
+from metarl_core.run.config_loading import read_config_mapping
+from metarl_core.run.run_directory import CONFIG_NAME
+from metarl_runtime.controllers import load_controller
 from sim.baseline_controllers import PandaPDGravityController
 from sim.scenarios.payload_switch import (
     RECOVERY_NOTE,
@@ -40,13 +44,15 @@ from sim.tasks import PandaTask
 
 EVALUATION_SEED_BASE = 3_000_000
 """Reset seeds of the reference trajectories: far from every training and evaluation seed."""
-ADAPTATION_ON = "adaptive MPC (robot bundle)"
+ADAPTATION_ON = "adaptive controller (robot bundle)"
 ADAPTATION_OFF = "same bundle, adaptation off"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``metarl bench switch``."""
-    parser.add_argument("--runs", type=Path, nargs="+", required=True, help="trained GrBAL Panda run directories")
+    parser.add_argument(
+        "--runs", type=Path, nargs="+", required=True, help="trained GrBAL or grbal-residual Panda run directories"
+    )
     parser.add_argument("--eval-seeds", type=int, default=3, help="reference trajectories per run")
     parser.add_argument("--planner", nargs="*", default=[], metavar="KEY=VALUE", help="planner overrides (YAML values)")
 
@@ -66,20 +72,16 @@ def switch_figures(
     run_dir: Path, eval_seeds: int, overrides: dict[str, object], before_kg: float, after_kg: float
 ) -> dict[str, dict[str, list[float]]]:
     """``{controller: {figure: [one value per evaluation seed]}}`` of one run and one switch."""
-    model, _ = load_checkpoint(run_dir)
-    if model.robot.name != "panda":
-        raise SystemExit(f"metarl bench switch: {run_dir} is a {model.robot.name} run; the switch is the Panda's")
-    model = dataclasses.replace(model, planner={**model.planner, **overrides})
     figures: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory() as scratch:
-        runtime = AdaptiveRuntime.load(export_trained_dynamics(model, Path(scratch) / "bundle"), "panda")
-        rate_hz = runtime.manifest.control_rate_hz
+        bundle = export_run(run_dir, overrides, Path(scratch) / "bundle")
         for seed in range(eval_seeds):
             controllers = {
-                ADAPTATION_ON: OnlineAdaptiveController(runtime, adaptation_enabled=True),
-                ADAPTATION_OFF: OnlineAdaptiveController(runtime, adaptation_enabled=False),
+                ADAPTATION_ON: load_controller(bundle, "panda", adaptation_enabled=True),
+                ADAPTATION_OFF: load_controller(bundle, "panda", adaptation_enabled=False),
                 NOMINAL: ObservationController(PandaPDGravityController()),
             }
+            rate_hz = controllers[ADAPTATION_ON].runtime.manifest.control_rate_hz
             for name, controller in controllers.items():
                 errors, _ = run_payload_switch(
                     controller,
@@ -90,6 +92,22 @@ def switch_figures(
                 for figure, value in summarize(errors, rate_hz).items():
                     figures.setdefault(name, {}).setdefault(figure, []).append(value)
     return figures
+
+
+def export_run(run_dir: Path, overrides: dict[str, object], out_dir: Path) -> Path:
+    """The run's bundle at ``out_dir``: a GrBAL run with the planner ``overrides`` applied, a
+    ``grbal-residual`` run as trained (it has no planner: overrides are refused)."""
+    config = run_dir / CONFIG_NAME
+    algo = read_config_mapping(config).get("algo", "grbal") if config.exists() else "grbal"
+    if algo == "grbal-residual":
+        if overrides:
+            raise SystemExit(f"metarl bench switch: {run_dir} is a grbal-residual run; --planner does not apply")
+        residual, _ = load_residual_checkpoint(run_dir)
+        return export_trained_residual(residual, out_dir)
+    model, _ = load_checkpoint(run_dir)
+    if model.robot.name != "panda":
+        raise SystemExit(f"metarl bench switch: {run_dir} is a {model.robot.name} run; the switch is the Panda's")
+    return export_trained_dynamics(dataclasses.replace(model, planner={**model.planner, **overrides}), out_dir)
 
 
 def switch_section(
@@ -127,7 +145,7 @@ def switch_section(
         )
         lines += [
             "",
-            f"**{before_kg:g} → {after_kg:g} kg** (adaptive MPC, recovery to before per evaluation seed, runs "
+            f"**{before_kg:g} → {after_kg:g} kg** (adaptive controller, recovery to before per evaluation seed, runs "
             f"separated by ';': {seeds} s; steady ÷ before per run: "
             + ", ".join(f"{float(np.mean(r[ADAPTATION_ON]['steady_ratio'])):.2f}" for r in per_run)
             + ")",

@@ -8,7 +8,9 @@ bundle/
                        {input_mean, input_std, target_mean, target_std}, residual_inputs,
                        nominal {urdf_file, held_positions, damping_nms, friction_nm,
                        friction_smoothing_rad_s, kp_per_s2, kd_per_s}, provenance, files
-  residual.onnx        (params..., inputs[B, 4n]) -> residual[B, n] (N·m)
+  residual.onnx        (params..., inputs[B, 4n]) -> residual[B, n] (N·m): the MLP's part
+  (physical: nothing more; the robot solves the physical parameters in closed form in numpy over
+   ``physical_prior {mean, log_precision}``, P entries each, and adds ``design @ θ``)
   features.onnx        (rls)      (params..., inputs[B, 4n]) -> features[B, H]
   adapt.onnx           (gradient) (params..., inputs[M, 4n], targets[M, n])
                                     -> (adapted params..., loss_before[1,1], loss_after[1,1])
@@ -39,7 +41,6 @@ from export.graph_export import (
 from metarl_core.model_based.adaptation import mlp_features
 from metarl_core.model_based.residual_model import (
     RESIDUAL_STAT_NAMES,
-    RegressionWindow,
     TrainedResidual,
     adapt_residual,
     load_residual_checkpoint,
@@ -100,7 +101,7 @@ def adaptation_step(model: TrainedResidual) -> Callable[..., tuple[torch.Tensor,
     def step(*inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         params, (x, y), stats, step_sizes = _split(model, inputs, 2)
         before = residual_loss(params, x, y, stats)
-        adapted = adapt_residual(params, RegressionWindow(x, y), stats, model.adaptation, step_sizes)
+        adapted = adapt_residual(params, x, y, stats, model.adaptation, step_sizes)
         after = residual_loss(adapted, x, y, stats)
         return (*(adapted[k] for k in names), before.reshape(1, 1), after.reshape(1, 1))
 
@@ -139,7 +140,8 @@ def export_trained_residual(model: TrainedResidual, out_dir: Path, seed: int = 0
             staging / "residual.onnx",
             n_params,
         )
-        if model.adaptation.rule == "rls":
+        graph = 0.0
+        if model.rule == "rls":
             graph = export_checked_graph(
                 feature_step(model),
                 constants,
@@ -151,7 +153,7 @@ def export_trained_residual(model: TrainedResidual, out_dir: Path, seed: int = 0
                 staging / "features.onnx",
                 n_params,
             )
-        else:
+        elif model.rule == "gradient":
             graph = export_checked_graph(
                 adaptation_step(model),
                 constants,
@@ -179,11 +181,12 @@ def _write_manifest(model: TrainedResidual, staging: Path, parity: float, sign_k
     fields = {
         "mode": "residual",
         **robot_fields(model.robot),
-        "adaptation_rule": model.adaptation.rule,
+        "adaptation_rule": model.rule,
         "window_size": model.window_size,
-        "inner_steps": model.adaptation.inner_steps,
+        "inner_steps": 1 if model.adaptation is None else model.adaptation.inner_steps,
         "step_sizes": step_sizes,
-        "rls_prior_precision": model.adaptation.rls_prior_precision,
+        "rls_prior_precision": 1.0 if model.adaptation is None else model.adaptation.rls_prior_precision,
+        "physical_prior": {k: v.detach().cpu().double().tolist() for k, v in model.physical_prior.items()},
         "parameters": [{"name": k, "shape": list(model.params[k].shape)} for k in model.parameter_names()],
         "residual_inputs": list(RESIDUAL_INPUT_NAMES),
         "residual_normalizer": model.stats.to_dict(),

@@ -132,8 +132,11 @@ RESIDUAL_FIELDS: FieldKinds = {
     "residual_normalizer": dict,
     "nominal": dict,
 }
-RESIDUAL_RULE_GRAPHS = {"rls": "features.onnx", "gradient": "adapt.onnx"}
-"""The graph each residual adaptation rule ships besides ``residual.onnx``."""
+RESIDUAL_RULE_GRAPHS = {"physical": None, "rls": "features.onnx", "gradient": "adapt.onnx"}
+"""The graph each residual adaptation rule ships besides ``residual.onnx`` (physical: none, its
+closed form runs in numpy)."""
+LOG_PRECISION_BOUND = 50.0
+"""Largest |log precision| of the physical rule's prior (exp(±50) spans every usable ridge)."""
 NOMINAL_FIELDS: FieldKinds = {
     "urdf_file": str,
     "held_positions": dict,
@@ -211,6 +214,8 @@ class ResidualBundleManifest(CommonManifest):
     parameter_shapes: tuple[tuple[int, ...], ...]
     residual_normalizer: dict[str, np.ndarray]
     nominal_arm: NominalArm
+    physical_prior: dict[str, np.ndarray]
+    """The physical rule's prior over its P parameters: ``mean`` and ``log_precision``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -495,7 +500,7 @@ def _read_residual(path: Path, data: dict[str, Any], common: dict[str, Any]) -> 
     rule = data["adaptation_rule"]
     if rule not in RESIDUAL_RULE_GRAPHS:
         raise BundleSchemaError(f"{path}: field 'adaptation_rule'={rule!r} is not one of {list(RESIDUAL_RULE_GRAPHS)}")
-    if RESIDUAL_RULE_GRAPHS[rule] not in common["file_bytes"]:
+    if RESIDUAL_RULE_GRAPHS[rule] is not None and RESIDUAL_RULE_GRAPHS[rule] not in common["file_bytes"]:
         raise BundleIntegrityError(
             f"{path}: field 'files' does not list {RESIDUAL_RULE_GRAPHS[rule]!r} (rule {rule!r})"
         )
@@ -519,6 +524,7 @@ def _read_residual(path: Path, data: dict[str, Any], common: dict[str, Any]) -> 
             f"{path}: field 'parameters': the residual MLP must take {width} inputs and give {n} torques, "
             f"got first weight {list(shapes[0])}, last weight {list(shapes[-2])}"
         )
+    arm = _nominal_arm(path, data, common)
     normalizer = {}
     for name, size in (("input_mean", width), ("input_std", width), ("target_mean", n), ("target_std", n)):
         if name not in data["residual_normalizer"]:
@@ -534,8 +540,26 @@ def _read_residual(path: Path, data: dict[str, Any], common: dict[str, Any]) -> 
         parameter_names=names,
         parameter_shapes=shapes,
         residual_normalizer=normalizer,
-        nominal_arm=_nominal_arm(path, data, common),
+        nominal_arm=arm,
+        physical_prior=_physical_prior(path, data, arm.design_width),
     )
+
+
+def _physical_prior(path: Path, data: dict[str, Any], width: int) -> dict[str, np.ndarray]:
+    """``physical_prior``: P finite means and log precisions within ±LOG_PRECISION_BOUND."""
+    prior = data.get("physical_prior")
+    if not isinstance(prior, dict):
+        raise BundleSchemaError(f"{path}: missing field 'physical_prior' (a mapping of 'mean' and 'log_precision')")
+    values = {}
+    for name in ("mean", "log_precision"):
+        array = _numbers(path, f"physical_prior.{name}", prior.get(name))
+        if array.shape != (width,):
+            raise BundleSchemaError(f"{path}: physical_prior.{name} has {array.size} entries, expected {width}")
+        bound = LOG_PRECISION_BOUND if name == "log_precision" else STATISTIC_BOUND
+        if np.any(np.abs(array) > bound):
+            raise BundleSchemaError(f"{path}: every entry of physical_prior.{name} must be within ±{bound:g}")
+        values[name] = array
+    return values
 
 
 def _nominal_arm(path: Path, data: dict[str, Any], common: dict[str, Any]) -> NominalArm:

@@ -173,9 +173,9 @@ class ResidualComputedTorqueController:
     nominal computed torque at the desired acceleration plus the adapted residual
     (``ResidualRuntime.torque``). The reference acceleration is the reference velocity
     differenced over one period (zero on the first tick and after a reset), as the task suite's
-    nominal controller does. The safety path is ``OnlineAdaptiveController``'s: a command that is
-    not finite gives the hold, every command is clamped to the bundle's limits, and no
-    transition crosses a hold.
+    nominal controller does. The safety path is ``OnlineAdaptiveController``'s: a state, reference
+    or command that is not finite gives the hold (and never enters the window), every command is
+    clamped to the bundle's limits, and no transition crosses a hold.
     """
 
     def __init__(self, runtime: ResidualRuntime, adapt_every_n_ticks: int = 1, adaptation_enabled: bool = True) -> None:
@@ -226,6 +226,8 @@ class ResidualComputedTorqueController:
     def __call__(self, state: np.ndarray, reference: np.ndarray) -> np.ndarray:
         state = np.asarray(state, dtype=np.float32)
         reference = np.asarray(reference, dtype=np.float64)
+        if not (np.all(np.isfinite(state)) and np.all(np.isfinite(reference))):
+            return self.hold()  # nothing of it enters the window or the reference's history
         if self.previous is not None:
             self.window.append(self.previous[0], self.previous[1], state)
         self.ticks += 1
@@ -251,13 +253,13 @@ class ResidualComputedTorqueController:
         stats = self.stats
         stats.attempts += 1
         with np.errstate(all="ignore"):
-            inputs, targets = self.runtime.nominal.regression_pairs(*self.window.arrays())
-        if not (np.all(np.isfinite(inputs)) and np.all(np.isfinite(targets))):
+            pairs = self.runtime.nominal.regression_pairs(*self.window.arrays())
+        if not all(np.all(np.isfinite(part)) for part in pairs):
             stats.last_reason = "window not finite"
             stats.rejected_reasons["window not finite"] = stats.rejected_reasons.get("window not finite", 0) + 1
             self.params = self.runtime.meta_params
             return
-        result = self.runtime.adapt(inputs, targets)
+        result = self.runtime.adapt(pairs)
         stats.last_loss_before, stats.last_loss_after, stats.last_reason = (
             result.loss_before,
             result.loss_after,

@@ -1,11 +1,15 @@
 """The robot side of a ``mode: residual`` bundle: the residual torque model and its adaptation,
 numpy + onnxruntime only.
 
-``residual.onnx`` gives the residual torques at given parameters; the adaptation rule the bundle
-names runs on a window of (input, target) pairs built by ``metarl_runtime.residual_torque``:
-``rls`` solves the output layer over the features of ``features.onnx`` in closed form
-(``metarl_runtime.closed_form_rls``, as the dynamics model's RLS does), ``gradient`` runs the n
-SGD steps of ``adapt.onnx``. Either result passes the same accept guard as the model-based
+``residual.onnx`` gives the MLP's residual torques at given parameters; the adaptation rule the
+bundle names runs on a window of residual pairs built by ``metarl_runtime.residual_torque``:
+``physical`` solves, in closed form in numpy, the ridge least squares of what the MLP leaves
+unexplained over the parameters that enter the torques linearly (a payload's inertial parameters,
+each joint's damping, friction and bias: ``NominalArm.adaptation_design``), whose product with the
+design is added to the MLP's residual; ``rls`` solves the MLP's output layer over the features of
+``features.onnx`` (``metarl_runtime.closed_form_rls``, as the dynamics model's RLS does);
+``gradient`` runs the n SGD steps of ``adapt.onnx``. With ``physical`` a parameter list is the
+MLP's parameters followed by θ ``(P,)``. Either result passes the same accept guard as the model-based
 runtime (``metarl_runtime.adaptation_guard``): finite, and the window loss went down.
 """
 
@@ -17,6 +21,7 @@ import onnxruntime as ort
 from metarl_runtime.adaptation_guard import adaptation_refusal
 from metarl_runtime.bundle_manifest import (
     MANIFEST_NAME,
+    RESIDUAL_RULE_GRAPHS,
     BundleCorruptError,
     BundleSchemaError,
     CommonManifest,
@@ -26,7 +31,7 @@ from metarl_runtime.bundle_manifest import (
 from metarl_runtime.closed_form_rls import output_layer_loss, rls_output_layer
 from metarl_runtime.model_runtime import AdaptationResult, WindowError, load_meta_params
 from metarl_runtime.onnx_sessions import RUNTIME_OPTIMIZATION_LEVEL, dry_run_graph, open_graphs
-from metarl_runtime.residual_torque import residual_inputs
+from metarl_runtime.residual_torque import ResidualPairs, residual_inputs
 
 
 class ResidualRuntime:
@@ -40,7 +45,11 @@ class ResidualRuntime:
         self.meta_params = meta_params
         self._names = list(manifest.parameter_names)
         self._residual = sessions["residual.onnx"]
-        self._rule_session = sessions.get("features.onnx") or sessions["adapt.onnx"]
+        self._rule_session = sessions.get("features.onnx") or sessions.get("adapt.onnx")
+        self.physical = manifest.adaptation_rule == "physical"
+        if self.physical:  # θ₀ rides at the end of the parameter list
+            self.meta_params = [*meta_params, manifest.physical_prior["mean"].astype(np.float64)]
+            self._precision = np.exp(manifest.physical_prior["log_precision"])
         self._meta_feed = dict(zip(self._names, meta_params, strict=True))
         self._feed_params: list[np.ndarray] | None = None
         self._feed: dict[str, np.ndarray] = {}
@@ -60,8 +69,9 @@ class ResidualRuntime:
         if not isinstance(manifest, ResidualBundleManifest):
             raise BundleSchemaError(f"{manifest.path / MANIFEST_NAME}: mode '{manifest.mode}' is not a residual bundle")
         check_robot(manifest, expected_robot, None)
-        rule_graph = "features.onnx" if manifest.adaptation_rule == "rls" else "adapt.onnx"
-        sessions = open_graphs(manifest, ("residual.onnx", rule_graph), intra_op_threads, optimization_level)
+        rule_graph = RESIDUAL_RULE_GRAPHS[manifest.adaptation_rule]
+        graphs = ("residual.onnx",) if rule_graph is None else ("residual.onnx", rule_graph)
+        sessions = open_graphs(manifest, graphs, intra_op_threads, optimization_level)
         meta_params = load_meta_params(manifest)
         expected_inputs = {
             "residual.onnx": ["inputs"],
@@ -87,32 +97,44 @@ class ResidualRuntime:
         if m.adaptation_rule == "rls":
             width = m.parameter_shapes[-2][1]
             dry_run_graph(m, "features.onnx", self._rule_session, feed, ["features"], [(2, width)])
-        else:
+        elif m.adaptation_rule == "gradient":
             outputs = [f"adapted.{k}" for k in self._names] + ["loss_before", "loss_after"]
             shapes = [*m.parameter_shapes, (1, 1), (1, 1)]
             dry_run_graph(m, "adapt.onnx", self._rule_session, {**feed, "targets": targets}, outputs, shapes)
 
-    def residual(self, params: list[np.ndarray], inputs: np.ndarray) -> np.ndarray:
-        """Residual torques (N·m) ``(B, n)`` for raw inputs ``(B, 4n)`` at ``params`` (a list not
-        changed in place once used: its feed is built once per list object)."""
+    def mlp_residual(self, params: list[np.ndarray], inputs: np.ndarray) -> np.ndarray:
+        """The MLP's residual torques (N·m) ``(B, n)`` for raw inputs ``(B, 4n)`` at ``params`` (a
+        list not changed in place once used: its feed is built once per list object; a trailing
+        θ of the physical rule is not the graph's)."""
         if params is not self._feed_params:
-            self._feed = dict(zip(self._names, params, strict=True))
+            self._feed = dict(zip(self._names, params[: len(self._names)], strict=True))
             self._feed_params = params
         self._feed["inputs"] = np.asarray(inputs, dtype=np.float32)
-        return self._residual.run(None, self._feed)[0]
+        return self._residual.run(None, self._feed)[0].astype(np.float64)
 
-    def adapt(self, inputs: np.ndarray, targets: np.ndarray) -> AdaptationResult:
+    def adapt(self, pairs: ResidualPairs) -> AdaptationResult:
         """The bundle's rule from the meta-parameters on a window of pairs; the meta-parameters
         come back (not accepted) unless the result is finite and lowered the window loss."""
-        inputs, targets = np.asarray(inputs, np.float32), np.asarray(targets, np.float32)
+        inputs, targets = np.asarray(pairs.inputs, np.float32), np.asarray(pairs.targets, np.float32)
+        design = np.asarray(pairs.design, np.float64)
         n = self.nominal.dof
-        if inputs.ndim != 2 or targets.shape != (len(inputs), n) or inputs.shape[1] != 4 * n or len(inputs) < 1:
+        width = self.nominal.design_width
+        if (
+            inputs.ndim != 2
+            or len(inputs) < 1
+            or inputs.shape[1] != 4 * n
+            or targets.shape != (len(inputs), n)
+            or design.shape != (len(inputs), n, width)
+        ):
             raise WindowError(
-                f"residual window shapes {inputs.shape}, {targets.shape}; expected (M, {4 * n}), (M, {n})"
+                f"residual window shapes {inputs.shape}, {targets.shape}, {design.shape}; "
+                f"expected (M, {4 * n}), (M, {n}), (M, {n}, {width})"
             )
-        if not (np.all(np.isfinite(inputs)) and np.all(np.isfinite(targets))):
+        if not (np.all(np.isfinite(inputs)) and np.all(np.isfinite(targets)) and np.all(np.isfinite(design))):
             raise WindowError("residual window holds NaN or inf")
-        if self.manifest.adaptation_rule == "rls":
+        if self.physical:
+            adapted, before, after = self._adapt_physical(inputs, targets, design)
+        elif self.manifest.adaptation_rule == "rls":
             phi = self._rule_session.run(None, {**self._meta_feed, "inputs": inputs})[0]
             normalized = (targets - self._target_mean) / self._target_std
             weight, bias = self.meta_params[-2], self.meta_params[-1]
@@ -128,6 +150,22 @@ class ResidualRuntime:
             return AdaptationResult(self.meta_params, before, after, False, reason)
         return AdaptationResult(list(adapted), before, after, True, "loss dropped")
 
+    def _adapt_physical(
+        self, inputs: np.ndarray, targets: np.ndarray, design: np.ndarray
+    ) -> tuple[list[np.ndarray], float, float]:
+        """θ = (DᵀD + diag p)⁻¹ (Dᵀ(y − r(x)) + p ⊙ θ₀) in normalised target units (the closed form
+        of ``metarl_core.model_based.residual_model.physical_parameters``), with the window losses
+        at θ₀ and θ."""
+        std = self._target_std.astype(np.float64)
+        unexplained = ((targets - self.mlp_residual(self.meta_params, inputs)) / std).reshape(-1)
+        flat = (design / std[:, None]).reshape(-1, design.shape[-1])
+        prior = self.meta_params[-1]
+        gram = flat.T @ flat + np.diag(self._precision)
+        theta = np.linalg.solve(gram, flat.T @ unexplained + self._precision * prior)
+        before = float(np.mean((flat @ prior - unexplained) ** 2))
+        after = float(np.mean((flat @ theta - unexplained) ** 2))
+        return [*self.meta_params[:-1], theta], before, after
+
     def torque(
         self,
         params: list[np.ndarray],
@@ -141,5 +179,7 @@ class ResidualRuntime:
         state, reference = np.asarray(state, np.float64), np.asarray(reference, np.float64)
         q, qd, q_ref, qd_ref = state[:n], state[n:], reference[:n], reference[n:]
         qdd_des = self.nominal.desired_acceleration(q, qd, q_ref, qd_ref, reference_acceleration)
-        residual = self.residual(params, residual_inputs(q, qd, qdd_des))[0]
+        residual = self.mlp_residual(params, residual_inputs(q, qd, qdd_des))[0]
+        if self.physical:
+            residual = residual + self.nominal.adaptation_design(q, qd, qdd_des, qd_ref)[0] @ params[-1]
         return self.nominal.feedforward(q, qd, qdd_des, qd_ref) + residual

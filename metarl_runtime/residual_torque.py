@@ -16,7 +16,9 @@ Training (``metarl_core.model_based.residual_model``) and the robot
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,6 +26,50 @@ from metarl_runtime.rigid_body import RigidBodyModel
 
 RESIDUAL_INPUT_NAMES = ("sin_q", "cos_q", "velocity", "acceleration")
 """The residual model's raw inputs, per joint: ``[sin q, cos q, q̇, q̈]`` (4 · joints wide)."""
+PAYLOAD_PARAMETER_NAMES = ("m", "mcx", "mcy", "mcz", "Ixx", "Ixy", "Ixz", "Iyy", "Iyz", "Izz")
+"""A rigid payload on the last body: mass (kg), first moment m·c (kg·m) and rotational inertia
+about the body's origin (kg·m²), in the last body's frame: the torques are linear in these."""
+_PAYLOAD_BASIS = np.array(
+    [
+        # mass (kg), COM (m), inertia about the COM (xx, yy, zz, xy, xz, yz; in 0.01 kg·m²): ten
+        # payloads whose (m, m c, I_origin) are linearly independent, so any payload is a
+        # combination of them.
+        (1.0, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0, 0.0, 0.0, 0.0)),
+        (1.0, (0.1, 0.0, 0.0), (1.0, 1.0, 1.0, 0.0, 0.0, 0.0)),
+        (1.0, (0.0, 0.1, 0.0), (1.0, 1.0, 1.0, 0.0, 0.0, 0.0)),
+        (1.0, (0.0, 0.0, 0.1), (1.0, 1.0, 1.0, 0.0, 0.0, 0.0)),
+        (1.0, (0.0, 0.0, 0.0), (2.0, 1.0, 1.0, 0.0, 0.0, 0.0)),
+        (1.0, (0.0, 0.0, 0.0), (1.0, 2.0, 1.0, 0.0, 0.0, 0.0)),
+        (1.0, (0.0, 0.0, 0.0), (1.0, 1.0, 2.0, 0.0, 0.0, 0.0)),
+        (1.0, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0, 0.3, 0.0, 0.0)),
+        (1.0, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0, 0.0, 0.3, 0.0)),
+        (1.0, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0, 0.0, 0.0, 0.3)),
+    ],
+    dtype=object,
+)
+
+
+def _inertia(diagonal_and_off: tuple[float, ...]) -> np.ndarray:
+    xx, yy, zz, xy, xz, yz = diagonal_and_off
+    return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+
+
+def _payload_parameters(mass: float, com: np.ndarray, inertia_com: np.ndarray) -> np.ndarray:
+    """The ten linear parameters (``PAYLOAD_PARAMETER_NAMES``) of a body given by mass, COM and
+    inertia about its COM."""
+    origin = inertia_com + mass * (np.dot(com, com) * np.eye(3) - np.outer(com, com))
+    return np.array(
+        [mass, *(mass * com), origin[0, 0], origin[0, 1], origin[0, 2], origin[1, 1], origin[1, 2], origin[2, 2]]
+    )
+
+
+class ResidualPairs(NamedTuple):
+    """A window of residual data: model inputs ``(M, 4n)``, targets ``(M, n)`` (N·m) and the
+    adaptation design ``(M, n, P)``: per transition, the torque each adapted parameter adds."""
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    design: np.ndarray
 
 
 def residual_inputs(position: np.ndarray, velocity: np.ndarray, acceleration: np.ndarray) -> np.ndarray:
@@ -89,15 +135,54 @@ class NominalArm:
             + self.kd_per_s * (reference_velocity - velocity)
         )
 
-    def regression_pairs(
-        self, states: np.ndarray, actions: np.ndarray, next_states: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Residual inputs ``(M, 4 n)`` and targets ``(M, n)`` (N·m) of consecutive transitions
-        whose states are ``[q, q̇]``: the torque applied minus the nominal model's torque for the
+    def regression_pairs(self, states: np.ndarray, actions: np.ndarray, next_states: np.ndarray) -> ResidualPairs:
+        """Residual inputs, targets (N·m) and adaptation design of consecutive transitions whose
+        states are ``[q, q̇]``: the torque applied minus the nominal model's torque for the
         measured motion (acceleration by differencing velocities: sensors only)."""
         n = self.dof
         states, actions, next_states = (np.asarray(x, dtype=np.float64) for x in (states, actions, next_states))
         q, qd, qd_next = states[:, :n], states[:, n : 2 * n], next_states[:, n : 2 * n]
         qdd = (qd_next - qd) / self.period_s
         targets = actions - self.feedforward(q, qd, qdd, qd)
-        return residual_inputs(q, qd, qdd), targets.astype(np.float32)
+        design = self.adaptation_design(q, qd, qdd, qd)
+        return ResidualPairs(residual_inputs(q, qd, qdd), targets.astype(np.float32), design.astype(np.float32))
+
+    @property
+    def design_width(self) -> int:
+        """P: parameters of the physical adaptation (payload, damping and friction scale, bias)."""
+        return len(PAYLOAD_PARAMETER_NAMES) + 3 * self.dof
+
+    def payload_regressor(self, position: np.ndarray, velocity: np.ndarray, acceleration: np.ndarray) -> np.ndarray:
+        """``Y (B, n, 10)``: the joint torques of a rigid payload on the last body are
+        ``Y @ PAYLOAD_PARAMETER_NAMES`` (inverse dynamics is linear in a body's inertial
+        parameters), by inverse dynamics of ten basis payloads alone (the arm massless)."""
+        q, qd, qdd = (np.atleast_2d(np.asarray(x, dtype=np.float64)) for x in (position, velocity, acceleration))
+        model = self.model
+        last = next(i for i in range(model.dof) if i not in model.parent)
+        columns, basis = [], []
+        for mass, com, inertia in _PAYLOAD_BASIS:
+            com, inertia = np.asarray(com), _inertia(inertia) * 0.01
+            masses, coms, inertias = np.zeros(model.dof), np.zeros((model.dof, 3)), np.zeros((model.dof, 3, 3))
+            masses[last], coms[last], inertias[last] = mass, com, inertia
+            alone = dataclasses.replace(model, mass_kg=masses, com_m=coms, inertia_com=inertias)
+            columns.append(alone.inverse_dynamics(q, qd, qdd))
+            basis.append(_payload_parameters(mass, com, inertia))
+        torques = np.stack(columns, axis=2)  # (B, n, 10): the basis payloads' torques
+        return torques @ np.linalg.inv(np.array(basis).T)
+
+    def adaptation_design(
+        self, position: np.ndarray, velocity: np.ndarray, acceleration: np.ndarray, friction_velocity: np.ndarray
+    ) -> np.ndarray:
+        """``(B, n, P)``: the torque per unit of each adapted parameter: the payload's ten, a change
+        of each joint's damping (N·m·s/rad) and friction (N·m, signed by ``friction_velocity``) and
+        a per-joint bias (N·m). Every one of them enters the torques linearly, so a window's least
+        squares over them is exact for a payload of any mass, inside the training range or not."""
+        qd = np.atleast_2d(np.asarray(velocity, dtype=np.float64))
+        sign = np.tanh(np.atleast_2d(np.asarray(friction_velocity, dtype=np.float64)) / self.friction_smoothing_rad_s)
+        eye = np.eye(self.dof)
+        joint_terms = [
+            eye * qd[:, :, None],
+            eye * sign[:, :, None],
+            np.broadcast_to(eye, (len(qd), self.dof, self.dof)),
+        ]
+        return np.concatenate([self.payload_regressor(position, velocity, acceleration), *joint_terms], axis=2)

@@ -33,12 +33,21 @@ from sim.robot_description import RobotDescription
 RESIDUAL_STAT_NAMES = ("input_mean", "input_std", "target_mean", "target_std")
 
 
+RESIDUAL_RULES = ("physical", "rls", "gradient")
+"""How the robot adapts the residual: "physical" (a window's ridge least squares over the
+parameters that enter the torques linearly: a payload's ten inertial parameters, each joint's
+damping, friction and bias; ``NominalArm.adaptation_design``), or the MLP's own rules of
+``Adaptation`` ("rls": closed-form output layer, "gradient": n SGD steps)."""
+
+
 class RegressionWindow(NamedTuple):
-    """Consecutive (input, target) pairs: ``(M, in)``, ``(M, out)`` for one window, ``(B, M, ·)``
-    for a batch (a pytree, so ``vmap`` maps over a batch)."""
+    """Consecutive residual pairs: inputs ``(M, in)``, targets ``(M, out)``, adaptation design
+    ``(M, out, P)`` for one window, ``(B, M, ·)`` for a batch (a pytree, so ``vmap`` maps over a
+    batch)."""
 
     inputs: torch.Tensor
     targets: torch.Tensor
+    design: torch.Tensor
 
 
 class RegressionWindows(NamedTuple):
@@ -103,30 +112,69 @@ def predict_residual(params: Params, inputs: torch.Tensor, stats: Mapping[str, t
 
 def adapt_residual(
     params: Params,
-    window: RegressionWindow,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
     stats: Mapping[str, torch.Tensor],
     adaptation: Adaptation,
     step_sizes: StepSizes,
     create_graph: bool = False,
 ) -> Params:
     """``params`` adapted on a window of raw pairs by ``adaptation``'s rule."""
-    x, y = normalized_pairs(window.inputs, window.targets, stats)
+    x, y = normalized_pairs(inputs, targets, stats)
     return adaptation.adapt_regression(params, x, y, step_sizes, create_graph)
+
+
+def physical_parameters(
+    params: Params, prior: Mapping[str, torch.Tensor], window: RegressionWindow, stats: Mapping[str, torch.Tensor]
+) -> torch.Tensor:
+    """θ ``(P,)``: the ridge least squares, on a window, of what the MLP leaves unexplained over
+    the adaptation design, pulled toward the meta-learned ``prior["mean"]`` with the
+    meta-learned precisions ``exp(prior["log_precision"])`` (normalised target units):
+
+        θ = (DᵀD + diag p)⁻¹ (Dᵀ(y − r_θ(x)) + p ⊙ θ₀).
+
+    One ``P × P`` solve (P = 31 on the Panda) from a handful of transitions, differentiable, so
+    the MLP and the prior are meta-trained through it; ``metarl_runtime.residual_runtime`` solves
+    the same in numpy on the robot."""
+    x, y = normalized_pairs(window.inputs, window.targets, stats)
+    design = window.design / stats["target_std"][:, None]
+    unexplained = (y - mlp_forward(params, x)).reshape(-1)
+    flat = design.reshape(-1, design.shape[-1])
+    precision = torch.exp(prior["log_precision"])
+    gram = flat.T @ flat + torch.diag(precision)
+    return torch.linalg.solve(gram, flat.T @ unexplained + precision * prior["mean"])
+
+
+def physical_loss(
+    params: Params, theta: torch.Tensor, window: RegressionWindow, stats: Mapping[str, torch.Tensor]
+) -> torch.Tensor:
+    """Normalised MSE of the MLP plus the design at ``θ`` over a window."""
+    x, y = normalized_pairs(window.inputs, window.targets, stats)
+    design = window.design / stats["target_std"][:, None]
+    return ((mlp_forward(params, x) + design @ theta - y) ** 2).mean()
 
 
 def residual_meta_loss(
     params: Params,
     step_sizes: StepSizes,
+    prior: Mapping[str, torch.Tensor],
     windows: RegressionWindows,
     stats: Mapping[str, torch.Tensor],
+    rule: str,
     adaptation: Adaptation,
     first_order: bool,
 ) -> torch.Tensor:
-    """Mean future loss after adapting on the past, over a batch of windows ``(B, M|K, ·)``."""
+    """Mean future loss after adapting on the past by ``rule``, over a batch of windows."""
 
     def one(window: RegressionWindows) -> torch.Tensor:
-        adapted = adapt_residual(params, window.past, stats, adaptation, step_sizes, create_graph=not first_order)
-        return residual_loss(adapted, *window.future, stats)
+        if rule == "physical":
+            theta = physical_parameters(params, prior, window.past, stats)
+            return physical_loss(params, theta, window.future, stats)
+        past = window.past
+        adapted = adapt_residual(
+            params, past.inputs, past.targets, stats, adaptation, step_sizes, create_graph=not first_order
+        )
+        return residual_loss(adapted, window.future.inputs, window.future.targets, stats)
 
     return torch.func.vmap(one)(windows).mean()
 
@@ -165,8 +213,13 @@ class TrainedResidual:
     stats: ResidualStats
     window_size: int
     """M: transitions the robot adapts on."""
-    adaptation: Adaptation
+    rule: str
+    """One of ``RESIDUAL_RULES``."""
+    adaptation: Adaptation | None
+    """The MLP's rule and settings ("rls", "gradient"; None for "physical")."""
     step_sizes: float | Params
+    physical_prior: dict[str, torch.Tensor]
+    """The physical rule's meta-learned prior: ``mean`` and ``log_precision``, ``(P,)`` each."""
     nominal: NominalDescription
     config: dict[str, Any] = field(default_factory=dict)
 
@@ -186,9 +239,11 @@ def save_residual_checkpoint(path: Path, model: TrainedResidual, training_state:
         "params": {k: v.detach().cpu() for k, v in model.params.items()},
         "stats": model.stats.to_dict(),
         "window_size": model.window_size,
-        "mode": model.adaptation.rule,
-        "inner_steps": model.adaptation.inner_steps,
-        "rls_prior_precision": model.adaptation.rls_prior_precision,
+        "rule": model.rule,
+        "physical_prior": {k: v.detach().cpu() for k, v in model.physical_prior.items()},
+        "mode": None if model.adaptation is None else model.adaptation.rule,
+        "inner_steps": 1 if model.adaptation is None else model.adaptation.inner_steps,
+        "rls_prior_precision": 1.0 if model.adaptation is None else model.adaptation.rls_prior_precision,
         "step_sizes": (
             model.step_sizes
             if isinstance(model.step_sizes, float)
@@ -215,7 +270,13 @@ def load_residual_checkpoint(path: Path, map_location: str = "cpu") -> tuple[Tra
             params=payload["params"],
             stats=ResidualStats.from_dict(payload["stats"]),
             window_size=payload["window_size"],
-            adaptation=Adaptation(payload["mode"], payload["inner_steps"], payload["rls_prior_precision"]),
+            rule=payload["rule"],
+            physical_prior=dict(payload["physical_prior"]),
+            adaptation=(
+                None
+                if payload["mode"] is None
+                else Adaptation(payload["mode"], payload["inner_steps"], payload["rls_prior_precision"])
+            ),
             step_sizes=payload["step_sizes"],
             nominal=NominalDescription(**{k: tuple(v) if isinstance(v, list) else v for k, v in nominal.items()}),
             config=payload["config"],

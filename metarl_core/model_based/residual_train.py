@@ -23,12 +23,13 @@ import torch
 from tqdm import tqdm
 
 import sim  # noqa: F401  (registers the environment ids)
-from metarl_core.model_based.adaptation import ADAPTATION_RULES, Adaptation
+from metarl_core.model_based.adaptation import Adaptation
 from metarl_core.model_based.dynamics_model import init_mlp
 from metarl_core.model_based.episode_collection import open_episode_collector
 from metarl_core.model_based.exploration import exploration_controller
 from metarl_core.model_based.meta_objective import make_step_sizes
 from metarl_core.model_based.residual_model import (
+    RESIDUAL_RULES,
     NominalDescription,
     RegressionWindow,
     RegressionWindows,
@@ -48,7 +49,7 @@ from metarl_core.run.config_loading import (
 )
 from metarl_core.run.run_directory import open_run_directory
 from metarl_core.run.run_metrics import MetricsWriter
-from metarl_runtime.residual_torque import RESIDUAL_INPUT_NAMES
+from metarl_runtime.residual_torque import RESIDUAL_INPUT_NAMES, ResidualPairs
 from sim.baseline_controllers import FRICTION_SMOOTHING_RAD_S, PANDA_KD_PER_S, PANDA_KP_PER_S2
 from sim.episode_jobs import EpisodeJob
 from sim.panda_payload import (
@@ -92,10 +93,12 @@ class ResidualConfig(RunConfig):
     """M: transitions the robot adapts on."""
     future_window: int = 24
     """K: transitions the adapted model is judged on."""
-    adaptation: str = "rls"
-    """How the robot adapts: "rls" (closed-form output layer) or "gradient" (n SGD steps)."""
+    adaptation: str = "physical"
+    """How the robot adapts the residual: "physical" (ridge over the payload's inertial parameters
+    and each joint's damping, friction and bias), "rls" (the MLP's output layer in closed form) or
+    "gradient" (n SGD steps on the MLP)."""
     rls_prior_precision: float = 1.0
-    """Ridge precision pulling the output layer toward the meta-learned one."""
+    """Ridge precision pulling the output layer toward the meta-learned one ("rls")."""
     inner_steps: int = 1
     """n: SGD steps of the gradient rule."""
     inner_lr: float = 0.05
@@ -108,6 +111,11 @@ class ResidualConfig(RunConfig):
     """Adam learning rate of the meta-parameters."""
     hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
     """Hidden layers of the residual MLP."""
+    feedback_kp_per_s2: float = PANDA_KP_PER_S2
+    """Position gain of the controller's desired acceleration (1/s²); the default is the task
+    suite's nominal computed-torque controller's (``sim.baseline_controllers``)."""
+    feedback_kd_per_s: float = PANDA_KD_PER_S
+    """Velocity gain of the desired acceleration (1/s)."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> ResidualConfig:
@@ -127,23 +135,37 @@ class ResidualConfig(RunConfig):
             "inner_steps",
         )
         require_at_least(config, source, 0, "exploration_noise_fraction", "seed")
-        require_positive(config, source, "inner_lr", "outer_lr", "episode_duration_s", "rls_prior_precision")
+        require_positive(
+            config,
+            source,
+            "inner_lr",
+            "outer_lr",
+            "episode_duration_s",
+            "rls_prior_precision",
+            "feedback_kp_per_s2",
+            "feedback_kd_per_s",
+        )
         if not config.hidden_sizes or any(size < 1 for size in config.hidden_sizes):
             raise ValueError(f"{source}: field 'hidden_sizes'={config.hidden_sizes} must list at least one size >= 1")
-        if config.adaptation not in ADAPTATION_RULES:
-            raise ValueError(f"{source}: field 'adaptation'={config.adaptation!r} must be 'gradient' or 'rls'")
+        if config.adaptation not in RESIDUAL_RULES:
+            raise ValueError(
+                f"{source}: field 'adaptation'={config.adaptation!r} must be one of {list(RESIDUAL_RULES)}"
+            )
         if config.env_id != "metarl/PandaPayload-v0":
             raise ValueError(f"{source}: field 'env_id'={config.env_id!r}: the nominal model is the Panda's only")
         require_own_algo(config, source, "grbal-residual")
         return config
 
-    def inner_adaptation(self) -> Adaptation:
+    def inner_adaptation(self) -> Adaptation | None:
+        """The MLP's adaptation rule ("rls", "gradient"); None for the physical rule."""
+        if self.adaptation == "physical":
+            return None
         return Adaptation(self.adaptation, self.inner_steps, self.rls_prior_precision)  # type: ignore[arg-type]
 
 
-def panda_nominal() -> NominalDescription:
+def panda_nominal(kp_per_s2: float = PANDA_KP_PER_S2, kd_per_s: float = PANDA_KD_PER_S) -> NominalDescription:
     """The Panda as its manufacturer describes it: the payload-free URDF (fingers closed at the
-    grasp opening), nominal damping and friction, and the nominal controller's gains."""
+    grasp opening), nominal damping and friction; and the controller's gains."""
     urdf = (Path(pybullet_data.getDataPath()) / PANDA_URDF).read_text(encoding="utf-8")
     return NominalDescription(
         urdf=urdf,
@@ -151,13 +173,13 @@ def panda_nominal() -> NominalDescription:
         damping_nms=tuple(float(x) for x in NOMINAL_DAMPING_NMS),
         friction_nm=tuple(float(x) for x in NOMINAL_FRICTION_NM),
         friction_smoothing_rad_s=FRICTION_SMOOTHING_RAD_S,
-        kp_per_s2=PANDA_KP_PER_S2,
-        kd_per_s=PANDA_KD_PER_S,
+        kp_per_s2=kp_per_s2,
+        kd_per_s=kd_per_s,
     )
 
 
-TaskPairs = list[tuple[np.ndarray, np.ndarray]]
-"""One task's episodes, each ``(inputs (T, in), targets (T, out))`` of consecutive transitions."""
+TaskPairs = list[ResidualPairs]
+"""One task's episodes, each the residual pairs of its consecutive transitions."""
 
 
 def sample_regression_windows(
@@ -166,19 +188,20 @@ def sample_regression_windows(
     """``count`` windows of ``past`` then ``future`` consecutive pairs of one episode, per chosen
     task (a window never spans two episodes: the pair across a reset is not dynamics)."""
     length = past + future
-    inputs, targets = [], []
+    picked: list[list[np.ndarray]] = [[], [], []]
     for task in chosen:
         episodes = tasks[int(task)]
-        starts = [(e, s) for e, (x, _) in enumerate(episodes) for s in range(len(x) - length + 1)]
+        starts = [(e, s) for e, pairs in enumerate(episodes) for s in range(len(pairs.inputs) - length + 1)]
         if not starts:
             raise ValueError(f"no episode of task {task} holds {past}+{future} consecutive transitions")
         for index in rng.integers(len(starts), size=count):
             episode, start = starts[index]
-            x, y = episodes[episode]
-            inputs.append(x[start : start + length])
-            targets.append(y[start : start + length])
-    x, y = torch.from_numpy(np.stack(inputs)), torch.from_numpy(np.stack(targets))
-    return RegressionWindows(RegressionWindow(x[:, :past], y[:, :past]), RegressionWindow(x[:, past:], y[:, past:]))
+            for part, array in zip(picked, episodes[episode], strict=True):
+                part.append(array[start : start + length])
+    x, y, d = (torch.from_numpy(np.stack(part)) for part in picked)
+    return RegressionWindows(
+        RegressionWindow(x[:, :past], y[:, :past], d[:, :past]), RegressionWindow(x[:, past:], y[:, past:], d[:, past:])
+    )
 
 
 def collect_residual_data(config: ResidualConfig, env: Any, nominal: NominalDescription) -> list[TaskPairs]:
@@ -229,7 +252,8 @@ def run_residual_training(config_path: Path, run_dir: Path | None, device: str, 
     if resumed is not None:
         model, state = resumed
         nominal, stats_values = model.nominal, model.stats
-        data = [[(x.numpy(), y.numpy()) for x, y in task] for task in state["data"]]
+        data = [[ResidualPairs(*(t.numpy() for t in pairs)) for pairs in task] for task in state["data"]]
+        prior = {k: v.requires_grad_() for k, v in model.physical_prior.items()}
         params = {k: v.requires_grad_() for k, v in model.params.items()}
         step_sizes = (
             {k: v.requires_grad_() for k, v in model.step_sizes.items()}
@@ -241,11 +265,14 @@ def run_residual_training(config_path: Path, run_dir: Path | None, device: str, 
         torch.set_rng_state(state["torch_rng"])
         start_iteration = state["iteration"] + 1
     else:
-        nominal = panda_nominal()
+        nominal = panda_nominal(config.feedback_kp_per_s2, config.feedback_kd_per_s)
         data = collect_residual_data(config, env, nominal)
         stats_values = ResidualStats.fit(
-            np.concatenate([x for task in data for x, _ in task]), np.concatenate([y for task in data for _, y in task])
+            np.concatenate([p.inputs for task in data for p in task]),
+            np.concatenate([p.targets for task in data for p in task]),
         )
+        width = data[0][0].design.shape[-1]
+        prior = {"mean": torch.zeros(width).requires_grad_(), "log_precision": torch.zeros(width).requires_grad_()}
         sizes = (len(RESIDUAL_INPUT_NAMES) * robot.joint_count, *config.hidden_sizes, robot.joint_count)
         params = init_mlp(sizes, torch.Generator().manual_seed(config.seed))
         params = {k: v.requires_grad_() for k, v in params.items()}
@@ -255,6 +282,8 @@ def run_residual_training(config_path: Path, run_dir: Path | None, device: str, 
         state = {}
     env.close()
     meta_variables = list(params.values()) + (list(step_sizes.values()) if isinstance(step_sizes, dict) else [])
+    if config.adaptation == "physical":
+        meta_variables += list(prior.values())
     optimizer = torch.optim.Adam(meta_variables, lr=config.outer_lr)
     if state:
         optimizer.load_state_dict(state["optimizer"])
@@ -269,7 +298,9 @@ def run_residual_training(config_path: Path, run_dir: Path | None, device: str, 
             windows = sample_regression_windows(
                 data, chosen, config.past_window, config.future_window, config.windows_per_task, rng
             )
-            loss = residual_meta_loss(params, step_sizes, windows, stats, adaptation, config.first_order)
+            loss = residual_meta_loss(
+                params, step_sizes, prior, windows, stats, config.adaptation, adaptation, config.first_order
+            )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -282,12 +313,14 @@ def run_residual_training(config_path: Path, run_dir: Path | None, device: str, 
             params={k: v.detach().cpu().clone() for k, v in params.items()},
             stats=stats_values,
             window_size=config.past_window,
+            rule=config.adaptation,
             adaptation=adaptation,
             step_sizes=(
                 {k: v.detach().cpu().clone() for k, v in step_sizes.items()}
                 if isinstance(step_sizes, dict)
                 else step_sizes
             ),
+            physical_prior={k: v.detach().cpu().clone() for k, v in prior.items()},
             nominal=nominal,
             config=config.to_dict(),
         )
@@ -300,7 +333,7 @@ def run_residual_training(config_path: Path, run_dir: Path | None, device: str, 
                 "optimizer": optimizer.state_dict(),
                 "numpy_rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),
-                "data": [[(torch.from_numpy(x), torch.from_numpy(y)) for x, y in task] for task in data],
+                "data": [[tuple(torch.from_numpy(a) for a in pairs) for pairs in task] for task in data],
             },
         )
     progress.close()
