@@ -216,7 +216,8 @@ class TrainedResidual:
     rule: str
     """One of ``RESIDUAL_RULES``."""
     adaptation: Adaptation | None
-    """The MLP's rule and settings ("rls", "gradient"; None for "physical")."""
+    """The MLP's rule and settings as the robot runs them ("rls", "gradient"; None for "physical");
+    the trainer meta-trains with its config's ``inner_adaptation()``."""
     step_sizes: float | Params
     physical_prior: dict[str, torch.Tensor]
     """The physical rule's meta-learned prior: ``mean`` and ``log_precision``, ``(P,)`` each."""

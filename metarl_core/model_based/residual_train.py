@@ -11,6 +11,7 @@ windows of M past and K future consecutive pairs of one task, metrics and an ato
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,7 +99,11 @@ class ResidualConfig(RunConfig):
     and each joint's damping, friction and bias), "rls" (the MLP's output layer in closed form) or
     "gradient" (n SGD steps on the MLP)."""
     rls_prior_precision: float = 1.0
-    """Ridge precision pulling the output layer toward the meta-learned one ("rls")."""
+    """Ridge precision pulling the output layer toward the meta-learned one ("rls"), in meta-training."""
+    deployed_rls_prior_precision: float = 0.0
+    """The same precision on the robot (the bundle's); 0 means ``rls_prior_precision``. Why they may
+    differ: meta-training windows come from one task each, while on the robot the window after a
+    switch holds a task the prior knows nothing of, where trusting the window more pays."""
     inner_steps: int = 1
     """n: SGD steps of the gradient rule."""
     inner_lr: float = 0.05
@@ -134,7 +139,7 @@ class ResidualConfig(RunConfig):
             "future_window",
             "inner_steps",
         )
-        require_at_least(config, source, 0, "exploration_noise_fraction", "seed")
+        require_at_least(config, source, 0, "exploration_noise_fraction", "seed", "deployed_rls_prior_precision")
         require_positive(
             config,
             source,
@@ -161,6 +166,13 @@ class ResidualConfig(RunConfig):
         if self.adaptation == "physical":
             return None
         return Adaptation(self.adaptation, self.inner_steps, self.rls_prior_precision)  # type: ignore[arg-type]
+
+    def deployed_adaptation(self) -> Adaptation | None:
+        """The rule the robot runs: :meth:`inner_adaptation` with the deployed RLS precision."""
+        adaptation = self.inner_adaptation()
+        if adaptation is None or not self.deployed_rls_prior_precision:
+            return adaptation
+        return dataclasses.replace(adaptation, rls_prior_precision=self.deployed_rls_prior_precision)
 
 
 def panda_nominal(kp_per_s2: float = PANDA_KP_PER_S2, kd_per_s: float = PANDA_KD_PER_S) -> NominalDescription:
@@ -314,7 +326,7 @@ def run_residual_training(config_path: Path, run_dir: Path | None, device: str, 
             stats=stats_values,
             window_size=config.past_window,
             rule=config.adaptation,
-            adaptation=adaptation,
+            adaptation=config.deployed_adaptation(),
             step_sizes=(
                 {k: v.detach().cpu().clone() for k, v in step_sizes.items()}
                 if isinstance(step_sizes, dict)
