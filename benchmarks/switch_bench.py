@@ -1,9 +1,10 @@
 """``metarl bench switch``: the robot's own controller through payload switches, over seeds.
 
 Each trained run is exported as the robot's bundle and run in process through the numpy + ONNX
-controller the ROS node runs (``metarl_runtime.controllers.OnlineAdaptiveController``), with
-adaptation on and off, beside the task suite's fixed nominal controller, through every switch of
-``SWITCH_SCENARIOS_KG``: 0 → 4 kg (the issue's switch; training payloads stop at 3 kg), 0 → 5 kg (the
+controller the ROS node runs (``metarl_runtime.controllers.load_controller``: the adaptive MPC of a
+GrBAL run, the adaptive computed torque of a ``grbal-residual`` run), with adaptation on and off,
+beside the task suite's fixed nominal controller, through every switch of ``SWITCH_SCENARIOS_KG``:
+0 → 4 kg (the issue's switch; training payloads stop at 3 kg), 0 → 5 kg (the
 far end of the extrap split) and 4 → 0 kg (the payload taken away again). A
 figure is the mean ± std over training runs of each run's mean over ``--eval-seeds`` reference
 trajectories; the headline is the recovery to the error before the switch
@@ -17,44 +18,65 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import gymnasium
 import numpy as np
 import yaml
 
 from benchmarks.machine import describe_machine
 from export.onnx_export import export_trained_dynamics
+from export.residual_export import NOMINAL_URDF_NAME, export_trained_residual
 from metarl_core.model_based.checkpoint import load_checkpoint
 from metarl_core.model_based.evaluate import NOMINAL, SWITCH_FIGURES, switch_table
-from metarl_runtime.controllers import OnlineAdaptiveController
-from metarl_runtime.model_runtime import AdaptiveRuntime
+from metarl_core.model_based.residual_model import load_residual_checkpoint
+from metarl_core.run.config_loading import read_config_mapping
+from metarl_core.run.run_directory import CONFIG_NAME
+from metarl_runtime.bundle_manifest import MANIFEST_NAME
+from metarl_runtime.controllers import ResidualComputedTorqueController, load_controller
+from metarl_runtime.rigid_body import RigidBodyModel
 from sim.baseline_controllers import PandaPDGravityController
+from sim.panda_payload import GRASP_OFFSET_M, HAND_LINK_NAME, PAYLOAD_RADIUS_M
 from sim.scenarios.payload_switch import (
     RECOVERY_NOTE,
+    SETTLE_S,
     SWITCH_SCENARIOS_KG,
     ObservationController,
     run_payload_switch,
+    run_tracking_episode,
     summarize,
 )
 from sim.tasks import PandaTask
 
 EVALUATION_SEED_BASE = 3_000_000
 """Reset seeds of the reference trajectories: far from every training and evaluation seed."""
-ADAPTATION_ON = "adaptive MPC (robot bundle)"
+ORACLE_TASK_SEED = 3_100_000
+"""Seed of the held-out (extrap) tasks the oracle comparison samples."""
+ORACLE_SAMPLED_TASKS = 16
+ORACLE_HEAVIEST = 3
+"""The comparison runs the heaviest ``ORACLE_HEAVIEST`` of ``ORACLE_SAMPLED_TASKS`` extrap tasks."""
+ORACLE_EPISODE_S = 4.0
+ADAPTATION_ON = "adaptive controller (robot bundle)"
 ADAPTATION_OFF = "same bundle, adaptation off"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``metarl bench switch``."""
-    parser.add_argument("--runs", type=Path, nargs="+", required=True, help="trained GrBAL Panda run directories")
+    parser.add_argument(
+        "--runs", type=Path, nargs="+", required=True, help="trained GrBAL or grbal-residual Panda run directories"
+    )
     parser.add_argument("--eval-seeds", type=int, default=3, help="reference trajectories per run")
     parser.add_argument("--planner", nargs="*", default=[], metavar="KEY=VALUE", help="planner overrides (YAML values)")
     parser.add_argument(
         "--adapt-after-command",
         action="store_true",
         help="adapt after each command, for the next tick (the node's adapt_after_publish; default: before the plan)",
+    )
+    parser.add_argument(
+        "--section", default=None, help="BENCHMARKS.md section to write (default: switch), e.g. switch-gradient"
     )
 
 
@@ -78,22 +100,18 @@ def switch_figures(
     adapt_after_command: bool = False,
 ) -> dict[str, dict[str, list[float]]]:
     """``{controller: {figure: [one value per evaluation seed]}}`` of one run and one switch."""
-    model, _ = load_checkpoint(run_dir)
-    if model.robot.name != "panda":
-        raise SystemExit(f"metarl bench switch: {run_dir} is a {model.robot.name} run; the switch is the Panda's")
-    model = dataclasses.replace(model, planner={**model.planner, **overrides})
     figures: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory() as scratch:
-        runtime = AdaptiveRuntime.load(export_trained_dynamics(model, Path(scratch) / "bundle"), "panda")
-        rate_hz = runtime.manifest.control_rate_hz
+        bundle = export_run(run_dir, overrides, Path(scratch) / "bundle")
         for seed in range(eval_seeds):
             controllers = {
-                ADAPTATION_ON: OnlineAdaptiveController(
-                    runtime, adaptation_enabled=True, adapt_after_command=adapt_after_command
+                ADAPTATION_ON: load_controller(
+                    bundle, "panda", adaptation_enabled=True, adapt_after_command=adapt_after_command
                 ),
-                ADAPTATION_OFF: OnlineAdaptiveController(runtime, adaptation_enabled=False),
+                ADAPTATION_OFF: load_controller(bundle, "panda", adaptation_enabled=False),
                 NOMINAL: ObservationController(PandaPDGravityController()),
             }
+            rate_hz = controllers[ADAPTATION_ON].runtime.manifest.control_rate_hz
             for name, controller in controllers.items():
                 errors, _ = run_payload_switch(
                     controller,
@@ -104,6 +122,25 @@ def switch_figures(
                 for figure, value in summarize(errors, rate_hz).items():
                     figures.setdefault(name, {}).setdefault(figure, []).append(value)
     return figures
+
+
+def _algo(run_dir: Path) -> str:
+    config = run_dir / CONFIG_NAME
+    return read_config_mapping(config).get("algo", "grbal") if config.exists() else "grbal"
+
+
+def export_run(run_dir: Path, overrides: dict[str, object], out_dir: Path) -> Path:
+    """The run's bundle at ``out_dir``: a GrBAL run with the planner ``overrides`` applied, a
+    ``grbal-residual`` run as trained (it has no planner: overrides are refused)."""
+    if _algo(run_dir) == "grbal-residual":
+        if overrides:
+            raise SystemExit(f"metarl bench switch: {run_dir} is a grbal-residual run; --planner does not apply")
+        residual, _ = load_residual_checkpoint(run_dir)
+        return export_trained_residual(residual, out_dir)
+    model, _ = load_checkpoint(run_dir)
+    if model.robot.name != "panda":
+        raise SystemExit(f"metarl bench switch: {run_dir} is a {model.robot.name} run; the switch is the Panda's")
+    return export_trained_dynamics(dataclasses.replace(model, planner={**model.planner, **overrides}), out_dir)
 
 
 def switch_section(
@@ -142,7 +179,7 @@ def switch_section(
         )
         lines += [
             "",
-            f"**{before_kg:g} → {after_kg:g} kg** (adaptive MPC, recovery to before per evaluation seed, runs "
+            f"**{before_kg:g} → {after_kg:g} kg** (adaptive controller, recovery to before per evaluation seed, runs "
             f"separated by ';': {seeds} s; steady ÷ before per run: "
             + ", ".join(f"{float(np.mean(r[ADAPTATION_ON]['steady_ratio'])):.2f}" for r in per_run)
             + ")",
@@ -156,10 +193,21 @@ def switch_section(
         "| target | measured | limit | |",
         "|---|---|---|---|",
         *targets,
-        "| adaptive ÷ oracle tracking RMSE, heaviest held-out tasks | not measured here: `metarl bench quality` "
-        "| ≤ 1.0× | – |",
+        oracle_row(runs, eval_seeds),
     ]
     return "\n".join(lines) + "\n"
+
+
+def oracle_row(runs: Sequence[Path], eval_seeds: int) -> str:
+    """The oracle target's row: measured here for residual runs (the oracle computed torque knows
+    the task); GrBAL runs are compared with their oracle model by ``metarl bench quality``."""
+    label = "adaptive ÷ oracle tracking RMSE, heaviest held-out tasks"
+    if not all(_algo(run) == "grbal-residual" for run in runs):
+        return f"| {label} | not measured here: `metarl bench quality` | ≤ 1.0× | – |"
+    ratios = oracle_ratios(runs, eval_seeds)
+    value = float(np.mean(ratios))
+    shown = f"{value:.2f}× (per run: {', '.join(f'{r:.2f}' for r in ratios)}; {ORACLE_HEAVIEST} heaviest extrap tasks)"
+    return f"| {label} | {shown} | ≤ 1.0× | {'✓' if value <= 1.0 else '✗'} |"
 
 
 def scenario_targets(
@@ -187,6 +235,95 @@ def scenario_targets(
     return rows
 
 
+def payload_urdf(urdf: str, task: PandaTask) -> str:
+    """``urdf`` with the task's payload as a link fixed to the hand: a solid sphere of the task's
+    mass at the grasp point plus its centre-of-mass offset (as ``sim.panda_payload`` holds it)."""
+    if task.payload_mass_kg <= 0.0:
+        return urdf
+    x, y, z = np.add(GRASP_OFFSET_M, task.payload_com_offset_m)
+    inertia = 0.4 * task.payload_mass_kg * PAYLOAD_RADIUS_M**2
+    link = (
+        f'<link name="oracle_payload"><inertial><origin xyz="{x} {y} {z}"/><mass value="{task.payload_mass_kg}"/>'
+        f'<inertia ixx="{inertia}" ixy="0" ixz="0" iyy="{inertia}" iyz="0" izz="{inertia}"/></inertial></link>'
+        f'<joint name="oracle_payload_joint" type="fixed"><parent link="{HAND_LINK_NAME}"/>'
+        '<child link="oracle_payload"/></joint>'
+    )
+    return urdf.replace("</robot>", link + "</robot>")
+
+
+class OracleComputedTorque:
+    """Computed torque that knows the task: the bundle's nominal arm with the payload in its
+    rigid-body model and the task's damping and friction, at the bundle's gains. What adaptation
+    at best recovers, so adaptive ÷ oracle is how much of it the controller gets back."""
+
+    def __init__(
+        self, controller: ResidualComputedTorqueController, urdf: str, held: dict[str, float], task: PandaTask
+    ) -> None:
+        arm = controller.runtime.nominal
+        self.arm = dataclasses.replace(
+            arm,
+            model=RigidBodyModel.from_urdf(payload_urdf(urdf, task), arm.model.joint_names, held),
+            damping_nms=arm.damping_nms * task.joint_damping_scale,
+            friction_nm=arm.friction_nm * task.joint_friction_scale,
+        )
+        self.low, self.high = controller.low, controller.high
+        self.reset()
+
+    def reset(self) -> None:
+        self.previous_reference_velocity: np.ndarray | None = None
+
+    def __call__(self, state: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        n = self.arm.dof
+        state, reference = np.asarray(state, np.float64), np.asarray(reference, np.float64)
+        q, qd, q_ref, qd_ref = state[:n], state[n:], reference[:n], reference[n:]
+        previous = self.previous_reference_velocity
+        qdd_ref = np.zeros(n) if previous is None else (qd_ref - previous) / self.arm.period_s
+        self.previous_reference_velocity = qd_ref
+        qdd = self.arm.desired_acceleration(q, qd, q_ref, qd_ref, qdd_ref)
+        return np.clip(self.arm.feedforward(q, qd, qdd, qd_ref), self.low, self.high)
+
+
+def heaviest_held_out_tasks() -> list[PandaTask]:
+    """The heaviest ``ORACLE_HEAVIEST`` of ``ORACLE_SAMPLED_TASKS`` extrap tasks (3-5 kg payloads,
+    damping and friction 2-4× nominal: beyond every training task)."""
+    env = gymnasium.make("metarl/PandaPayload-v0")
+    try:
+        tasks = env.unwrapped.sample_tasks(ORACLE_SAMPLED_TASKS, np.random.default_rng(ORACLE_TASK_SEED), "extrap")
+    finally:
+        env.close()
+    return sorted(tasks, key=lambda task: task.payload_mass_kg)[-ORACLE_HEAVIEST:]
+
+
+def oracle_ratios(runs: Sequence[Path], eval_seeds: int) -> list[float]:
+    """Per residual run: the mean over the heaviest held-out tasks and evaluation seeds of the
+    adaptive controller's tracking RMSE (from ``SETTLE_S``, no switch) ÷ the oracle's."""
+    tasks = heaviest_held_out_tasks()
+    ratios = []
+    for run_dir in runs:
+        with tempfile.TemporaryDirectory() as scratch:
+            bundle = export_run(run_dir, {}, Path(scratch) / "bundle")
+            urdf = (bundle / NOMINAL_URDF_NAME).read_text(encoding="utf-8")
+            held = json.loads((bundle / MANIFEST_NAME).read_text(encoding="utf-8"))["nominal"]["held_positions"]
+            per_task = []
+            for task in tasks:
+                for seed in range(eval_seeds):
+                    adaptive = load_controller(bundle, "panda")
+                    oracle = OracleComputedTorque(adaptive, urdf, held, task)
+                    rmse = [_task_rmse(c, task, EVALUATION_SEED_BASE + seed) for c in (adaptive, oracle)]
+                    per_task.append(rmse[0] / rmse[1])
+            ratios.append(float(np.mean(per_task)))
+    return ratios
+
+
+def _task_rmse(controller: object, task: PandaTask, seed: int) -> float:
+    env = gymnasium.make("metarl/PandaPayload-v0", episode_duration_s=ORACLE_EPISODE_S)
+    env.unwrapped.set_task(task)
+    obs, _ = env.reset(seed=seed)
+    errors, _ = run_tracking_episode(env, obs, controller, lambda _tick: None, False)
+    settled = np.asarray(errors)[round(SETTLE_S * env.unwrapped.robot.control_rate_hz) :]
+    return float(np.sqrt(np.mean(np.square(settled))))
+
+
 def run(args: argparse.Namespace) -> str:
     """Measure and return the markdown section for BENCHMARKS.md."""
     overrides = parse_overrides(args.planner)
@@ -195,4 +332,6 @@ def run(args: argparse.Namespace) -> str:
         command += " --planner " + " ".join(args.planner)
     if args.adapt_after_command:
         command += " --adapt-after-command"
+    if args.section:
+        command += f" --section {args.section}"
     return switch_section(args.runs, args.eval_seeds, overrides, command, adapt_after_command=args.adapt_after_command)

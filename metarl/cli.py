@@ -70,6 +70,12 @@ def _train(args: argparse.Namespace) -> None:
             raise SystemExit(f"metarl: --backend and --ray-address apply to grbal runs, not {algo}")
         run_training = importlib.import_module("metarl_core.policy.train").run_training
         run_dir = run_training(args.config, args.run_dir, args.device, args.resume)
+    elif algo == "grbal-residual":
+        if args.backend is not None or args.ray_address is not None:
+            raise SystemExit("metarl: --backend and --ray-address apply to grbal runs, not grbal-residual")
+        from metarl_core.model_based.residual_train import run_residual_training
+
+        run_dir = run_residual_training(args.config, args.run_dir, args.device, args.resume)
     else:
         from metarl_core.model_based.train import run_training as run_grbal
         from sim.ray_collection import RayUnavailableError
@@ -90,6 +96,8 @@ def _eval(args: argparse.Namespace) -> None:
     if args.run is None:
         raise SystemExit("metarl eval: give --run RUNDIR (sim evaluation) or --bag PATH --bundle DIR (a robot log)")
     algo = _algo_of_run(args.run)
+    if algo == "grbal-residual":
+        raise CommandError(f"{args.run} is a grbal-residual run: measure it with metarl bench switch --runs {args.run}")
     module = "metarl_core.policy.evaluate" if algo in POLICY_ALGOS else "metarl_core.model_based.evaluate"
     table = importlib.import_module(module).run_evaluation(args.run, args.split, args.seeds)
     print(Path(table).read_text(encoding="utf-8"))
@@ -101,6 +109,8 @@ def _export(args: argparse.Namespace) -> None:
         from export.recurrent_export import export_recurrent_bundle as export_fn
     elif algo == "maml-ppo":
         raise CommandError("MAML-PPO runs are evaluated in sim; export an RL2 or GrBAL run")
+    elif algo == "grbal-residual":
+        from export.residual_export import export_residual_bundle as export_fn
     else:
         from export.onnx_export import export_bundle as export_fn
     print(f"bundle written to {export_fn(args.run, args.out, sign_key=args.sign_key)}")

@@ -45,6 +45,8 @@ from metarl_runtime.bundle_errors import (
 )
 from metarl_runtime.bundle_signature import verify_manifest_signature
 from metarl_runtime.mppi import MPPIConfig, PlannerConfigError
+from metarl_runtime.residual_torque import RESIDUAL_INPUT_NAMES, NominalArm
+from metarl_runtime.rigid_body import RigidBodyModel, RigidBodyModelError
 
 __all__ = [
     "DIGEST_NAME",
@@ -61,7 +63,7 @@ __all__ = [
 SCHEMA_VERSION = 1
 INTEGRITY_NAMES = (DIGEST_NAME, SIGNATURE_NAME)
 MODEL_MODES = ("gradient", "rls")
-MODES = (*MODEL_MODES, "recurrent")
+MODES = (*MODEL_MODES, "recurrent", "residual")
 RECURRENT_GRAPH = "policy.onnx"
 RECURRENT_INPUTS = ("obs", "prev_action", "prev_reward", "prev_done", "hidden")
 """Graph inputs of a recurrent bundle, each ``(B, ·)`` float32: obs ``(B, S+R)``, prev_action
@@ -75,6 +77,7 @@ REQUIRED_FILES = {
     "gradient": ("adapt.onnx", "predict.onnx", "meta_params.npz"),
     "rls": ("features.onnx", "predict.onnx", "meta_params.npz"),
     "recurrent": ("policy.onnx",),
+    "residual": ("residual.onnx", "meta_params.npz"),
 }
 """What each mode's runtime loads: every one must be listed in ``files`` with its sha256."""
 ACTION_LIMIT_BOUND = 1e4
@@ -120,6 +123,31 @@ MODEL_FIELDS: FieldKinds = {
     "parameters": list,
     "planner": dict,
 }
+RESIDUAL_FIELDS: FieldKinds = {
+    "adaptation_rule": str,
+    "window_size": int,
+    "inner_steps": int,
+    "parameters": list,
+    "residual_inputs": list,
+    "residual_normalizer": dict,
+    "nominal": dict,
+}
+RESIDUAL_RULE_GRAPHS = {"physical": None, "rls": "features.onnx", "gradient": "adapt.onnx"}
+"""The graph each residual adaptation rule ships besides ``residual.onnx`` (physical: none, its
+closed form runs in numpy)."""
+LOG_PRECISION_BOUND = 50.0
+"""Largest |log precision| of the physical rule's prior (exp(±50) spans every usable ridge)."""
+NOMINAL_FIELDS: FieldKinds = {
+    "urdf_file": str,
+    "held_positions": dict,
+    "damping_nms": list,
+    "friction_nm": list,
+    "friction_smoothing_rad_s": (int, float),
+    "kp_per_s2": (int, float),
+    "kd_per_s": (int, float),
+}
+GAIN_MAX = 1e6
+"""Largest computed-torque gain (1/s², 1/s) or joint damping/friction a bundle may carry."""
 RECURRENT_FIELDS: FieldKinds = {
     "env_id": str,
     "hidden_size": int,
@@ -172,6 +200,25 @@ class BundleManifest(CommonManifest):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ResidualBundleManifest(CommonManifest):
+    """A ``residual`` bundle: adaptive computed torque over the arm's nominal rigid-body model.
+
+    The nominal model is built (and so validated) when the manifest is read: a URDF that is not
+    a usable rigid-body model of the bundle's joints is a ``BundleSchemaError`` naming the file."""
+
+    adaptation_rule: str
+    window_size: int
+    inner_steps: int
+    rls_prior_precision: float
+    parameter_names: tuple[str, ...]
+    parameter_shapes: tuple[tuple[int, ...], ...]
+    residual_normalizer: dict[str, np.ndarray]
+    nominal_arm: NominalArm
+    physical_prior: dict[str, np.ndarray]
+    """The physical rule's prior over its P parameters: ``mean`` and ``log_precision``."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class RecurrentBundleManifest(CommonManifest):
     """A ``recurrent`` (RL²) bundle: a GRU policy whose hidden state is the adaptation.
 
@@ -203,7 +250,7 @@ def sha256_of(path: Path) -> str:
 
 def read_manifest(
     bundle_dir: Path, trusted_public_key: Path | str | None = None
-) -> BundleManifest | RecurrentBundleManifest:
+) -> BundleManifest | RecurrentBundleManifest | ResidualBundleManifest:
     """Parse and check ``bundle_dir/bundle.json``, in the order that keeps hostile input away
     from the parser: no symlink in the directory, the manifest's digest (and, with
     ``trusted_public_key``, its Ed25519 signature), then schema and ranges, then every listed
@@ -238,7 +285,8 @@ def read_manifest(
         raise BundleSchemaError(f"{path}: schema_version {data['schema_version']} is not a valid version")
     if data["mode"] not in MODES:
         raise BundleSchemaError(f"{path}: field 'mode'={data['mode']!r} is not one of {MODES}")
-    _check_field_kinds(path, data, RECURRENT_FIELDS if data["mode"] == "recurrent" else MODEL_FIELDS)
+    mode_fields = {"recurrent": RECURRENT_FIELDS, "residual": RESIDUAL_FIELDS}.get(data["mode"], MODEL_FIELDS)
+    _check_field_kinds(path, data, mode_fields)
     for name in ("joint_names", "state_fields", "reference_fields"):
         _check_names(path, name, data[name])
     action_low, action_high = _action_limits(path, data)
@@ -266,6 +314,8 @@ def read_manifest(
     }
     if data["mode"] == "recurrent":
         return _read_recurrent(path, data, common)
+    if data["mode"] == "residual":
+        return _read_residual(path, data, common)
     return _read_model(path, data, common, len(action_low))
 
 
@@ -398,16 +448,7 @@ def _read_model(path: Path, data: dict[str, Any], common: dict[str, Any], action
     inner_steps = _count(path, data, "inner_steps", INNER_STEPS_MAX)
     if "step_sizes" in data:
         _check_step_sizes(path, data["step_sizes"])
-    try:
-        names = tuple(p["name"] for p in data["parameters"])
-        shapes = tuple(tuple(p["shape"]) for p in data["parameters"])
-    except (KeyError, TypeError) as error:
-        raise BundleSchemaError(f"{path}: each of 'parameters' needs a name and a shape ({error})") from None
-    if not names or not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
-        raise BundleSchemaError(f"{path}: field 'parameters' must name each parameter once, by a non-empty string")
-    for name, shape in zip(names, shapes, strict=True):
-        if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 1 << 20 for d in shape):
-            raise BundleSchemaError(f"{path}: field 'parameters' gives '{name}' the shape {list(shape)}")
+    names, shapes = _parameters(path, data)
     try:
         planner = MPPIConfig.from_dict(data["planner"])
         planner.check_ranges(action_dim=action_size)
@@ -428,6 +469,131 @@ def _read_model(path: Path, data: dict[str, Any], common: dict[str, Any], action
         planner=data["planner"],
         rls_prior_precision=rls_prior_precision,
     )
+
+
+def _parameters(path: Path, data: dict[str, Any]) -> tuple[tuple[str, ...], tuple[tuple[int, ...], ...]]:
+    """The names and shapes of ``parameters`` (the graphs' leading inputs), each checked."""
+    try:
+        names = tuple(p["name"] for p in data["parameters"])
+        shapes = tuple(tuple(p["shape"]) for p in data["parameters"])
+    except (KeyError, TypeError) as error:
+        raise BundleSchemaError(f"{path}: each of 'parameters' needs a name and a shape ({error})") from None
+    if not names or not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+        raise BundleSchemaError(f"{path}: field 'parameters' must name each parameter once, by a non-empty string")
+    for name, shape in zip(names, shapes, strict=True):
+        if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 1 << 20 for d in shape):
+            raise BundleSchemaError(f"{path}: field 'parameters' gives '{name}' the shape {list(shape)}")
+    return names, shapes
+
+
+def _read_residual(path: Path, data: dict[str, Any], common: dict[str, Any]) -> ResidualBundleManifest:
+    joints = list(data["joint_names"])
+    expected_state = [f"joint_states.position:{j}" for j in joints] + [f"joint_states.velocity:{j}" for j in joints]
+    expected_reference = [f"reference.position:{j}" for j in joints] + [f"reference.velocity:{j}" for j in joints]
+    if data["command_interface"] != "effort_forward" or data["state_fields"] != expected_state:
+        raise BundleSchemaError(
+            f"{path}: a 'residual' bundle drives joint efforts from joint positions then velocities "
+            "(command_interface 'effort_forward', state_fields positions then velocities of joint_names)"
+        )
+    if data["reference_fields"] != expected_reference:
+        raise BundleSchemaError(f"{path}: field 'reference_fields' must be positions then velocities of joint_names")
+    rule = data["adaptation_rule"]
+    if rule not in RESIDUAL_RULE_GRAPHS:
+        raise BundleSchemaError(f"{path}: field 'adaptation_rule'={rule!r} is not one of {list(RESIDUAL_RULE_GRAPHS)}")
+    if RESIDUAL_RULE_GRAPHS[rule] is not None and RESIDUAL_RULE_GRAPHS[rule] not in common["file_bytes"]:
+        raise BundleIntegrityError(
+            f"{path}: field 'files' does not list {RESIDUAL_RULE_GRAPHS[rule]!r} (rule {rule!r})"
+        )
+    if data["residual_inputs"] != list(RESIDUAL_INPUT_NAMES):
+        raise BundleSchemaError(
+            f"{path}: field 'residual_inputs'={data['residual_inputs']!r}; "
+            f"this runtime computes {list(RESIDUAL_INPUT_NAMES)}"
+        )
+    if "step_sizes" in data:
+        _check_step_sizes(path, data["step_sizes"])
+    precision = data.get("rls_prior_precision")
+    if not (_is_number(precision) and 0.0 < precision <= STATISTIC_BOUND):
+        raise BundleSchemaError(
+            f"{path}: field 'rls_prior_precision'={precision!r} must be a number in (0, {STATISTIC_BOUND:g}]"
+        )
+    names, shapes = _parameters(path, data)
+    n = len(joints)
+    width = len(RESIDUAL_INPUT_NAMES) * n
+    if shapes[0][-1:] != (width,) or shapes[-2][:1] != (n,):
+        raise BundleSchemaError(
+            f"{path}: field 'parameters': the residual MLP must take {width} inputs and give {n} torques, "
+            f"got first weight {list(shapes[0])}, last weight {list(shapes[-2])}"
+        )
+    arm = _nominal_arm(path, data, common)
+    normalizer = {}
+    for name, size in (("input_mean", width), ("input_std", width), ("target_mean", n), ("target_std", n)):
+        if name not in data["residual_normalizer"]:
+            raise BundleSchemaError(f"{path}: missing field 'residual_normalizer.{name}'")
+        values = data["residual_normalizer"][name]
+        normalizer[name] = _statistics(path, f"residual_normalizer.{name}", values, size, name.endswith("std"))
+    return ResidualBundleManifest(
+        **common,
+        adaptation_rule=rule,
+        window_size=_count(path, data, "window_size", WINDOW_SIZE_MAX),
+        inner_steps=_count(path, data, "inner_steps", INNER_STEPS_MAX),
+        rls_prior_precision=float(precision),
+        parameter_names=names,
+        parameter_shapes=shapes,
+        residual_normalizer=normalizer,
+        nominal_arm=arm,
+        physical_prior=_physical_prior(path, data, arm.design_width),
+    )
+
+
+def _physical_prior(path: Path, data: dict[str, Any], width: int) -> dict[str, np.ndarray]:
+    """``physical_prior``: P finite means and log precisions within ±LOG_PRECISION_BOUND."""
+    prior = data.get("physical_prior")
+    if not isinstance(prior, dict):
+        raise BundleSchemaError(f"{path}: missing field 'physical_prior' (a mapping of 'mean' and 'log_precision')")
+    values = {}
+    for name in ("mean", "log_precision"):
+        array = _numbers(path, f"physical_prior.{name}", prior.get(name))
+        if array.shape != (width,):
+            raise BundleSchemaError(f"{path}: physical_prior.{name} has {array.size} entries, expected {width}")
+        bound = LOG_PRECISION_BOUND if name == "log_precision" else STATISTIC_BOUND
+        if np.any(np.abs(array) > bound):
+            raise BundleSchemaError(f"{path}: every entry of physical_prior.{name} must be within ±{bound:g}")
+        values[name] = array
+    return values
+
+
+def _nominal_arm(path: Path, data: dict[str, Any], common: dict[str, Any]) -> NominalArm:
+    """The bundle's nominal arm: its URDF file (listed and hashed like every file) parsed into a
+    rigid-body model of ``joint_names``, with damping, friction and gains range-checked."""
+    nominal = data["nominal"]
+    _check_field_kinds(path, nominal, NOMINAL_FIELDS)
+    n = len(data["joint_names"])
+    urdf_file = nominal["urdf_file"]
+    if urdf_file not in common["file_bytes"]:
+        raise BundleIntegrityError(f"{path}: field 'nominal.urdf_file'={urdf_file!r} is not listed in 'files'")
+    held = nominal["held_positions"]
+    if not all(isinstance(k, str) and _is_number(v) and math.isfinite(v) for k, v in held.items()):
+        raise BundleSchemaError(f"{path}: field 'nominal.held_positions' must map joint names to finite numbers")
+    arrays = {}
+    for name in ("damping_nms", "friction_nm"):
+        array = _numbers(path, f"nominal.{name}", nominal[name])
+        if array.shape != (n,) or np.any(array < 0) or np.any(array > GAIN_MAX):
+            raise BundleSchemaError(f"{path}: field 'nominal.{name}' must hold {n} numbers in [0, {GAIN_MAX:g}]")
+        arrays[name] = array
+    scalars = {}
+    for name in ("friction_smoothing_rad_s", "kp_per_s2", "kd_per_s"):
+        value = float(nominal[name])
+        if not (math.isfinite(value) and 0.0 < value <= GAIN_MAX):
+            raise BundleSchemaError(f"{path}: field 'nominal.{name}'={value!r} must be in (0, {GAIN_MAX:g}]")
+        scalars[name] = value
+    try:
+        text = common["file_bytes"][urdf_file].decode("utf-8")
+        model = RigidBodyModel.from_urdf(text, data["joint_names"], held)
+    except UnicodeDecodeError:
+        raise BundleSchemaError(f"{path.parent / urdf_file}: not UTF-8 text") from None
+    except RigidBodyModelError as error:
+        raise BundleSchemaError(f"{path.parent / urdf_file}: {error}") from None
+    return NominalArm(model=model, period_s=1.0 / common["control_rate_hz"], **arrays, **scalars)
 
 
 def _read_recurrent(path: Path, data: dict[str, Any], common: dict[str, Any]) -> RecurrentBundleManifest:

@@ -9,7 +9,9 @@ reused by the simulated demo. ``load_controller`` picks the controller by the bu
   runs after the command is out (``adapt_after_command``): a tick plans with the parameters
   adapted at the end of the tick before, so the adapt graph is off the command's critical path;
 - recurrent bundles (``RecurrentPolicyController``): the RL² policy steps once per tick and its
-  hidden state carries what it has learnt about the task.
+  hidden state carries what it has learnt about the task;
+- residual bundles (``ResidualComputedTorqueController``): adaptive computed torque, the arm's
+  nominal rigid-body model plus a residual torque model adapted on the last M transitions.
 
 Both share one interface: call, ``hold()``, ``reset()``, ``set_adaptation_enabled()``,
 ``diagnostic_values()``, ``after_command()`` (what a tick leaves for after its command is out);
@@ -27,6 +29,7 @@ import numpy as np
 from metarl_runtime.bundle_manifest import read_manifest
 from metarl_runtime.model_runtime import AdaptiveRuntime
 from metarl_runtime.recurrent_runtime import RecurrentRuntime
+from metarl_runtime.residual_runtime import ResidualRuntime
 
 
 class TransitionWindow:
@@ -218,6 +221,120 @@ class OnlineAdaptiveController:
         self.params = result.params
 
 
+class ResidualComputedTorqueController:
+    """``(state, reference) -> command`` by adaptive computed torque over a residual bundle.
+
+    Each tick: the transition the last command produced joins the window of the last M; every N
+    ticks the residual model is adapted on the window's (input, target) pairs from the
+    meta-parameters (kept only when finite and the window loss dropped); the command is the
+    nominal computed torque at the desired acceleration plus the adapted residual
+    (``ResidualRuntime.torque``). The reference acceleration is the reference velocity
+    differenced over one period (zero on the first tick and after a reset), as the task suite's
+    nominal controller does. The safety path is ``OnlineAdaptiveController``'s: a state, reference
+    or command that is not finite gives the hold (and never enters the window), every command is
+    clamped to the bundle's limits, and no transition crosses a hold.
+    """
+
+    def __init__(self, runtime: ResidualRuntime, adapt_every_n_ticks: int = 1, adaptation_enabled: bool = True) -> None:
+        if adapt_every_n_ticks < 1:
+            raise ValueError(f"adapt_every_n_ticks={adapt_every_n_ticks} must be >= 1")
+        self.runtime = runtime
+        self.adapt_every_n_ticks = adapt_every_n_ticks
+        self.adaptation_enabled = adaptation_enabled
+        self.low, self.high = runtime.manifest.action_low, runtime.manifest.action_high
+        self.period_s = 1.0 / runtime.manifest.control_rate_hz
+        self.last_adapt_s = 0.0
+        """Wall time of the last call's adaptation (0 when it did not adapt): the node's stage profile."""
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the window and the reference's velocity, and go back to the meta-parameters."""
+        manifest = self.runtime.manifest
+        self.window = TransitionWindow(manifest.window_size, manifest.state_dim, len(manifest.action_low))
+        self.params = self.runtime.meta_params
+        self.previous: tuple[np.ndarray, np.ndarray] | None = None
+        self.previous_reference_velocity: np.ndarray | None = None
+        self.ticks = 0
+        self.stats = AdaptationStats()
+
+    def hold(self, command: np.ndarray | None = None) -> np.ndarray:
+        """The safe command (zero, or the caller's, within limits); the window gets no transition
+        across it: its state is not one the controller's command produced."""
+        self.previous = None
+        hold = np.zeros_like(self.low) if command is None else np.asarray(command, dtype=np.float64)
+        return np.clip(np.nan_to_num(hold, nan=0.0, posinf=0.0, neginf=0.0), self.low, self.high)
+
+    def after_command(self) -> bool:
+        """Nothing to run after the command: the residual's closed-form adaptation runs in the
+        call, before the command it serves. Always False."""
+        return False
+
+    def set_adaptation_enabled(self, enabled: bool) -> None:
+        """Off: the meta-learned residual, adapting no more until switched back on."""
+        self.adaptation_enabled = enabled
+        if not enabled:
+            self.params = self.runtime.meta_params
+
+    def diagnostic_values(self) -> dict[str, str]:
+        """Adaptation counts and the last window losses, as ``OnlineAdaptiveController`` reports."""
+        stats = self.stats
+        return {
+            "adaptations": str(stats.attempts),
+            "adaptations_accepted": str(stats.accepted),
+            "loss_before": f"{stats.last_loss_before:.6g}",
+            "loss_after": f"{stats.last_loss_after:.6g}",
+        }
+
+    def __call__(self, state: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        state = np.asarray(state, dtype=np.float32)
+        reference = np.asarray(reference, dtype=np.float64)
+        if not (np.all(np.isfinite(state)) and np.all(np.isfinite(reference))):
+            return self.hold()  # nothing of it enters the window or the reference's history
+        if self.previous is not None:
+            self.window.append(self.previous[0], self.previous[1], state)
+        self.ticks += 1
+        self.last_adapt_s = 0.0
+        if self.adaptation_enabled and len(self.window) >= 2 and self.ticks % self.adapt_every_n_ticks == 0:
+            started = time.perf_counter()
+            self._adapt()
+            self.last_adapt_s = time.perf_counter() - started
+        n = len(self.low)
+        velocity = reference[n:]
+        previous = self.previous_reference_velocity
+        acceleration = np.zeros(n) if previous is None else (velocity - previous) / self.period_s
+        self.previous_reference_velocity = velocity
+        with np.errstate(all="ignore"):
+            command = self.runtime.torque(self.params, state, reference, acceleration)
+        if not np.all(np.isfinite(command)):
+            return self.hold()
+        command = np.clip(command, self.low, self.high)
+        self.previous = (state, command.astype(np.float32))
+        return command
+
+    def _adapt(self) -> None:
+        stats = self.stats
+        stats.attempts += 1
+        with np.errstate(all="ignore"):
+            pairs = self.runtime.nominal.regression_pairs(*self.window.arrays())
+        if not all(np.all(np.isfinite(part)) for part in pairs):
+            stats.last_reason = "window not finite"
+            stats.rejected_reasons["window not finite"] = stats.rejected_reasons.get("window not finite", 0) + 1
+            self.params = self.runtime.meta_params
+            return
+        result = self.runtime.adapt(pairs)
+        stats.last_loss_before, stats.last_loss_after, stats.last_reason = (
+            result.loss_before,
+            result.loss_after,
+            result.reason,
+        )
+        if result.accepted:
+            stats.accepted += 1
+        else:
+            key = result.reason.split(" (")[0]
+            stats.rejected_reasons[key] = stats.rejected_reasons.get(key, 0) + 1
+        self.params = result.params
+
+
 @dataclass
 class PolicyStats:
     """What diagnostics report about a recurrent policy; counts survive ``reset``."""
@@ -328,16 +445,21 @@ def load_controller(
     adaptation_enabled: bool = True,
     trusted_public_key: Path | str | None = None,
     adapt_after_command: bool = False,
-) -> OnlineAdaptiveController | RecurrentPolicyController:
+) -> OnlineAdaptiveController | RecurrentPolicyController | ResidualComputedTorqueController:
     """The per-tick controller a bundle's mode calls for, its runtime loaded and validated.
 
-    ``adapt_every_n_ticks`` and ``adapt_after_command`` apply to model-based bundles; an RL²
-    policy updates its hidden state every tick, as it was trained to. With ``trusted_public_key``
-    (a PEM file) an unsigned or wrongly signed bundle is refused (``BundleSignatureError``).
+    ``adapt_every_n_ticks`` applies to model-based and residual bundles, ``adapt_after_command``
+    to model-based ones (a residual adaptation is a closed-form solve that is cheap before the
+    command); an RL² policy updates its hidden state every tick, as it was trained to. With
+    ``trusted_public_key`` (a PEM file) an unsigned or wrongly signed bundle is refused
+    (``BundleSignatureError``).
     """
     manifest = read_manifest(Path(path), trusted_public_key)  # read and hashed once, for either runtime
     if manifest.mode == "recurrent":
         runtime = RecurrentRuntime.from_manifest(manifest, expected_robot, intra_op_threads)
         return RecurrentPolicyController(runtime, adaptation_enabled)
+    if manifest.mode == "residual":
+        residual = ResidualRuntime.from_manifest(manifest, expected_robot, intra_op_threads)
+        return ResidualComputedTorqueController(residual, adapt_every_n_ticks, adaptation_enabled)
     adaptive = AdaptiveRuntime.from_manifest(manifest, expected_robot, intra_op_threads)
     return OnlineAdaptiveController(adaptive, adapt_every_n_ticks, adaptation_enabled, adapt_after_command)

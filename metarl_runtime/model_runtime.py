@@ -29,6 +29,7 @@ from metarl_runtime.bundle_manifest import (
     BundleSchemaError,
     BundleSignatureError,
     CommonManifest,
+    ResidualBundleManifest,
     RobotMismatchError,
     check_robot,
 )
@@ -109,7 +110,7 @@ class AdaptiveRuntime(BundleRuntime):
         check_robot(manifest, expected_robot, available_joints)
         rule = RUNTIME_ADAPTATIONS[manifest.mode]
         sessions = open_graphs(manifest, (rule.GRAPH, "predict.onnx"), intra_op_threads, optimization_level)
-        meta_params = _load_meta_params(manifest)
+        meta_params = load_meta_params(manifest)
         _check_graph_inputs(manifest, sessions[rule.GRAPH], list(rule.DATA_INPUTS), rule.GRAPH)
         _check_graph_inputs(manifest, sessions["predict.onnx"], ["states", "actions"], "predict.onnx")
         adaptation = rule(manifest, sessions[rule.GRAPH], meta_params)
@@ -218,7 +219,7 @@ class AdaptiveRuntime(BundleRuntime):
             ) from None
 
 
-def _load_meta_params(manifest: BundleManifest) -> list[np.ndarray]:
+def load_meta_params(manifest: BundleManifest | ResidualBundleManifest) -> list[np.ndarray]:
     """The meta-parameters from ``meta_params.npz`` as hashed: exactly the names of
     ``bundle.json``'s ``parameters``, their shapes, float arrays only (no pickled objects)."""
     path = manifest.path / "meta_params.npz"

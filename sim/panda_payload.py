@@ -23,7 +23,10 @@ PANDA_URDF = "franka_panda/panda.urdf"
 ARM_JOINT_NAMES: tuple[str, ...] = tuple(f"panda_joint{i}" for i in range(1, 8))
 ARM_JOINTS: list[int] = list(range(7))
 FINGER_JOINTS: list[int] = [9, 10]
+FINGER_JOINT_NAMES: tuple[str, ...] = ("panda_finger_joint1", "panda_finger_joint2")
 HAND_LINK = 8
+HAND_LINK_NAME = "panda_hand"
+"""The URDF link of ``HAND_LINK``, whose frame holds the payload."""
 EFFORT_LIMIT_NM = np.array([87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0])
 JOINT_LOWER_RAD = np.array([-2.9671, -1.8326, -2.9671, -3.1416, -2.9671, -0.0873, -2.9671])
 JOINT_UPPER_RAD = np.array([2.9671, 1.8326, 2.9671, 0.0, 2.9671, 3.8223, 2.9671])

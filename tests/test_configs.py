@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from metarl_core.model_based.config import GrBALConfig
+from metarl_core.model_based.residual_train import ResidualConfig
 from metarl_core.policy.train import load_policy_config
 from metarl_runtime.mppi import MPPIConfig
 
@@ -20,7 +21,12 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_shipped_config_loads(path: Path) -> None:
     algo = yaml.safe_load(path.read_text(encoding="utf-8"))["algo"]
-    config = GrBALConfig.from_yaml(path) if algo == "grbal" else load_policy_config(path)
+    if algo == "grbal":
+        config = GrBALConfig.from_yaml(path)
+    elif algo == "grbal-residual":
+        config = ResidualConfig.from_yaml(path)
+    else:
+        config = load_policy_config(path)
     assert config.algo == algo and config.name == path.stem
 
 

@@ -17,7 +17,7 @@ rule at other step sizes (MB+DE). So they are passed beside the parameters.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -26,6 +26,7 @@ import torch
 from metarl_core.model_based.dynamics_model import (
     Params,
     StepSizes,
+    mlp_forward,
     normalized_delta,
     normalized_inputs,
     window_loss,
@@ -81,6 +82,25 @@ class Adaptation:
             return last_layer_rls(params, window, stats, self.rls_prior_precision)
         return sgd_steps(params, window, stats, step_sizes, self.inner_steps, create_graph)
 
+    def adapt_regression(
+        self,
+        params: Params,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        step_sizes: StepSizes,
+        create_graph: bool = False,
+    ) -> Params:
+        """The same rule on any MLP regression: ``params`` adapted on a window of normalised
+        ``inputs`` ``(M, in)`` and ``targets`` ``(M, out)`` (mean squared error), as the residual
+        torque model is (``metarl_core.model_based.residual_model``)."""
+        if self.rule == "rls":
+            return ridge_output_layer(params, inputs, targets, self.rls_prior_precision)
+
+        def loss_fn(p: Params) -> torch.Tensor:
+            return ((mlp_forward(p, inputs) - targets) ** 2).mean()
+
+        return gradient_steps(params, loss_fn, step_sizes, self.inner_steps, create_graph)
+
 
 def sgd_steps(
     params: Params,
@@ -90,7 +110,24 @@ def sgd_steps(
     inner_steps: int,
     create_graph: bool = True,
 ) -> Params:
-    """``inner_steps`` SGD steps on the window loss, ``θ ← θ − α ⊙ ∇θ L``.
+    """``inner_steps`` SGD steps on the dynamics window loss (:func:`gradient_steps` on
+    ``window_loss``)."""
+
+    def loss_fn(p: Params) -> torch.Tensor:
+        return window_loss(p, *window, stats)
+
+    return gradient_steps(params, loss_fn, step_sizes, inner_steps, create_graph)
+
+
+def gradient_steps(
+    params: Params,
+    loss_fn: Callable[[Params], torch.Tensor],
+    step_sizes: StepSizes,
+    inner_steps: int,
+    create_graph: bool = True,
+) -> Params:
+    """``inner_steps`` SGD steps on ``loss_fn``, ``θ ← θ − α ⊙ ∇θ L``: the gradient rule of any
+    model whose window loss is a function of its parameters.
 
     ``step_sizes`` is a scalar or a per-parameter dict (Meta-SGD). With ``create_graph`` the
     result stays differentiable w.r.t. ``params`` and ``step_sizes`` (second-order
@@ -99,10 +136,6 @@ def sgd_steps(
     """
     if inner_steps < 1:
         raise ValueError(f"inner_steps={inner_steps} must be >= 1")
-
-    def loss_fn(p: Params) -> torch.Tensor:
-        return window_loss(p, *window, stats)
-
     grad_fn = torch.func.grad(loss_fn)
     adapted = dict(params)
     for _ in range(inner_steps):
@@ -116,21 +149,35 @@ def sgd_steps(
     return adapted
 
 
-def features(params: Params, state_norm: torch.Tensor, action_norm: torch.Tensor) -> torch.Tensor:
-    """Last hidden layer ``(B, H)``: every layer but the output one (what ``features.onnx`` computes)."""
-    hidden = torch.cat([state_norm, action_norm], dim=-1)
+def mlp_features(params: Params, inputs: torch.Tensor) -> torch.Tensor:
+    """Last hidden layer ``(B, H)`` of the MLP of ``params``: every layer but the output one."""
+    hidden = inputs
     for i in range(len(params) // 2 - 1):
         hidden = torch.tanh(hidden @ params[f"layers.{i}.weight"].T + params[f"layers.{i}.bias"])
     return hidden
 
 
+def features(params: Params, state_norm: torch.Tensor, action_norm: torch.Tensor) -> torch.Tensor:
+    """The dynamics model's last hidden layer (what ``features.onnx`` computes)."""
+    return mlp_features(params, torch.cat([state_norm, action_norm], dim=-1))
+
+
 def last_layer_rls(
     params: Params, window: Transitions[torch.Tensor], stats: Mapping[str, torch.Tensor], prior_precision: float
 ) -> Params:
-    """``params`` with the output layer replaced by its ridge posterior mean on the window.
+    """The dynamics model's output layer by :func:`ridge_output_layer` on the window's normalised
+    inputs and state changes."""
+    states, actions, next_states = window
+    inputs = torch.cat(normalized_inputs(states, actions, stats), dim=-1)
+    return ridge_output_layer(params, inputs, normalized_delta(states, next_states, stats), prior_precision)
 
-    The hidden layers are a feature map φ(s, a); the window's normalised state changes Y are
-    regressed on [φ, 1], shrunk toward the meta-learned output layer W̃₀:
+
+def ridge_output_layer(params: Params, inputs: torch.Tensor, targets: torch.Tensor, prior_precision: float) -> Params:
+    """``params`` with the output layer replaced by its ridge posterior mean on a window of
+    (normalised) ``inputs`` ``(M, in)`` and ``targets`` ``(M, out)``: the RLS rule of any MLP.
+
+    The hidden layers are a feature map φ(x); the targets Y are regressed on [φ, 1], shrunk
+    toward the meta-learned output layer W̃₀:
 
         W̃ = (Yᵀ Φ̃ + λ W̃₀) (Φ̃ᵀ Φ̃ + λ I)⁻¹,
 
@@ -140,16 +187,13 @@ def last_layer_rls(
     """
     if prior_precision <= 0:
         raise ValueError(f"prior_precision={prior_precision} must be > 0")
-    states, actions, next_states = window
     last = len(params) // 2 - 1
     weight, bias = params[f"layers.{last}.weight"], params[f"layers.{last}.bias"]
-    state_norm, action_norm = normalized_inputs(states, actions, stats)
-    targets = normalized_delta(states, next_states, stats)
-    phi = features(params, state_norm, action_norm)
+    phi = mlp_features(params, inputs)
     phi = torch.cat([phi, torch.ones_like(phi[:, :1])], dim=1)
-    prior = torch.cat([weight, bias.T], dim=1)  # (S, H + 1)
+    prior = torch.cat([weight, bias.T], dim=1)  # (out, H + 1)
     gram = phi.T @ phi + prior_precision * torch.eye(phi.shape[1], dtype=phi.dtype, device=phi.device)
-    rhs = targets.T @ phi + prior_precision * prior  # (S, H + 1)
+    rhs = targets.T @ phi + prior_precision * prior  # (out, H + 1)
     posterior = torch.linalg.solve(gram, rhs.T).T  # gram is symmetric
     adapted = dict(params)
     adapted[f"layers.{last}.weight"] = posterior[:, :-1]

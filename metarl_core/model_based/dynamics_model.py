@@ -43,8 +43,12 @@ class ModelShape:
 
 def init_params(shape: ModelShape, generator: torch.Generator | None = None) -> Params:
     """Xavier-uniform weights and zero biases, in ``shape.parameter_names()`` order."""
+    return init_mlp(shape.layer_sizes, generator)
+
+
+def init_mlp(sizes: tuple[int, ...], generator: torch.Generator | None = None) -> Params:
+    """An MLP of layer widths ``sizes`` (input first): Xavier-uniform weights, zero biases."""
     params: Params = {}
-    sizes = shape.layer_sizes
     for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
         bound = float(np.sqrt(6.0 / (fan_in + fan_out)))
         weight = (torch.rand(fan_out, fan_in, generator=generator) * 2.0 - 1.0) * bound
@@ -55,7 +59,13 @@ def init_params(shape: ModelShape, generator: torch.Generator | None = None) -> 
 
 def predict_normalized_delta(params: Params, state_norm: torch.Tensor, action_norm: torch.Tensor) -> torch.Tensor:
     """Normalised state change for a batch ``(B, S)``, ``(B, A)`` -> ``(B, S)``."""
-    hidden = torch.cat([state_norm, action_norm], dim=-1)
+    return mlp_forward(params, torch.cat([state_norm, action_norm], dim=-1))
+
+
+def mlp_forward(params: Params, inputs: torch.Tensor) -> torch.Tensor:
+    """The MLP of ``params`` (tanh hidden layers, linear output) on ``inputs`` ``(B, in)``: any
+    regression the adaptation rules adapt (the dynamics model, the residual torque model)."""
+    hidden = inputs
     n_layers = len(params) // 2
     for i in range(n_layers):
         hidden = hidden @ params[f"layers.{i}.weight"].T + params[f"layers.{i}.bias"]

@@ -13,8 +13,9 @@ from typing import Literal
 PolicyAlgo = Literal["maml-ppo", "rl2"]
 """The policy-based meta-learners (``metarl_core.policy``)."""
 POLICY_ALGOS: tuple[str, ...] = typing.get_args(PolicyAlgo)
-MODEL_BASED_ALGOS = ("grbal",)
-"""The model-based meta-learners (``metarl_core.model_based``)."""
+MODEL_BASED_ALGOS = ("grbal", "grbal-residual")
+"""The model-based meta-learners (``metarl_core.model_based``): GrBAL's dynamics model, and the
+residual torque model of adaptive computed torque (``residual_train``)."""
 DEFAULT_ALGO = "grbal"
 """What a config without an ``algo`` key trains."""
 ALGOS = (*MODEL_BASED_ALGOS, *POLICY_ALGOS)

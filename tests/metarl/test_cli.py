@@ -31,7 +31,9 @@ def test_missing_config_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_unknown_algo_names_the_field_and_choices(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("algo: dqn\n", encoding="utf-8")
-    assert "algo='dqn' is not one of grbal, maml-ppo, rl2" in cli_error(capsys, ["train", "--config", str(config)])
+    assert "algo='dqn' is not one of grbal, grbal-residual, maml-ppo, rl2" in cli_error(
+        capsys, ["train", "--config", str(config)]
+    )
 
 
 def test_eval_of_a_directory_that_is_not_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

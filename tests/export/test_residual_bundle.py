@@ -1,0 +1,210 @@
+"""``mode: residual`` bundles: torch and the robot's numpy + ONNX runtime agree on the residual and
+on every adaptation rule; the controller closes the loop on the simulated Panda; a hostile bundle
+(its nominal URDF above all) is refused naming the file and field."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import gymnasium
+import numpy as np
+import pytest
+import torch
+
+import sim  # noqa: F401  (registers the environment ids)
+from export.residual_export import NOMINAL_URDF_NAME, export_trained_residual
+from metarl_core.model_based.adaptation import Adaptation
+from metarl_core.model_based.dynamics_model import init_mlp
+from metarl_core.model_based.residual_model import (
+    RESIDUAL_RULES,
+    RegressionWindow,
+    ResidualStats,
+    TrainedResidual,
+    adapt_residual,
+    physical_parameters,
+    predict_residual,
+)
+from metarl_core.model_based.residual_train import panda_nominal
+from metarl_runtime.bundle_manifest import BundleIntegrityError, BundleSchemaError
+from metarl_runtime.controllers import ResidualComputedTorqueController, load_controller
+from metarl_runtime.residual_torque import residual_inputs
+from sim.panda_payload import PANDA
+from sim.tasks import PandaTask
+from tests.conftest import read_manifest_data, write_manifest_data
+
+WINDOW = 6
+
+
+def tiny_residual(rule: str, seed: int = 0) -> TrainedResidual:
+    """A Panda residual model with small hidden layers, statistics of random motion and a random
+    physical prior: untrained, but every number non-trivial."""
+    rng = np.random.default_rng(seed)
+    nominal = panda_nominal()
+    arm = nominal.arm(PANDA.joint_names, 1.0 / PANDA.control_rate_hz)
+    q, qd, qdd = rng.uniform(-1, 1, (64, 7)), rng.uniform(-1, 1, (64, 7)), rng.uniform(-5, 5, (64, 7))
+    stats = ResidualStats.fit(residual_inputs(q, qd, qdd), (rng.normal(size=(64, 7)) * 3).astype(np.float32))
+    params = init_mlp((28, 16, 16, 7), torch.Generator().manual_seed(seed))
+    step_sizes = {k: torch.full_like(v, 0.02) for k, v in params.items()}
+    width = arm.design_width
+    return TrainedResidual(
+        robot=PANDA,
+        hidden_sizes=(16, 16),
+        params=params,
+        stats=stats,
+        window_size=WINDOW,
+        rule=rule,
+        adaptation=None if rule == "physical" else Adaptation(rule, 1, 0.5),  # type: ignore[arg-type]
+        step_sizes=step_sizes,
+        physical_prior={
+            "mean": torch.from_numpy(rng.normal(size=width) * 0.1).float(),
+            "log_precision": torch.from_numpy(rng.normal(size=width) * 0.5).float(),
+        },
+        nominal=nominal,
+    )
+
+
+def random_window(controller: ResidualComputedTorqueController, seed: int) -> tuple:
+    """Residual pairs of ``WINDOW`` random transitions, as the controller builds them."""
+    rng = np.random.default_rng(seed)
+    states = rng.uniform(-1, 1, (WINDOW, 14)).astype(np.float32)
+    next_states = states + rng.normal(scale=0.01, size=states.shape).astype(np.float32)
+    actions = rng.uniform(-10, 10, (WINDOW, 7)).astype(np.float32)
+    return controller.runtime.nominal.regression_pairs(states, actions, next_states)
+
+
+@pytest.fixture(scope="module", params=RESIDUAL_RULES)
+def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    model = tiny_residual(request.param)
+    bundle = export_trained_residual(model, tmp_path_factory.mktemp(request.param) / "bundle")
+    return model, bundle
+
+
+def test_runtime_residual_and_adaptation_match_torch(exported: tuple) -> None:
+    model, bundle = exported
+    controller = load_controller(bundle, "panda")
+    assert isinstance(controller, ResidualComputedTorqueController)
+    pairs = random_window(controller, seed=1)
+    stats = model.stats.torch()
+    window = RegressionWindow(*(torch.from_numpy(np.asarray(a, np.float32)) for a in pairs))
+    expected = predict_residual(model.params, window.inputs, stats).numpy()
+    np.testing.assert_allclose(
+        controller.runtime.mlp_residual(controller.runtime.meta_params, pairs.inputs), expected, rtol=1e-4, atol=1e-4
+    )
+    result = controller.runtime.adapt(pairs)
+    assert result.accepted and result.loss_after < result.loss_before
+    if model.rule == "physical":
+        theta = physical_parameters(model.params, model.physical_prior, window, stats).numpy()
+        np.testing.assert_allclose(result.params[-1], theta, rtol=1e-3, atol=1e-4)
+    else:
+        adapted = adapt_residual(model.params, window.inputs, window.targets, stats, model.adaptation, model.step_sizes)
+        for name, value in zip(model.parameter_names(), result.params, strict=True):
+            np.testing.assert_allclose(value, adapted[name].detach().numpy(), rtol=1e-3, atol=1e-4, err_msg=name)
+
+
+def test_controller_commands_stay_finite_within_limits_and_adapt_on_the_simulated_panda(exported: tuple) -> None:
+    _, bundle = exported
+    controller = load_controller(bundle, "panda")
+    env = gymnasium.make("metarl/PandaPayload-v0", episode_duration_s=0.5)
+    env.unwrapped.set_task(PandaTask(payload_mass_kg=2.0))
+    obs, _ = env.reset(seed=5)
+    try:
+        for _ in range(30):
+            command = controller(obs[:14], obs[14:])
+            assert np.all(np.isfinite(command))
+            assert np.all(command >= controller.low) and np.all(command <= controller.high)
+            obs, *_ = env.step(command.astype(np.float32))
+    finally:
+        env.close()
+    # Adaptation starts at the third tick, the first with two transitions in the window.
+    assert controller.stats.attempts == 28 and controller.stats.accepted > 0
+
+
+def test_a_non_finite_state_gives_the_hold_and_no_transition(exported: tuple) -> None:
+    _, bundle = exported
+    controller = load_controller(bundle, "panda")
+    state, reference = np.zeros(14, np.float32), np.zeros(14)
+    controller(state, reference)
+    bad = state.copy()
+    bad[3] = np.nan
+    np.testing.assert_array_equal(controller(bad, reference), np.zeros(7))
+    assert controller.previous is None and len(controller.window) == 0
+
+
+def test_adaptation_off_keeps_the_meta_parameters(exported: tuple) -> None:
+    _, bundle = exported
+    controller = load_controller(bundle, "panda", adaptation_enabled=False)
+    for _ in range(3):
+        controller(np.zeros(14, np.float32), np.zeros(14))
+    assert controller.stats.attempts == 0 and controller.params is controller.runtime.meta_params
+
+
+@pytest.fixture
+def rls_bundle(tmp_path: Path) -> Path:
+    return export_trained_residual(tiny_residual("rls"), tmp_path / "bundle")
+
+
+def rehash(bundle: Path, name: str) -> None:
+    data = read_manifest_data(bundle)
+    data["files"][name] = hashlib.sha256((bundle / name).read_bytes()).hexdigest()
+    write_manifest_data(bundle, data)
+
+
+def test_a_changed_nominal_urdf_is_refused_by_its_hash(rls_bundle: Path) -> None:
+    urdf = rls_bundle / NOMINAL_URDF_NAME
+    urdf.write_text(urdf.read_text().replace('<mass value="2.7"/>', '<mass value="9.7"/>'))
+    with pytest.raises(BundleIntegrityError, match=NOMINAL_URDF_NAME):
+        load_controller(rls_bundle, "panda")
+
+
+@pytest.mark.parametrize(
+    ("replace", "message"),
+    [
+        (('<mass value="2.7"/>', '<mass value="heavy"/>'), "link 'panda_link1' <inertial> <mass value>"),
+        (("<robot", '<!DOCTYPE r [<!ENTITY a "b">]><robot'), "DOCTYPE"),
+        (('name="panda_joint3"', 'name="panda_jointX"'), "'panda_joint3' is not a movable joint"),
+    ],
+)
+def test_a_hostile_nominal_urdf_is_refused_naming_the_file(rls_bundle: Path, replace: tuple, message: str) -> None:
+    urdf = rls_bundle / NOMINAL_URDF_NAME
+    urdf.write_text(urdf.read_text().replace(*replace, 1))
+    rehash(rls_bundle, NOMINAL_URDF_NAME)
+    with pytest.raises(BundleSchemaError, match=f"{NOMINAL_URDF_NAME}: .*{message}".replace("(", r"\(")):
+        load_controller(rls_bundle, "panda")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("kp_per_s2", -1.0, "nominal.kp_per_s2"),
+        ("damping_nms", [0.5] * 6, "nominal.damping_nms"),
+        ("urdf_file", "other.urdf", "'nominal.urdf_file'='other.urdf' is not listed"),
+    ],
+)
+def test_hostile_nominal_numbers_are_refused_naming_the_field(
+    rls_bundle: Path, field: str, value: object, message: str
+) -> None:
+    data = read_manifest_data(rls_bundle)
+    data["nominal"][field] = value
+    write_manifest_data(rls_bundle, data)
+    with pytest.raises((BundleSchemaError, BundleIntegrityError), match=message):
+        load_controller(rls_bundle, "panda")
+
+
+def test_a_physical_prior_of_another_width_is_refused(tmp_path: Path) -> None:
+    bundle = export_trained_residual(tiny_residual("physical"), tmp_path / "bundle")
+    data = read_manifest_data(bundle)
+    data["physical_prior"]["mean"] = data["physical_prior"]["mean"][:-1]
+    write_manifest_data(bundle, data)
+    with pytest.raises(BundleSchemaError, match=r"physical_prior\.mean has 30 entries, expected 31"):
+        load_controller(bundle, "panda")
+
+
+def test_a_gradient_bundle_without_its_adaptation_graph_is_refused(tmp_path: Path) -> None:
+    bundle = export_trained_residual(tiny_residual("gradient"), tmp_path / "bundle")
+    data = read_manifest_data(bundle)
+    del data["files"]["adapt.onnx"]
+    (bundle / "adapt.onnx").unlink()
+    write_manifest_data(bundle, data)
+    with pytest.raises(BundleIntegrityError, match=r"does not list 'adapt\.onnx'"):
+        load_controller(bundle, "panda")

@@ -1,0 +1,44 @@
+"""``algo: grbal-residual`` training: a run resumed after a kill ends where one never stopped does,
+and its checkpoint exports to a bundle the robot's controller loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from export.residual_export import export_residual_bundle
+from metarl_core.model_based.residual_model import load_residual_checkpoint
+from metarl_core.model_based.residual_train import ResidualConfig, run_residual_training
+from metarl_runtime.controllers import ResidualComputedTorqueController, load_controller
+
+TINY = Path(__file__).resolve().parents[2] / "configs" / "panda_residual_tiny.yaml"
+
+
+def config_with(tmp_path: Path, name: str, **fields: object) -> Path:
+    data = {**yaml.safe_load(TINY.read_text(encoding="utf-8")), **fields}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow
+def test_resumed_run_equals_the_uninterrupted_one_and_exports(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    straight = run_residual_training(config_with(tmp_path, "a", iterations=2), tmp_path / "a", "cpu", False)
+    first = run_residual_training(config_with(tmp_path, "b", iterations=1), tmp_path / "b", "cpu", False)
+    resumed = run_residual_training(config_with(tmp_path, "b", iterations=2), first, "cpu", True)
+    expected, _ = load_residual_checkpoint(straight)
+    got, state = load_residual_checkpoint(resumed)
+    assert state["iteration"] == 1
+    for name, value in expected.params.items():
+        torch.testing.assert_close(got.params[name], value, rtol=0, atol=0)
+    controller = load_controller(export_residual_bundle(resumed, tmp_path / "bundle"), "panda")
+    assert isinstance(controller, ResidualComputedTorqueController)
+
+
+def test_an_unknown_rule_is_refused_naming_the_field(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="field 'adaptation'='newton' must be one of"):
+        ResidualConfig.from_yaml(config_with(tmp_path, "bad", adaptation="newton"))
