@@ -262,12 +262,6 @@ class SimBridgeNode(Node):
         twist.linear.x = reference[self.reference_index["reference.twist.linear.x"]]
         twist.angular.z = reference[self.reference_index["reference.twist.angular.z"]]
         self.reference.publish(twist)
-        wheel_speeds = list(state[self.layout["joint_states.velocity"]])
-        wheels = JointState(
-            name=list(self.robot.joint_names), position=[0.0] * self.robot.joint_count, velocity=wheel_speeds
-        )
-        wheels.header.stamp = stamp
-        self.joint_states.publish(wheels)
         odom = Odometry()
         odom.header.stamp = stamp
         odom.twist.twist.linear.x = field["odom.twist.linear.x"]
@@ -282,6 +276,14 @@ class SimBridgeNode(Node):
         imu.angular_velocity.x = field["imu.angular_velocity.x"]
         imu.angular_velocity.y = field["imu.angular_velocity.y"]
         self.imu.publish(imu)
+        # The joint states go last: a controller ticks on them, and a base's odometry and IMU of
+        # the same stamp should be there already (the node waits for them if not).
+        wheel_speeds = list(state[self.layout["joint_states.velocity"]])
+        wheels = JointState(
+            name=list(self.robot.joint_names), position=[0.0] * self.robot.joint_count, velocity=wheel_speeds
+        )
+        wheels.header.stamp = stamp
+        self.joint_states.publish(wheels)
 
 
 def main(args: list[str] | None = None) -> None:
