@@ -126,7 +126,7 @@ def run_session(
     score = TrackingReward(HUSKY_REWARD.to_json(), HUSKY.state_fields, HUSKY.reference_fields, HUSKY.action_dim)
     no_command = np.zeros(HUSKY.action_dim)
     linear, angular = HUSKY.state_fields.index("odom.twist.linear.x"), HUSKY.state_fields.index("odom.twist.angular.z")
-    reference: list[np.ndarray] = []
+    reference: list[np.ndarray] = []  # the latest reference heard (none before the first)
     errors: dict[float, float] = {}
     commands: list[tuple[float, float]] = []
     crossings: list[float] = []
@@ -140,15 +140,16 @@ def run_session(
             state[linear], state[angular] = msg.twist.twist.linear.x, msg.twist.twist.angular.z
             errors[stamp_s(msg)] = -score(state, reference[-1], no_command)
 
+    def on_reference(msg: Twist) -> None:
+        reference[:] = [np.array([msg.linear.x, msg.angular.z])]
+
     def on_event(msg: String) -> None:
         event = json.loads(msg.data)
         if event.get("event") == "terrain_patch":
             crossings.append(float(event["sim_time_s"]))
 
     subscriptions = [
-        node.create_subscription(
-            Twist, "/reference", lambda m: reference.append(np.array([m.linear.x, m.angular.z])), 100
-        ),
+        node.create_subscription(Twist, "/reference", on_reference, 100),
         node.create_subscription(Odometry, "/odom", on_odom, qos_profile_sensor_data),
         node.create_subscription(
             command_type, command_topic, lambda m: commands.append((m.linear.x, m.angular.z)), 100
