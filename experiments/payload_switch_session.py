@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from lifecycle_msgs.msg import Transition
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray, String
+from std_msgs.msg import Float64MultiArray
 
-from experiments.node_processes import change_state, set_double, spin_until, start_node, stop
+from experiments.node_processes import set_double, spin_until
+from experiments.ros_session import bridge_and_controller, errors_on_grid, spin_to_sim_time, stamp_s
 from sim.panda_payload import PANDA
 from sim.scenarios.payload_switch import EPISODE_S, PAYLOAD_AFTER_KG, SWITCH_S
 
@@ -51,45 +51,6 @@ class SessionResult:
     """The reference heard at each stamp (s): positions then velocities."""
 
 
-def _stamp_s(msg) -> float:
-    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-
-
-def errors_on_grid(positions: dict[float, np.ndarray], references: dict[float, np.ndarray]) -> np.ndarray:
-    """Tracking error per control period from stamped positions and references.
-
-    Sensor QoS is best effort, so a message can be lost; a missing tick is filled by linear
-    interpolation between its neighbours rather than shifting every later tick.
-    """
-    stamps = sorted(s for s in set(positions) & set(references) if s > 0.0)
-    if not stamps:
-        raise RuntimeError("no joint state had a matching reference: did the bridge publish?")
-    measured = np.array([np.sqrt(np.mean((positions[s] - references[s]) ** 2)) for s in stamps])
-    rate_hz = PANDA.control_rate_hz  # the bridge's: one state per control period of sim time
-    grid = np.arange(1, round(stamps[-1] * rate_hz) + 1) / rate_hz
-    return np.interp(grid, stamps, measured)
-
-
-def _recorder_hears_all(status: dict[str, object]) -> bool:
-    """The recorder has matched a publisher on every topic it records."""
-    publishers = status.get("publishers")
-    return isinstance(publishers, dict) and bool(publishers) and all(n > 0 for n in publishers.values())
-
-
-def _wait_until_drained(node: Node, status: dict[str, object], timeout_s: float = 10.0) -> None:
-    """Spin until the recorder's written count has not moved for half a second (its queues are
-    empty once the publishers have stopped), so stopping it loses nothing."""
-    last, since = status.get("messages"), time.monotonic()
-
-    def drained() -> bool:
-        nonlocal last, since
-        if status.get("messages") != last:
-            last, since = status.get("messages"), time.monotonic()
-        return time.monotonic() - since > 0.5
-
-    spin_until(node, drained, timeout_s)
-
-
 def run_session(
     node: Node,
     bundle: Path,
@@ -105,31 +66,18 @@ def run_session(
 ) -> SessionResult:
     """Run the bridge and the controller until ``duration_s`` of sim time, switching the payload;
     with ``bag_path`` (a directory that must not exist yet) the run is recorded there."""
-    log_dir.mkdir(parents=True, exist_ok=True)
     tag = "adaptation_on" if adaptation else "adaptation_off"
-    recorder = None
-    recorder_status: dict[str, object] = {}
-    if bag_path is not None:
-        recorder = start_node("bag_recorder", {"bag_path": str(bag_path)}, log_dir / f"bag_recorder_{tag}.log")
-        status_subscription = node.create_subscription(
-            String, "/bag_recorder/status", lambda m: recorder_status.update(json.loads(m.data)), 10
-        )
     bridge_parameters: dict[str, object] = {"lock_step": True, "seed": seed}
     if gif_path is not None:
         bridge_parameters["record_gif_path"] = str(gif_path)
-    bridge = start_node("sim_bridge", bridge_parameters, log_dir / f"sim_bridge_{tag}.log")
-    controller = start_node(
-        "adaptive_controller",
-        # In lock-step the bridge waits for each command, so wall-clock gaps (a GIF frame being
-        # rendered, a busy CPU) are not stale sensors; the watchdog stays on, with a looser bound.
-        {
-            "bundle_path": str(bundle),
-            "expected_robot": "panda",
-            "enable_adaptation": adaptation,
-            "stale_timeout_s": 1.0,
-        },
-        log_dir / f"adaptive_controller_{tag}.log",
-    )
+    # In lock-step the bridge waits for each command, so wall-clock gaps (a GIF frame being
+    # rendered, a busy CPU) are not stale sensors; the watchdog stays on, with a looser bound.
+    controller_parameters: dict[str, object] = {
+        "bundle_path": str(bundle),
+        "expected_robot": "panda",
+        "enable_adaptation": adaptation,
+        "stale_timeout_s": 1.0,
+    }
     commands: list[np.ndarray] = []
     positions: dict[float, np.ndarray] = {}
     references: dict[float, np.ndarray] = {}
@@ -137,12 +85,12 @@ def run_session(
     reference_states: dict[float, np.ndarray] = {}
 
     def on_joint_states(msg: JointState) -> None:
-        positions[_stamp_s(msg)] = np.array(msg.position)
-        joint_states[_stamp_s(msg)] = np.concatenate([msg.position, msg.velocity])
+        positions[stamp_s(msg)] = np.array(msg.position)
+        joint_states[stamp_s(msg)] = np.concatenate([msg.position, msg.velocity])
 
     def on_reference(msg: JointState) -> None:
-        references[_stamp_s(msg)] = np.array(msg.position)
-        reference_states[_stamp_s(msg)] = np.concatenate([msg.position, msg.velocity])
+        references[stamp_s(msg)] = np.array(msg.position)
+        reference_states[stamp_s(msg)] = np.concatenate([msg.position, msg.velocity])
 
     diagnostics: dict[str, str] = {}
     subscriptions = [
@@ -160,32 +108,20 @@ def run_session(
     ]
     latest = lambda: max(positions, default=0.0)  # noqa: E731
     try:
-        if not change_state(node, "adaptive_controller", Transition.TRANSITION_CONFIGURE):
-            raise RuntimeError(f"adaptive_controller refused to configure: see {log_dir}")
-        if recorder is not None and not spin_until(node, lambda: _recorder_hears_all(recorder_status), 30.0):
-            raise RuntimeError(f"bag_recorder does not hear every topic ({recorder_status}): see {log_dir}")
-        if not change_state(node, "adaptive_controller", Transition.TRANSITION_ACTIVATE):
-            raise RuntimeError(f"adaptive_controller refused to activate: see {log_dir}")
-        deadline = time.monotonic() + timeout_s
-        if not spin_until(node, lambda: latest() >= switch_s, timeout_s):
-            raise TimeoutError(f"sim time reached only {latest():.2f} s of {switch_s} s in {timeout_s} s")
-        switch_time_s = latest()
-        if not set_double(node, "sim_bridge", "payload_mass_kg", payload_after_kg):
-            raise RuntimeError(f"sim_bridge refused payload_mass_kg={payload_after_kg}")
-        if not spin_until(node, lambda: latest() >= duration_s, deadline - time.monotonic()):
-            raise TimeoutError(f"sim time reached only {latest():.2f} s of {duration_s} s in {timeout_s} s")
-        spin_until(node, lambda: "ticks" in diagnostics, 3.0)
+        with bridge_and_controller(node, log_dir, tag, bridge_parameters, controller_parameters, bag_path):
+            deadline = time.monotonic() + timeout_s
+            spin_to_sim_time(node, latest, switch_s, deadline)
+            switch_time_s = latest()
+            if not set_double(node, "sim_bridge", "payload_mass_kg", payload_after_kg):
+                raise RuntimeError(f"sim_bridge refused payload_mass_kg={payload_after_kg}")
+            spin_to_sim_time(node, latest, duration_s, deadline)
+            spin_until(node, lambda: "ticks" in diagnostics, 3.0)
     finally:
-        stop(controller)
-        stop(bridge)
-        if recorder is not None:
-            _wait_until_drained(node, recorder_status)
-            stop(recorder)
-            node.destroy_subscription(status_subscription)
         for subscription in subscriptions:
             node.destroy_subscription(subscription)
+    errors = {s: float(np.sqrt(np.mean((positions[s] - references[s]) ** 2))) for s in set(positions) & set(references)}
     return SessionResult(
-        errors=errors_on_grid(positions, references)[: round(duration_s * PANDA.control_rate_hz)],
+        errors=errors_on_grid(errors, PANDA.control_rate_hz)[: round(duration_s * PANDA.control_rate_hz)],
         commands=np.array(commands),
         switch_time_s=switch_time_s,
         diagnostics=diagnostics,

@@ -16,11 +16,6 @@ same numpy controller in-process, for machines without ROS 2.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +24,7 @@ from tqdm import tqdm
 
 from export.onnx_export import export_bundle
 from export.residual_export import export_residual_bundle
+from metarl.ros_session_process import fresh_bag_path, run_session_process
 from metarl_core.model_based.residual_train import run_residual_training
 from metarl_core.model_based.train import run_training
 from metarl_core.run.checkpoint_io import CHECKPOINT_NAME
@@ -69,8 +65,6 @@ EXTRA_SWITCHES_KG = SWITCH_SCENARIOS_KG[1:]
 """Switches run in process after the main one: beyond the 3 kg training range, and the payload taken away."""
 DEMO_SEED = 3
 """Reset seed of the sim (its reference trajectory), the same for every controller."""
-DEMO_DOMAIN_IDS = range(1, 20)
-"""ROS domains the demo picks from when ``ROS_DOMAIN_ID`` is unset (tests use 20–99)."""
 
 
 def train_and_export(args: argparse.Namespace, default_config: Path, robot: str) -> tuple[Path, AdaptiveRuntime]:
@@ -181,42 +175,14 @@ def target_lines(adaptive: dict[float, dict[str, float]], nominal_before_rad: fl
 
 def _run_over_ros(bundle: Path, out: Path, adaptation: bool, gif: Path | None) -> np.ndarray:
     """One ``payload_switch_session`` (the nodes in their own processes); its error per tick."""
-    if importlib.util.find_spec("metarl_ros") is None:
-        raise SystemExit(
-            "metarl demo: the ROS package metarl_ros is not installed (pip install -e ros2_ws/src/metarl_ros "
-            "with the [ros] extra) or run `metarl demo --no-ros`"
-        )
     result = out / f"ros_adaptation_{'on' if adaptation else 'off'}.npz"
-    bag = out / "bags" / f"adaptation_{'on' if adaptation else 'off'}"
-    if bag.exists():  # the demo's own recording of an earlier run; the recorder never overwrites
-        shutil.rmtree(bag)
-    bag.parent.mkdir(parents=True, exist_ok=True)
-    command = [
-        sys.executable,
-        "-m",
-        "experiments.payload_switch_session",
-        "--bundle",
-        str(bundle),
-        "--out",
-        str(result),
-        "--seed",
-        str(DEMO_SEED),
-    ]
-    command += ["--bag", str(bag)]
+    command = ["--bundle", str(bundle), "--out", str(result), "--seed", str(DEMO_SEED)]
+    command += ["--bag", str(fresh_bag_path(out, adaptation))]
     command += ["--adaptation", "on" if adaptation else "off", "--switch-s", str(SWITCH_S)]
     command += ["--duration-s", str(EPISODE_S), "--payload-kg", str(PAYLOAD_AFTER_KG)]
     if gif is not None:
         command += ["--gif", str(gif)]
-    environment = {
-        **os.environ,
-        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-        "ROS_DOMAIN_ID": os.environ.get("ROS_DOMAIN_ID", str(DEMO_DOMAIN_IDS[0] + os.getpid() % len(DEMO_DOMAIN_IDS))),
-    }
-    completed = subprocess.run(command, env=environment, capture_output=True, text=True)
-    if completed.returncode != 0:
-        raise SystemExit(f"metarl demo: the ROS session failed (logs in {out / 'logs'}):\n{completed.stderr[-2000:]}")
-    with np.load(result) as stored:
-        return stored["errors"]
+    return run_session_process("experiments.payload_switch_session", command, result, out / "logs")["errors"]
 
 
 def _run_in_process(bundle: Path, adaptation: bool, gif: Path | None) -> np.ndarray:

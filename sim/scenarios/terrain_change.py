@@ -24,7 +24,9 @@ did not hold before the patch either.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium
@@ -56,30 +58,80 @@ CHANGE_FIGURES = ("before_change", "first_second_after", "steady_after", "recove
 Controller = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
+@dataclass(frozen=True)
+class TerrainPatch:
+    """Where the patch begins and what ground it is: the one thing a run over it can vary."""
+
+    start_m: float = PATCH_START_M
+    """Straight-line distance (m) from the chassis' position at reset at which the patch begins."""
+    ground_friction: float = PATCH.ground_friction
+
+    def validate(self) -> None:
+        """``ValueError`` naming the field: a patch must start ahead of the robot, on valid ground."""
+        if not (np.isfinite(self.start_m) and self.start_m > 0.0):
+            raise ValueError(f"TerrainPatch.start_m={self.start_m!r}: expected a finite distance > 0 m")
+        dataclasses.replace(FLAT_GROUND, ground_friction=self.ground_friction).validate()
+
+
+DEFAULT_PATCH = TerrainPatch()
+"""The experiment's patch: friction ``PATCH.ground_friction`` from ``PATCH_START_M`` on."""
+
+
+class TerrainChange(gymnasium.Wrapper):
+    """The terrain-change experiment on any ``HuskyTerrain-v0`` environment, as a wrapper.
+
+    On reset: the steady arc (``REFERENCE_LINEAR_M_S``, ``REFERENCE_ANGULAR_RAD_S``) replaces the
+    episode's reference and the start position is remembered. On each step, before the physics, the
+    patch's friction is put on the ground the tick the chassis is ``patch.start_m`` from the start
+    (the rest of the task is kept: a payload or worn motors stay as they were); ``info`` then carries
+    ``terrain_patch_applied: True`` for that step. The in-process run below and ``sim_bridge``
+    (parameter ``scenario: terrain_change``) both wrap their environment in it, so the patch is the
+    same wherever the controller runs; the controller only ever sees the sensors.
+    """
+
+    def __init__(self, env: gymnasium.Env, patch: TerrainPatch = DEFAULT_PATCH) -> None:
+        patch.validate()
+        super().__init__(env)
+        self.patch = patch
+        self.crossing_tick: int | None = None
+        """Index of the first step taken on the patch (None until the chassis reaches it)."""
+        self._start_m = np.zeros(2)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        husky = self.env.unwrapped
+        husky.reference = ConstantTwistReference(REFERENCE_LINEAR_M_S, REFERENCE_ANGULAR_RAD_S)
+        obs = obs.copy()
+        obs[husky.robot.state_dim :] = husky.reference.at(0.0)
+        self._start_m = husky.chassis_position_m()[:2]
+        self.crossing_tick = None
+        return obs, info
+
+    def step(self, action):
+        husky = self.env.unwrapped
+        applied = False
+        if self.crossing_tick is None:
+            if np.linalg.norm(husky.chassis_position_m()[:2] - self._start_m) >= self.patch.start_m:
+                husky.set_task(dataclasses.replace(husky.get_task(), ground_friction=self.patch.ground_friction))
+                self.crossing_tick, applied = husky.elapsed_steps, True
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, reward, terminated, truncated, {**info, "terrain_patch_applied": applied}
+
+
 def run_terrain_change(
     controller: Controller, seed: int, render: bool = False
 ) -> tuple[np.ndarray, float, list[np.ndarray]]:
     """Tracking error per tick (m/s, the env's twist error), the time (s) the chassis crossed onto
     the patch (inf if it never did) and frames (``payload_switch.GIF_EVERY_N_TICKS`` apart) when ``render``."""
-    env = gymnasium.make(
-        "metarl/HuskyTerrain-v0", episode_duration_s=EPISODE_S, render_mode="rgb_array" if render else None
+    env = TerrainChange(
+        gymnasium.make(
+            "metarl/HuskyTerrain-v0", episode_duration_s=EPISODE_S, render_mode="rgb_array" if render else None
+        )
     )
-    husky = env.unwrapped
-    husky.set_task(FLAT_GROUND)
+    env.unwrapped.set_task(FLAT_GROUND)
     obs, _ = env.reset(seed=seed)
-    reference = ConstantTwistReference(REFERENCE_LINEAR_M_S, REFERENCE_ANGULAR_RAD_S)
-    husky.reference = reference
-    obs[husky.robot.state_dim :] = reference.at(0.0)
-    start = husky.chassis_position_m()[:2]
-    crossing_s = float("inf")
-
-    def drive_onto_patch(tick: int) -> None:
-        nonlocal crossing_s
-        if not np.isfinite(crossing_s) and np.linalg.norm(husky.chassis_position_m()[:2] - start) >= PATCH_START_M:
-            husky.set_task(PATCH)
-            crossing_s = tick / husky.robot.control_rate_hz
-
-    errors, frames = run_tracking_episode(env, obs, controller, drive_onto_patch, render)
+    errors, frames = run_tracking_episode(env, obs, controller, lambda tick: None, render)
+    crossing_s = float("inf") if env.crossing_tick is None else env.crossing_tick / env.unwrapped.robot.control_rate_hz
     return errors, crossing_s, frames
 
 

@@ -64,9 +64,3 @@ def test_demo_writes_results_plot_and_gif(tiny_run: Path, tmp_path: Path) -> Non
     assert len(figures) == 3 and all(np.isfinite(f["crossing_s"]) for f in figures.values())
     assert (out / "results.md").read_text(encoding="utf-8").count("\n| ") == 3  # one row per controller
     assert (out / "tracking.png").stat().st_size > 0 and (out / "demo.gif").stat().st_size > 0
-
-
-def test_demo_over_ros_is_refused_with_the_way_out(tmp_path: Path) -> None:
-    args = argparse.Namespace(out=tmp_path, config=None, device="cpu", no_ros=False, robot="husky")
-    with pytest.raises(SystemExit, match="--no-ros"):
-        run_husky_demo(args)

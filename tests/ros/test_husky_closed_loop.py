@@ -1,10 +1,12 @@
 """The Husky's loop over real ROS 2 topics: sim_bridge (HuskyTerrain, lock-step) and
 adaptive_controller as separate processes, a bundle meta-trained on ``configs/husky_tiny.yaml``
 and exported in this test, commanding wheel speeds through the ``twist`` interface. The same run
-with adaptation on and off: adapting must track the bridge's twist reference better."""
+with adaptation on and off: adapting must track the bridge's twist reference better, on a loaded
+robot with worn motors and, in the terrain-change session, after the robot drives onto the patch."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +17,14 @@ from lifecycle_msgs.msg import Transition
 from nav_msgs.msg import Odometry
 from rclpy.qos import qos_profile_sensor_data
 
+from experiments.terrain_change_session import BAG_TOPICS, run_session
 from export.onnx_export import export_bundle
+from metarl.husky_demo import run_husky_demo
 from metarl_core.model_based.train import run_training
 from sim.husky_terrain import HUSKY
-from sim.scenarios.terrain_change import PATCH, summarize
+from sim.scenarios.terrain_change import EPISODE_S, summarize
 
-from .ros_harness import change_state, set_double, spin_until, start_node, stop
+from .ros_harness import change_state, spin_until, start_node, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 DURATION_S = 3.0
@@ -29,14 +33,22 @@ TASK = {"payload_mass_kg": 35.0, "motor_strength_scale": 0.8}
 """A loaded robot on worn motors, inside the training ranges: the meta-learned model's average
 robot is not this one, so the window has something to adapt to. (At 0.6 strength the wheels
 saturate on this reference whatever is commanded, and adaptation on and off drive identically.)"""
+CHANGE_SEED = 1
+"""Reset seed of the terrain-change runs (on flat ground under the steady arc it matters little:
+seeds 0, 1, 2, 4 and 5 give the same figures to 4 digits)."""
 
 
 @pytest.fixture(scope="module")
-def husky_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def husky_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("husky_trained")
-    run = run_training(ROOT / "configs" / "husky_tiny.yaml", root / "run", "cpu", resume=False)
-    return export_bundle(run, root / "bundle")
+    return run_training(
+        ROOT / "configs" / "husky_tiny.yaml", tmp_path_factory.mktemp("husky_trained") / "run", "cpu", resume=False
+    )
+
+
+@pytest.fixture(scope="module")
+def husky_bundle(husky_run: Path) -> Path:
+    return export_bundle(husky_run, husky_run.parent / "bundle")
 
 
 def _twist_errors(
@@ -45,11 +57,9 @@ def _twist_errors(
     log_dir: Path,
     adaptation: bool,
     duration_s: float = DURATION_S,
-    change_at_s: float | None = None,
 ) -> tuple[np.ndarray, list[Twist]]:
     """Twist error (m/s, as the env's) per odometry message from ``SETTLE_S``, against the latest
-    reference; with ``change_at_s``, the bridge's ground friction becomes the terrain-change
-    patch's once sim time reaches it (a parameter set live, as a user would)."""
+    reference."""
     tag = "on" if adaptation else "off"
     bridge = start_node(
         "sim_bridge",
@@ -89,9 +99,6 @@ def _twist_errors(
         assert change_state(ros_node, "adaptive_controller", Transition.TRANSITION_CONFIGURE)
         assert change_state(ros_node, "adaptive_controller", Transition.TRANSITION_ACTIVATE)
         latest = lambda: max((s for s, _ in errors), default=0.0)  # noqa: E731
-        if change_at_s is not None:
-            assert spin_until(ros_node, lambda: latest() >= change_at_s, 180), f"no {change_at_s} s: see {log_dir}"
-            assert set_double(ros_node, "sim_bridge", "ground_friction", PATCH.ground_friction)
         assert spin_until(ros_node, lambda: latest() >= duration_s, 180), f"no {duration_s} s: see {log_dir}"
     finally:
         stop(controller)
@@ -116,16 +123,53 @@ def test_husky_adaptation_beats_adaptation_off_over_ros(ros_node, husky_bundle: 
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_husky_terrain_change_over_ros_stays_safe_and_is_measured(ros_node, husky_bundle: Path, tmp_path: Path) -> None:
-    """The terrain change over ROS: the patch's friction set on the bridge at 2 s of sim time. A
-    tiny model's figures are printed, not asserted; every command must stay finite and bounded."""
-    change_s, duration_s = 2.0, 5.0
+def test_husky_terrain_change_session_adapting_tracks_better_after_the_change(
+    ros_node, husky_bundle: Path, tmp_path: Path
+) -> None:
+    """The demo's own ROS session (``experiments.terrain_change_session``): the bridge puts the
+    friction-1.8 patch under the robot 1 m out, the node hears only the sensors. From the crossing
+    to the end, adapting tracks at under 0.7x the error of the same planner with adaptation off
+    (measured 0.097 against 0.199 m/s, 0.49x, on seeds 0, 1, 2, 4 and 5 alike; 0.80x on seed 3),
+    and also in the first second on the patch (0.071 against 0.104 m/s).
+
+    Why, honestly: the tiny model unadapted mis-predicts the Husky's response everywhere (0.23 m/s
+    before the patch, against 0.05 adapted), and the window fit corrects it on the patch as it did
+    before it. Recovery to 1.5x the error before the change is not asserted: the tiny model's
+    steady error on the patch stays above its low flat-ground level (recovered in 1.06 s here,
+    never on seed 3), and adaptation off 'recovers' at once only because its band is 1.5x its own
+    large error."""
+    runs = {a: run_session(ros_node, husky_bundle, tmp_path, a, seed=CHANGE_SEED) for a in (True, False)}
     max_linear = HUSKY.action_high[0] * HUSKY.wheel_radius_m
-    for adaptation in (True, False):
-        errors, twists = _twist_errors(ros_node, husky_bundle, tmp_path, adaptation, duration_s, change_s)
-        assert len(errors) > 300 and np.all(np.isfinite(errors))
-        assert all(abs(t.linear.x) <= max_linear + 1e-9 for t in twists)
-        # errors start at SETTLE_S: shift the change time onto that grid.
-        figures = summarize(errors, 100.0, change_s - SETTLE_S)
-        print(f"adaptation {'on' if adaptation else 'off'}: {figures}")
-        assert np.isfinite(figures["before_change"]) and np.isfinite(figures["steady_after"])
+    after, first_second = {}, {}
+    for adaptation, result in runs.items():
+        assert len(result.errors) == round(EPISODE_S * HUSKY.control_rate_hz) and np.all(np.isfinite(result.errors))
+        assert 1.5 < result.crossing_s < 3.5, result.crossing_s
+        assert np.all(np.abs(result.commands[:, 0]) <= max_linear + 1e-9)
+        change = round(result.crossing_s * HUSKY.control_rate_hz)
+        after[adaptation] = float(np.sqrt(np.mean(np.square(result.errors[change:]))))
+        first_second[adaptation] = summarize(result.errors, HUSKY.control_rate_hz, result.crossing_s)[
+            "first_second_after"
+        ]
+    print(f"after the crossing (m/s): on {after[True]:.4f}, off {after[False]:.4f}; first second {first_second}")
+    assert after[True] < 0.7 * after[False], after
+    assert first_second[True] < first_second[False], first_second
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_husky_demo_over_ros_writes_results_plot_gif_and_bags(husky_run: Path, tmp_path: Path) -> None:
+    """``metarl demo --robot husky`` without ``--no-ros``: both adaptive runs through the session
+    (nodes as processes), the PI baseline in sim, one table row each, the bridge's GIF and a bag
+    per run holding the Husky's topics."""
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "run").symlink_to(husky_run, target_is_directory=True)
+    args = argparse.Namespace(out=out, config=None, device="cpu", no_ros=False, robot="husky")
+    figures = run_husky_demo(args)
+    assert len(figures) == 3 and all(np.isfinite(f["crossing_s"]) for f in figures.values())
+    text = (out / "results.md").read_text(encoding="utf-8")
+    assert text.count("\n| ") == 3 and "over ROS 2" in text
+    assert (out / "tracking.png").stat().st_size > 0 and (out / "demo.gif").stat().st_size > 0
+    for tag in ("on", "off"):
+        metadata = (out / "bags" / f"adaptation_{tag}" / "metadata.yaml").read_text(encoding="utf-8")
+        assert all(topic.split(":")[0] in metadata for topic in BAG_TOPICS), metadata

@@ -28,6 +28,7 @@ setup(
             "sim_bridge = metarl_ros.sim_bridge:main",
             "meta_train = metarl_ros.meta_train:main",
             "payload_switch_session = experiments.payload_switch_session:main",
+            "terrain_change_session = experiments.terrain_change_session:main",
             "bag_recorder = metarl_ros.bag_recorder:main",
         ],
     },

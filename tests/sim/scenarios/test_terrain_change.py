@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import gymnasium
 import numpy as np
 import pytest
 
 from sim.baseline_controllers import HuskyPIController
 from sim.scenarios.payload_switch import ObservationController
 from sim.scenarios.terrain_change import (
+    PATCH,
+    REFERENCE_ANGULAR_RAD_S,
+    REFERENCE_LINEAR_M_S,
+    TerrainChange,
+    TerrainPatch,
     recovery_band,
     recovery_time_s,
     run_terrain_change,
@@ -66,3 +74,42 @@ def test_the_pi_baseline_crosses_the_patch_and_its_error_rises_on_it() -> None:
     assert 2.0 < crossing_s < 3.5, crossing_s
     summary = summarize(errors, RATE_HZ, crossing_s)
     assert summary["steady_after"] > 1.5 * summary["before_change"]
+
+
+def test_the_wrapper_puts_the_patch_under_the_robot_once_and_keeps_the_rest_of_the_task() -> None:
+    """What sim_bridge runs: the arc as reference from the first observation, the patch's friction
+    the tick the chassis is ``start_m`` out, announced once in ``info``, the payload left as it was."""
+    env = TerrainChange(gymnasium.make("metarl/HuskyTerrain-v0", episode_duration_s=3.0), TerrainPatch(0.3, 1.6))
+    env.unwrapped.set_task(dataclasses.replace(env.unwrapped.get_task(), payload_mass_kg=30.0))
+    obs, _ = env.reset(seed=5)
+    husky = env.unwrapped
+    assert obs[husky.robot.state_dim :].tolist() == pytest.approx([REFERENCE_LINEAR_M_S, REFERENCE_ANGULAR_RAD_S])
+    start = husky.chassis_position_m()[:2]
+    controller = HuskyPIController()
+    announced, done = [], False
+    while not done:
+        distance_m = float(np.linalg.norm(husky.chassis_position_m()[:2] - start))
+        obs, _, terminated, truncated, info = env.step(controller(obs))
+        if info["terrain_patch_applied"]:
+            announced.append((husky.elapsed_steps - 1, distance_m))
+        done = terminated or truncated
+    env.close()
+    [(tick, distance_m)] = announced
+    assert tick == env.crossing_tick and 0.3 <= distance_m < 0.32
+    assert husky.get_task().ground_friction == 1.6 and husky.get_task().payload_mass_kg == 30.0
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        (TerrainPatch(0.0, PATCH.ground_friction), "start_m=0.0: expected a finite distance > 0 m"),
+        (TerrainPatch(1.0, 3.0), "ground_friction=3.0 outside"),
+    ],
+)
+def test_a_patch_at_the_start_or_of_impossible_ground_is_refused_by_field(patch: TerrainPatch, message: str) -> None:
+    env = gymnasium.make("metarl/HuskyTerrain-v0")
+    try:
+        with pytest.raises(ValueError, match=message):
+            TerrainChange(env, patch)
+    finally:
+        env.close()

@@ -342,6 +342,10 @@ class AdaptiveControllerNode(Node):
     def _make_subscriptions(self, manifest: CommonManifest, streams: list[str]) -> None:
         """One guarded subscription per required stream; the reference is a Twist for a base."""
         p, guard, sub = self.get_parameter, self._guarded, self.create_subscription
+        joint_reference = not any(f.startswith("reference.twist") for f in manifest.reference_fields)
+        self.in_step_streams = [
+            s for s in ("reference", "imu", "odom") if s in streams and (s != "reference" or joint_reference)
+        ]
         self.entities.append(
             sub(
                 JointState,
@@ -578,7 +582,24 @@ class AdaptiveControllerNode(Node):
         if not accepted:
             return
         stamps = self.sensors.last_stamp_s
-        if self.schedule.state_arrived(stamps["joint_states"], stamps.get("reference"), time.perf_counter()):
+        if self.schedule.state_arrived(stamps["joint_states"], self._in_step_stamp_s(), time.perf_counter()):
+            self._tick_if_active()
+
+    def _in_step_stamp_s(self) -> float | None:
+        """The oldest last stamp of the stamped streams a tick reads beside the joint states (a
+        JointState reference, the IMU, odometry); None before each has been heard.
+
+        The schedule's wait for the reference of the state's own stamp covers them all: a base's
+        state is assembled from joint states, odometry and IMU published together, and ticking on
+        the joint states alone would plan on the previous step's odometry whenever it is delivered
+        later (issue 13: over ROS, the Husky's loop then differs from run to run in lock-step)."""
+        stamps = self.sensors.last_stamp_s
+        companions = [stamps.get(stream) for stream in self.in_step_streams]
+        return None if not companions or None in companions else min(companions)
+
+    def _companion_arrived(self) -> None:
+        """A stamped stream the untreated state may be waiting for has come: tick if it was the last."""
+        if self.schedule.reference_arrived(self._in_step_stamp_s(), time.perf_counter()):
             self._tick_if_active()
 
     def _tick_if_active(self) -> None:
@@ -596,15 +617,15 @@ class AdaptiveControllerNode(Node):
             _stamp_s(msg.header.stamp),
             self._now_s(),
         )
-        if accepted and self.schedule.reference_arrived(self.sensors.last_stamp_s["reference"], time.perf_counter()):
-            self._tick_if_active()  # the reference a waiting state was held back for
+        if accepted:
+            self._companion_arrived()  # the reference a waiting state was held back for
 
     def on_reference_twist(self, msg: Twist) -> None:
         self._accept("reference", self.sensors.update_reference_twist, msg.linear.x, msg.angular.z)
 
     def on_imu(self, msg: Imu) -> None:
         q, w = msg.orientation, msg.angular_velocity
-        self._accept(
+        accepted = self._accept(
             "imu",
             self.sensors.update_imu,
             (q.x, q.y, q.z, q.w),
@@ -612,10 +633,12 @@ class AdaptiveControllerNode(Node):
             _stamp_s(msg.header.stamp),
             self._now_s(),
         )
+        if accepted:
+            self._companion_arrived()
 
     def on_odom(self, msg: Odometry) -> None:
         t = msg.twist.twist
-        self._accept(
+        accepted = self._accept(
             "odom",
             self.sensors.update_odom_twist,
             (t.linear.x, t.linear.y, t.linear.z),
@@ -623,6 +646,8 @@ class AdaptiveControllerNode(Node):
             _stamp_s(msg.header.stamp),
             self._now_s(),
         )
+        if accepted:
+            self._companion_arrived()
 
     # -- control ---------------------------------------------------------------------
     def _stale_now(self) -> list[str]:

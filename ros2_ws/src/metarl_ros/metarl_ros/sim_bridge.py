@@ -4,6 +4,12 @@ Publishes ``/joint_states`` (and ``/imu``, ``/odom`` for bases), the environment
 ``/reference`` and ``/clock``; takes commands on the command topic. Task parameters are ROS
 parameters that can change at run time (``ros2 param set /sim_bridge payload_mass_kg 4.0``).
 
+``scenario: terrain_change`` (Husky) wraps the environment in ``sim.scenarios.terrain_change.TerrainChange``:
+the steady arc as reference and a high-grip patch ``terrain_patch_start_m`` ahead, applied the tick the
+chassis reaches it. The bridge only wires it: the patch logic is the simulator's. The crossing is
+announced on ``/sim_bridge/scenario_events`` (JSON, transient local) for the experiment harness;
+the controller hears only the sensors, as on a robot that does not know where the patch is.
+
 Free-running mode steps the simulation on a timer at the control rate, holding the last command.
 Lock-step mode advances exactly one control period per received command, which makes closed-loop
 tests deterministic whatever the machine's load.
@@ -12,6 +18,7 @@ tests deterministic whatever the machine's load.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import gymnasium
@@ -22,19 +29,22 @@ from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Imu, JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Float64MultiArray, String
 
 import sim  # noqa: F401  (registers the environment ids)
 from metarl_ros.node_lifetime import spin_until_shutdown
 from metarl_runtime.sensor_mapping import twist_to_wheel_speeds
+from sim.scenarios.terrain_change import DEFAULT_PATCH, TerrainChange, TerrainPatch
 
 TASK_PARAMETERS = {
     "metarl/PandaPayload-v0": ("payload_mass_kg", "joint_damping_scale", "joint_friction_scale"),
     "metarl/HuskyTerrain-v0": ("payload_mass_kg", "ground_friction", "slope_rad", "motor_strength_scale"),
 }
+SCENARIOS = {"terrain_change": "metarl/HuskyTerrain-v0"}
+"""``scenario`` values and the one environment each runs on ('' = none: the env's own reference)."""
 GIF_EVERY_N_STEPS = 4
 """With ``record_gif_path`` set, one frame every this many control steps (25 fps at 100 Hz)."""
 NUMERIC_TYPES = (Parameter.Type.INTEGER, Parameter.Type.DOUBLE)
@@ -68,15 +78,41 @@ class SimBridgeNode(Node):
             "",
             ParameterDescriptor(description="write a GIF of the run here at shutdown (empty: no rendering)"),
         )
-        env_id = self.get_parameter("env_id").value
+        self.declare_parameter(
+            "scenario", "", ParameterDescriptor(description=f"'' or one of {sorted(SCENARIOS)} (read at start)")
+        )
+        patch = DEFAULT_PATCH
+        self.declare_parameter(
+            "terrain_patch_start_m", patch.start_m, number_descriptor("terrain_change: patch distance (m)")
+        )
+        self.declare_parameter(
+            "terrain_patch_ground_friction", patch.ground_friction, number_descriptor("terrain_change: patch friction")
+        )
+        self.env_id = env_id = self.get_parameter("env_id").value
         if env_id not in TASK_PARAMETERS:
             raise ValueError(f"env_id={env_id!r}: sim_bridge knows {sorted(TASK_PARAMETERS)}")
+        scenario = self.get_parameter("scenario").value
+        if scenario and SCENARIOS.get(scenario) != env_id:
+            known = ", ".join(f"{name!r} (on {env})" for name, env in SCENARIOS.items())
+            raise ValueError(f"scenario={scenario!r} on env_id={env_id!r}: sim_bridge knows {known}")
         self.gif_path = self.get_parameter("record_gif_path").value
         self.frames: list[np.ndarray] = []
         self.env = gymnasium.make(
             env_id,
             episode_duration_s=as_float(self.get_parameter("episode_duration_s")),
             render_mode="rgb_array" if self.gif_path else None,
+        )
+        if scenario == "terrain_change":
+            self.env = TerrainChange(
+                self.env,
+                TerrainPatch(
+                    as_float(self.get_parameter("terrain_patch_start_m")),
+                    as_float(self.get_parameter("terrain_patch_ground_friction")),
+                ),
+            )
+        # Latched: a harness that subscribes late still hears the crossing.
+        self.scenario_events = self.create_publisher(
+            String, "~/scenario_events", QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         )
         self.robot = self.env.unwrapped.robot
         task = self.env.unwrapped.get_task()
@@ -119,7 +155,7 @@ class SimBridgeNode(Node):
     def on_set_parameters(self, parameters) -> SetParametersResult:
         task = self.env.unwrapped.get_task()
         try:
-            changes = {p.name: as_float(p) for p in parameters if p.name in TASK_PARAMETERS[self.env.spec.id]}
+            changes = {p.name: as_float(p) for p in parameters if p.name in TASK_PARAMETERS[self.env_id]}
             if not changes:
                 return SetParametersResult(successful=True)
             self.env.unwrapped.set_task(dataclasses.replace(task, **changes))
@@ -162,7 +198,9 @@ class SimBridgeNode(Node):
             self.step_and_publish()
 
     def step_and_publish(self) -> None:
-        self.obs, _, terminated, truncated, _ = self.env.step(self.command.astype(np.float32))
+        self.obs, _, terminated, truncated, info = self.env.step(self.command.astype(np.float32))
+        if info.get("terrain_patch_applied"):
+            self._announce_terrain_patch()
         self.sim_time_s += 1.0 / self.robot.control_rate_hz
         self.steps += 1
         if terminated or truncated:
@@ -170,6 +208,17 @@ class SimBridgeNode(Node):
         if self.gif_path and self.steps % GIF_EVERY_N_STEPS == 0:
             self.frames.append(self.env.render())
         self.publish_sensors()
+
+    def _announce_terrain_patch(self) -> None:
+        """Tell the harness when the chassis drove onto the patch: the stamp of the last state
+        published on the old ground (the step just taken was the first on the patch)."""
+        event = {
+            "event": "terrain_patch",
+            "sim_time_s": self.sim_time_s,
+            "ground_friction": self.env.unwrapped.get_task().ground_friction,
+        }
+        self.scenario_events.publish(String(data=json.dumps(event)))
+        self.get_logger().info(f"scenario event: {event}")
 
     def write_gif(self) -> None:
         """Save the recorded frames (played back in real time) to ``record_gif_path``."""
@@ -213,12 +262,6 @@ class SimBridgeNode(Node):
         twist.linear.x = reference[self.reference_index["reference.twist.linear.x"]]
         twist.angular.z = reference[self.reference_index["reference.twist.angular.z"]]
         self.reference.publish(twist)
-        wheel_speeds = list(state[self.layout["joint_states.velocity"]])
-        wheels = JointState(
-            name=list(self.robot.joint_names), position=[0.0] * self.robot.joint_count, velocity=wheel_speeds
-        )
-        wheels.header.stamp = stamp
-        self.joint_states.publish(wheels)
         odom = Odometry()
         odom.header.stamp = stamp
         odom.twist.twist.linear.x = field["odom.twist.linear.x"]
@@ -233,6 +276,14 @@ class SimBridgeNode(Node):
         imu.angular_velocity.x = field["imu.angular_velocity.x"]
         imu.angular_velocity.y = field["imu.angular_velocity.y"]
         self.imu.publish(imu)
+        # The joint states go last: a controller ticks on them, and a base's odometry and IMU of
+        # the same stamp should be there already (the node waits for them if not).
+        wheel_speeds = list(state[self.layout["joint_states.velocity"]])
+        wheels = JointState(
+            name=list(self.robot.joint_names), position=[0.0] * self.robot.joint_count, velocity=wheel_speeds
+        )
+        wheels.header.stamp = stamp
+        self.joint_states.publish(wheels)
 
 
 def main(args: list[str] | None = None) -> None:
