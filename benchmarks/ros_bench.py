@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run the node with adapt_after_publish:=true (adapt after the command, for the next tick)",
     )
+    parser.add_argument(
+        "--section", default=None, help="BENCHMARKS.md section to write (default: ros), e.g. ros-adapt-after-publish"
+    )
 
 
 def _probe(
@@ -73,7 +76,8 @@ def run(args: argparse.Namespace) -> str:
         "## ROS 2: adaptive_controller node, end to end",
         "",
         f"Command: `metarl bench ros --rates {' '.join(f'{r:g}' for r in args.rates)} --seconds {args.seconds:g} "
-        f"--repeats {args.repeats}{' --adapt-after-publish' if args.adapt_after_publish else ''}`  ",
+        f"--repeats {args.repeats}{' --adapt-after-publish' if args.adapt_after_publish else ''}"
+        f"{f' --section {args.section}' if args.section else ''}`  ",
         f"Machine: {describe_machine()}; Fast DDS over loopback, node and probe in separate processes; "
         f"load average at the end {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min).",
         "",
