@@ -15,14 +15,11 @@ per command, so sim time is what counts, not wall time.
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -30,7 +27,15 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
 from experiments.node_processes import set_double, spin_until
-from experiments.ros_session import bridge_and_controller, errors_on_grid, spin_to_sim_time, stamp_s
+from experiments.ros_session import (
+    bridge_and_controller,
+    errors_on_grid,
+    run_in_own_node,
+    save_session,
+    session_arguments,
+    spin_to_sim_time,
+    stamp_s,
+)
 from sim.panda_payload import PANDA
 from sim.scenarios.payload_switch import EPISODE_S, PAYLOAD_AFTER_KG, SWITCH_S
 
@@ -132,21 +137,14 @@ def run_session(
 
 def main(args: list[str] | None = None) -> None:
     """Console script: one session, its result saved as ``--out`` (.npz) plus diagnostics JSON."""
-    parser = argparse.ArgumentParser(prog="payload_switch_session", description=__doc__.splitlines()[0])
-    parser.add_argument("--bundle", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True, help="result file (.npz)")
-    parser.add_argument("--adaptation", choices=("on", "off"), default="on")
-    parser.add_argument("--seed", type=int, default=3)
+    parser = session_arguments("payload_switch_session", __doc__.splitlines()[0])
     parser.add_argument("--switch-s", type=float, default=SWITCH_S)
     parser.add_argument("--duration-s", type=float, default=EPISODE_S)
     parser.add_argument("--payload-kg", type=float, default=PAYLOAD_AFTER_KG)
-    parser.add_argument("--gif", type=Path, default=None, help="have the bridge record a GIF here")
-    parser.add_argument("--bag", type=Path, default=None, help="record the run's topics to this new MCAP bag")
     options = parser.parse_args(args)
-    rclpy.init()
-    node = rclpy.create_node("payload_switch_session")
-    try:
-        result = run_session(
+    result = run_in_own_node(
+        "payload_switch_session",
+        lambda node: run_session(
             node,
             options.bundle.resolve(),
             options.out.parent / "logs",
@@ -157,13 +155,15 @@ def main(args: list[str] | None = None) -> None:
             options.payload_kg,
             None if options.gif is None else options.gif.resolve(),
             bag_path=None if options.bag is None else options.bag.resolve(),
-        )
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(options.out, errors=result.errors, commands=result.commands, switch_time_s=result.switch_time_s)
-    options.out.with_suffix(".diagnostics.json").write_text(json.dumps(result.diagnostics, indent=1), encoding="utf-8")
+        ),
+    )
+    save_session(
+        options.out,
+        result.diagnostics,
+        errors=result.errors,
+        commands=result.commands,
+        switch_time_s=result.switch_time_s,
+    )
 
 
 if __name__ == "__main__":

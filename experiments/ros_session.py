@@ -9,18 +9,23 @@ plumbing below is theirs in common. Every node is a child process started as ``r
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
+import rclpy
 from lifecycle_msgs.msg import Transition
 from rclpy.node import Node
 from std_msgs.msg import String
 
 from experiments.node_processes import change_state, spin_until, start_node, stop
+
+SessionResultT = TypeVar("SessionResultT")
 
 
 def stamp_s(msg) -> float:
@@ -116,3 +121,36 @@ def spin_to_sim_time(node: Node, latest_s: Callable[[], float], until_s: float, 
     far it got) once the monotonic ``deadline`` passes."""
     if not spin_until(node, lambda: latest_s() >= until_s, deadline - time.monotonic()):
         raise TimeoutError(f"sim time reached only {latest_s():.2f} s of {until_s} s before the session's timeout")
+
+
+def session_arguments(prog: str, description: str) -> argparse.ArgumentParser:
+    """The console-script options every session takes (its own are added by the caller): the
+    bundle, the result file, adaptation on or off, the sim's reset seed, a GIF and a bag."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--bundle", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="result file (.npz)")
+    parser.add_argument("--adaptation", choices=("on", "off"), default="on")
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--gif", type=Path, default=None, help="have the bridge record a GIF here")
+    parser.add_argument("--bag", type=Path, default=None, help="record the run's topics to this new MCAP bag")
+    return parser
+
+
+def run_in_own_node(name: str, session: Callable[[Node], SessionResultT]) -> SessionResultT:
+    """``session`` run with a fresh rclpy context and node ``name``, both gone afterwards even
+    when it raises: a console script's one session."""
+    rclpy.init()
+    node = rclpy.create_node(name)
+    try:
+        return session(node)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def save_session(out: Path, diagnostics: object, **arrays: np.ndarray | float) -> None:
+    """A session's result as ``out`` (.npz of ``arrays``) and the node's last diagnostics beside it
+    (``<out>.diagnostics.json``), for the demo process that launched it to read."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, **arrays)
+    out.with_suffix(".diagnostics.json").write_text(json.dumps(diagnostics, indent=1), encoding="utf-8")

@@ -20,14 +20,12 @@ of the last state on the old ground, the state after ``k`` steps: one period lat
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
@@ -36,7 +34,15 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from std_msgs.msg import String
 
 from experiments.node_processes import spin_until
-from experiments.ros_session import bridge_and_controller, errors_on_grid, spin_to_sim_time, stamp_s
+from experiments.ros_session import (
+    bridge_and_controller,
+    errors_on_grid,
+    run_in_own_node,
+    save_session,
+    session_arguments,
+    spin_to_sim_time,
+    stamp_s,
+)
 from metarl_runtime.tracking_reward import TrackingReward
 from sim.husky_terrain import HUSKY, HUSKY_REWARD
 from sim.scenarios.terrain_change import DEFAULT_PATCH, EPISODE_S, TerrainPatch
@@ -185,21 +191,14 @@ def run_session(
 
 def main(args: list[str] | None = None) -> None:
     """Console script: one session, its result saved as ``--out`` (.npz) plus diagnostics JSON."""
-    parser = argparse.ArgumentParser(prog="terrain_change_session", description=__doc__.splitlines()[0])
-    parser.add_argument("--bundle", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True, help="result file (.npz)")
-    parser.add_argument("--adaptation", choices=("on", "off"), default="on")
-    parser.add_argument("--seed", type=int, default=3)
+    parser = session_arguments("terrain_change_session", __doc__.splitlines()[0])
     parser.add_argument("--duration-s", type=float, default=EPISODE_S)
     parser.add_argument("--patch-start-m", type=float, default=DEFAULT_PATCH.start_m)
     parser.add_argument("--patch-friction", type=float, default=DEFAULT_PATCH.ground_friction)
-    parser.add_argument("--gif", type=Path, default=None, help="have the bridge record a GIF here")
-    parser.add_argument("--bag", type=Path, default=None, help="record the run's topics to this new MCAP bag")
     options = parser.parse_args(args)
-    rclpy.init()
-    node = rclpy.create_node("terrain_change_session")
-    try:
-        result = run_session(
+    result = run_in_own_node(
+        "terrain_change_session",
+        lambda node: run_session(
             node,
             options.bundle.resolve(),
             options.out.parent / "logs",
@@ -209,13 +208,11 @@ def main(args: list[str] | None = None) -> None:
             TerrainPatch(options.patch_start_m, options.patch_friction),
             gif_path=None if options.gif is None else options.gif.resolve(),
             bag_path=None if options.bag is None else options.bag.resolve(),
-        )
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(options.out, errors=result.errors, commands=result.commands, crossing_s=result.crossing_s)
-    options.out.with_suffix(".diagnostics.json").write_text(json.dumps(result.diagnostics, indent=1), encoding="utf-8")
+        ),
+    )
+    save_session(
+        options.out, result.diagnostics, errors=result.errors, commands=result.commands, crossing_s=result.crossing_s
+    )
 
 
 if __name__ == "__main__":
