@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MAX_URDF_BYTES = 8 * 1024 * 1024
-"""A Panda URDF is about 20 kB; anything near this cap is not a robot description."""
+from metarl_runtime.urdf_document import parse_urdf_root
+
 MAX_LINKS = 1000
 MAX_LENGTH_M = 1e3
 """Bound on any origin offset (m): a bigger robot is not one this runtime controls."""
@@ -192,21 +192,6 @@ def _parse_joint(joint: ElementTree.Element, links: Mapping[str, ElementTree.Ele
     return _Joint(name, kind, ends[0], ends[1], rotation, translation, axis)
 
 
-def _parse_document(urdf: str) -> ElementTree.Element:
-    size = len(urdf.encode("utf-8", errors="replace"))
-    if size > MAX_URDF_BYTES:
-        raise RigidBodyModelError(f"URDF is {size} bytes; at most {MAX_URDF_BYTES} are accepted")
-    if "<!DOCTYPE" in urdf.upper() or "<!ENTITY" in urdf.upper():
-        raise RigidBodyModelError("URDF declares a DOCTYPE or entities; a robot description needs neither")
-    try:
-        root = ElementTree.fromstring(urdf)
-    except ElementTree.ParseError as error:
-        raise RigidBodyModelError(f"URDF is not well-formed XML: {error}") from None
-    if root.tag != "robot":
-        raise RigidBodyModelError(f"URDF root element is <{root.tag}>, expected <robot>")
-    return root
-
-
 @dataclass(frozen=True)
 class RigidBodyModel:
     """A fixed-base kinematic tree of rigid bodies, one per actuated joint, and its inverse dynamics.
@@ -238,7 +223,7 @@ class RigidBodyModel:
         dynamics of the joints above it, which this model would get silently wrong.
         """
         held = dict(held_positions or {})
-        root = _parse_document(urdf)
+        root = parse_urdf_root(urdf, RigidBodyModelError, "URDF")
         links: dict[str, ElementTree.Element] = {}
         for link in root.iter("link"):
             name = link.get("name")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metarl_ros.robot_limits import MAX_URDF_BYTES, RobotLimitsError, allowed_command_limits, parse_urdf_limits
+from metarl_ros.robot_limits import RobotLimitsError, allowed_command_limits, parse_urdf_limits
+from metarl_runtime.urdf_document import MAX_URDF_BYTES
 
 
 def urdf(*joints: tuple[str, str]) -> str:

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MAX_URDF_BYTES = 8 * 1024 * 1024
-"""A Panda URDF is about 20 kB; a large robot with inline meshes' metadata stays far below this."""
+from metarl_runtime.urdf_document import parse_urdf_root
 
 
 class RobotLimitsError(ValueError):
@@ -50,17 +49,7 @@ def _limit_value(joint: str, element: ElementTree.Element, name: str) -> float:
 
 def parse_urdf_limits(urdf: str) -> dict[str, JointLimit]:
     """Every joint's limits in a URDF string (joints without ``<limit>`` are absent)."""
-    size = len(urdf.encode("utf-8", errors="replace"))
-    if size > MAX_URDF_BYTES:
-        raise RobotLimitsError(f"robot_description is {size} bytes; at most {MAX_URDF_BYTES} are accepted")
-    if "<!DOCTYPE" in urdf.upper() or "<!ENTITY" in urdf.upper():
-        raise RobotLimitsError("robot_description declares a DOCTYPE or entities; a URDF needs neither")
-    try:
-        root = ElementTree.fromstring(urdf)
-    except ElementTree.ParseError as error:
-        raise RobotLimitsError(f"robot_description is not well-formed XML: {error}") from None
-    if root.tag != "robot":
-        raise RobotLimitsError(f"robot_description: root element is <{root.tag}>, expected <robot>")
+    root = parse_urdf_root(urdf, RobotLimitsError, "robot_description")
     limits: dict[str, JointLimit] = {}
     for joint in root.iter("joint"):
         name = joint.get("name")
