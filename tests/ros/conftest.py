@@ -32,6 +32,25 @@ class InProcessController:
     node: object
     probe: object
     executor: object
+    joint_states: object
+    reference: object
+
+    def stream_home(self, seconds: float) -> None:
+        """For ``seconds``: the arm at rest at home on ``/joint_states`` and as ``/reference``,
+        stamped in step by the node's clock, spinning the executor between them."""
+        import time
+
+        from sensor_msgs.msg import JointState
+
+        from sim.panda_payload import HOME_RAD, PANDA
+
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for publisher in (self.reference, self.joint_states):
+                msg = JointState(name=list(PANDA.joint_names), position=list(HOME_RAD), velocity=[0.0] * 7)
+                msg.header.stamp = self.node.get_clock().now().to_msg()
+                publisher.publish(msg)
+            self.executor.spin_once(timeout_sec=0.01)
 
 
 @pytest.fixture()
@@ -40,6 +59,8 @@ def in_process_controller(tmp_path: Path) -> Iterator[InProcessController]:
     probe node; shut down, the hold included, and torn down after the test."""
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import JointState
 
     from metarl_ros.adaptive_controller import AdaptiveControllerNode
     from sim.panda_payload import PANDA
@@ -54,7 +75,9 @@ def in_process_controller(tmp_path: Path) -> Iterator[InProcessController]:
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.add_node(probe)
-        yield InProcessController(node, probe, executor)
+        joint_states = probe.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
+        reference = probe.create_publisher(JointState, "/reference", 10)
+        yield InProcessController(node, probe, executor, joint_states, reference)
         node.trigger_shutdown()
         executor.shutdown()
         node.destroy_node()

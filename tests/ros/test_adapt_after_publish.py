@@ -3,14 +3,8 @@ and its publishes logged in the order they happen, with ``adapt_after_publish`` 
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import JointState
-
-from sim.panda_payload import HOME_RAD, PANDA
 
 from .conftest import InProcessController
 
@@ -49,19 +43,6 @@ def _adaptations(steps: list[tuple[str, int]]) -> tuple[list[int], list[int]]:
     return inside, after
 
 
-def _stream(in_process: InProcessController, seconds: float) -> None:
-    node, probe, executor = in_process.node, in_process.probe, in_process.executor
-    joint_states = probe.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
-    reference = probe.create_publisher(JointState, "/reference", 10)
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        for publisher in (reference, joint_states):
-            msg = JointState(name=list(PANDA.joint_names), position=list(HOME_RAD), velocity=[0.0] * 7)
-            msg.header.stamp = node.get_clock().now().to_msg()
-            publisher.publish(msg)
-        executor.spin_once(timeout_sec=0.01)
-
-
 @pytest.mark.integration
 def test_with_adapt_after_publish_each_tick_publishes_before_it_adapts(
     in_process_controller: InProcessController,
@@ -74,7 +55,7 @@ def test_with_adapt_after_publish_each_tick_publishes_before_it_adapts(
     assert not refused.successful and "configure only" in refused.reason
     steps = _log_tick_steps(node)
     node.trigger_activate()
-    _stream(in_process_controller, 1.0)
+    in_process_controller.stream_home(1.0)
     inside, after = _adaptations(steps)
     assert len(inside) > 10
     # The first two ticks have no window of two transitions to adapt on; every later one adapts
@@ -91,7 +72,7 @@ def test_by_default_the_node_adapts_inside_the_call(in_process_controller: InPro
     assert node.controller.adapt_after_command is False, "the default: adapt before the plan"
     steps = _log_tick_steps(node)
     node.trigger_activate()
-    _stream(in_process_controller, 1.0)
+    in_process_controller.stream_home(1.0)
     inside, after = _adaptations(steps)
     assert len(inside) > 10
     assert inside == [0, 0] + [1] * (len(inside) - 2), "the adaptation runs before the plan"

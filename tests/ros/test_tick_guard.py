@@ -3,15 +3,9 @@ made to fail (a fault injected into its controller), the node holding, counting 
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
-from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
-
-from sim.panda_payload import HOME_RAD, PANDA
 
 from .conftest import InProcessController
 
@@ -35,35 +29,24 @@ class FailingTick:
 def test_a_failing_tick_holds_is_counted_and_the_node_keeps_serving(
     in_process_controller: InProcessController,
 ) -> None:
-    node, probe, executor = in_process_controller.node, in_process_controller.probe, in_process_controller.executor
+    node, probe = in_process_controller.node, in_process_controller.probe
     commands: list[np.ndarray] = []
     probe.create_subscription(
         Float64MultiArray, "/effort_controller/commands", lambda m: commands.append(np.array(m.data)), 100
     )
-    joint_states = probe.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
-    reference = probe.create_publisher(JointState, "/reference", 10)
     node.trigger_configure()
     node.trigger_activate()
 
-    def stream(seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            for publisher in (reference, joint_states):
-                msg = JointState(name=list(PANDA.joint_names), position=list(HOME_RAD), velocity=[0.0] * 7)
-                msg.header.stamp = node.get_clock().now().to_msg()
-                publisher.publish(msg)
-            executor.spin_once(timeout_sec=0.01)
-
-    stream(1.0)
+    in_process_controller.stream_home(1.0)
     assert commands and not np.all(commands[-1] == 0.0)
     healthy = node.controller
     node.controller = FailingTick(healthy)
     before = len(commands)
-    stream(0.5)
+    in_process_controller.stream_home(0.5)
     assert node.counters["tick_error"] > 0
     late = commands[before:][-10:]  # the first few may be answers already in flight
     assert len(late) == 10 and all(np.all(c == 0.0) for c in late), "each failed tick holds"
     node.controller = healthy
     recovered_from = len(commands)
-    stream(0.5)
+    in_process_controller.stream_home(0.5)
     assert any(not np.all(c == 0.0) for c in commands[recovered_from:]), "serving again"
