@@ -43,6 +43,7 @@ from sim.panda_payload import GRASP_OFFSET_M, HAND_LINK_NAME, PAYLOAD_RADIUS_M
 from sim.scenarios.payload_switch import (
     RECOVERY_NOTE,
     SETTLE_S,
+    SWITCH_S,
     SWITCH_SCENARIOS_KG,
     ObservationController,
     run_payload_switch,
@@ -61,6 +62,7 @@ ORACLE_HEAVIEST = 3
 ORACLE_EPISODE_S = 4.0
 ADAPTATION_ON = "adaptive controller (robot bundle)"
 ADAPTATION_OFF = "same bundle, adaptation off"
+ORACLE = "oracle computed torque (told the payload)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -112,6 +114,10 @@ def switch_figures(
                 NOMINAL: ObservationController(PandaPDGravityController()),
             }
             rate_hz = controllers[ADAPTATION_ON].runtime.manifest.control_rate_hz
+            if _algo(run_dir) == "grbal-residual":
+                oracle = bundle_oracle(bundle, controllers[ADAPTATION_ON], PandaTask(payload_mass_kg=before_kg))
+                after = PandaTask(payload_mass_kg=after_kg)
+                controllers[ORACLE] = SwitchingOracle(oracle, after, round(SWITCH_S * rate_hz))
             for name, controller in controllers.items():
                 errors, _ = run_payload_switch(
                     controller,
@@ -174,15 +180,13 @@ def switch_section(
             name: {figure: [float(np.mean(r[name][figure])) for r in per_run] for figure in SWITCH_FIGURES}
             for name in per_run[0]
         }
-        seeds = "; ".join(
-            ", ".join("∞" if np.isinf(v) else f"{v:.2f}" for v in r[ADAPTATION_ON]["recovery_s"]) for r in per_run
-        )
+        oracle = f"; the oracle's: {_per_seed(per_run, ORACLE)} s" if ORACLE in per_run[0] else ""
         lines += [
             "",
             f"**{before_kg:g} → {after_kg:g} kg** (adaptive controller, recovery to before per evaluation seed, runs "
-            f"separated by ';': {seeds} s; steady ÷ before per run: "
+            f"separated by ';': {_per_seed(per_run, ADAPTATION_ON)} s; steady ÷ before per run: "
             + ", ".join(f"{float(np.mean(r[ADAPTATION_ON]['steady_ratio'])):.2f}" for r in per_run)
-            + ")",
+            + f"{oracle})",
             "",
             *switch_table(table),
         ]
@@ -196,6 +200,11 @@ def switch_section(
         oracle_row(runs, eval_seeds),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _per_seed(per_run: Sequence[dict[str, dict[str, list[float]]]], name: str) -> str:
+    """``name``'s recovery per evaluation seed, runs separated by ';'."""
+    return "; ".join(", ".join("∞" if np.isinf(v) else f"{v:.2f}" for v in r[name]["recovery_s"]) for r in per_run)
 
 
 def oracle_row(runs: Sequence[Path], eval_seeds: int) -> str:
@@ -259,15 +268,20 @@ class OracleComputedTorque:
     def __init__(
         self, controller: ResidualComputedTorqueController, urdf: str, held: dict[str, float], task: PandaTask
     ) -> None:
-        arm = controller.runtime.nominal
+        self.nominal, self.urdf, self.held = controller.runtime.nominal, urdf, held
+        self.low, self.high = controller.low, controller.high
+        self.set_task(task)
+        self.reset()
+
+    def set_task(self, task: PandaTask) -> None:
+        """Know ``task`` from now on (the reference's history is kept: a switch mid-run)."""
+        arm = self.nominal
         self.arm = dataclasses.replace(
             arm,
-            model=RigidBodyModel.from_urdf(payload_urdf(urdf, task), arm.model.joint_names, held),
+            model=RigidBodyModel.from_urdf(payload_urdf(self.urdf, task), arm.model.joint_names, self.held),
             damping_nms=arm.damping_nms * task.joint_damping_scale,
             friction_nm=arm.friction_nm * task.joint_friction_scale,
         )
-        self.low, self.high = controller.low, controller.high
-        self.reset()
 
     def reset(self) -> None:
         self.previous_reference_velocity: np.ndarray | None = None
@@ -281,6 +295,36 @@ class OracleComputedTorque:
         self.previous_reference_velocity = qd_ref
         qdd = self.arm.desired_acceleration(q, qd, q_ref, qd_ref, qdd_ref)
         return np.clip(self.arm.feedforward(q, qd, qdd, qd_ref), self.low, self.high)
+
+
+class SwitchingOracle:
+    """The oracle told the new payload at the very tick it lands (``switch_tick``, the tick
+    ``run_payload_switch`` changes the task before): no estimation lag at all, so its recovery is
+    what the arm's torque limits and the feedback gains alone allow, the floor of any adaptive
+    controller's."""
+
+    def __init__(self, oracle: OracleComputedTorque, after: PandaTask, switch_tick: int) -> None:
+        self.oracle, self.after, self.switch_tick = oracle, after, switch_tick
+        self.before_arm = oracle.arm
+        self.reset()
+
+    def reset(self) -> None:
+        self.oracle.reset()
+        self.oracle.arm = self.before_arm
+        self.tick = 0
+
+    def __call__(self, state: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        if self.tick == self.switch_tick:
+            self.oracle.set_task(self.after)
+        self.tick += 1
+        return self.oracle(state, reference)
+
+
+def bundle_oracle(bundle: Path, controller: ResidualComputedTorqueController, task: PandaTask) -> OracleComputedTorque:
+    """The oracle of ``task`` over a residual bundle's own nominal model and gains."""
+    urdf = (bundle / NOMINAL_URDF_NAME).read_text(encoding="utf-8")
+    held = json.loads((bundle / MANIFEST_NAME).read_text(encoding="utf-8"))["nominal"]["held_positions"]
+    return OracleComputedTorque(controller, urdf, held, task)
 
 
 def heaviest_held_out_tasks() -> list[PandaTask]:
@@ -302,13 +346,11 @@ def oracle_ratios(runs: Sequence[Path], eval_seeds: int) -> list[float]:
     for run_dir in runs:
         with tempfile.TemporaryDirectory() as scratch:
             bundle = export_run(run_dir, {}, Path(scratch) / "bundle")
-            urdf = (bundle / NOMINAL_URDF_NAME).read_text(encoding="utf-8")
-            held = json.loads((bundle / MANIFEST_NAME).read_text(encoding="utf-8"))["nominal"]["held_positions"]
             per_task = []
             for task in tasks:
                 for seed in range(eval_seeds):
                     adaptive = load_controller(bundle, "panda")
-                    oracle = OracleComputedTorque(adaptive, urdf, held, task)
+                    oracle = bundle_oracle(bundle, adaptive, task)
                     rmse = [_task_rmse(c, task, EVALUATION_SEED_BASE + seed) for c in (adaptive, oracle)]
                     per_task.append(rmse[0] / rmse[1])
             ratios.append(float(np.mean(per_task)))

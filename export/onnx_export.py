@@ -207,6 +207,7 @@ def _write_manifest(model: TrainedDynamics, staging: Path, parity: float, sign_k
         "planner": model.planner,
         "provenance": provenance(model.config, parity),
         "rls_prior_precision": model.adaptation.prior_precision,
+        "rls_forgetting": model.adaptation.rls_forgetting,
     }
     write_manifest(staging, fields, sign_key)
 

@@ -66,6 +66,7 @@ class ClosedFormRLSAdaptation(_GraphAdaptation):
     def __init__(self, manifest: BundleManifest, session: ort.InferenceSession, meta_params: list[np.ndarray]) -> None:
         super().__init__(manifest, session, meta_params)
         self._prior_precision = float(manifest.rls_prior_precision)
+        self._forgetting = manifest.rls_forgetting
 
     def _features(self, window: Window) -> dict[str, np.ndarray]:
         return {**self._meta_feed, "states": window["states"], "actions": window["actions"]}
@@ -83,7 +84,7 @@ class ClosedFormRLSAdaptation(_GraphAdaptation):
         norm = self.manifest.normalizer
         targets = (window["next_states"] - window["states"] - norm["delta_mean"]) / norm["delta_std"]
         weight, bias = self.meta_params[-2], self.meta_params[-1]
-        new_weight, new_bias = rls_output_layer(phi, targets, weight, bias, self._prior_precision)
+        new_weight, new_bias = rls_output_layer(phi, targets, weight, bias, self._prior_precision, self._forgetting)
         before = output_layer_loss(phi, targets, weight, bias)
         after = output_layer_loss(phi, targets, new_weight, new_bias)
         return [*self.meta_params[:-2], new_weight, new_bias], before, after

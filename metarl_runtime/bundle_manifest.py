@@ -197,6 +197,7 @@ class BundleManifest(CommonManifest):
     parameter_shapes: tuple[tuple[int, ...], ...]
     planner: dict[str, Any]
     rls_prior_precision: float | None = None
+    rls_forgetting: float = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -210,6 +211,7 @@ class ResidualBundleManifest(CommonManifest):
     window_size: int
     inner_steps: int
     rls_prior_precision: float
+    rls_forgetting: float
     parameter_names: tuple[str, ...]
     parameter_shapes: tuple[tuple[int, ...], ...]
     residual_normalizer: dict[str, np.ndarray]
@@ -468,7 +470,17 @@ def _read_model(path: Path, data: dict[str, Any], common: dict[str, Any], action
         parameter_shapes=shapes,
         planner=data["planner"],
         rls_prior_precision=rls_prior_precision,
+        rls_forgetting=_forgetting(path, data),
     )
+
+
+def _forgetting(path: Path, data: dict[str, Any]) -> float:
+    """The RLS forgetting factor, in (0, 1]; 1 (every transition alike) where a bundle from before
+    the field has none."""
+    value = data.get("rls_forgetting", 1.0)
+    if not (_is_number(value) and 0.0 < value <= 1.0):
+        raise BundleSchemaError(f"{path}: field 'rls_forgetting'={value!r} must be a number in (0, 1]")
+    return float(value)
 
 
 def _parameters(path: Path, data: dict[str, Any]) -> tuple[tuple[str, ...], tuple[tuple[int, ...], ...]]:
@@ -537,6 +549,7 @@ def _read_residual(path: Path, data: dict[str, Any], common: dict[str, Any]) -> 
         window_size=_count(path, data, "window_size", WINDOW_SIZE_MAX),
         inner_steps=_count(path, data, "inner_steps", INNER_STEPS_MAX),
         rls_prior_precision=float(precision),
+        rls_forgetting=_forgetting(path, data),
         parameter_names=names,
         parameter_shapes=shapes,
         residual_normalizer=normalizer,

@@ -138,7 +138,9 @@ class ResidualRuntime:
             phi = self._rule_session.run(None, {**self._meta_feed, "inputs": inputs})[0]
             normalized = (targets - self._target_mean) / self._target_std
             weight, bias = self.meta_params[-2], self.meta_params[-1]
-            new_weight, new_bias = rls_output_layer(phi, normalized, weight, bias, self.manifest.rls_prior_precision)
+            new_weight, new_bias = rls_output_layer(
+                phi, normalized, weight, bias, self.manifest.rls_prior_precision, self.manifest.rls_forgetting
+            )
             adapted = [*self.meta_params[:-2], new_weight, new_bias]
             before = output_layer_loss(phi, normalized, weight, bias)
             after = output_layer_loss(phi, normalized, new_weight, new_bias)

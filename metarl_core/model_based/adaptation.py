@@ -47,6 +47,11 @@ class Adaptation:
     """n: SGD steps of the gradient rule (kept, unused, by "rls": bundle.json records it)."""
     rls_prior_precision: float = 1.0
     """Ridge precision pulling the RLS output layer toward the meta-learned one."""
+    rls_forgetting: float = 1.0
+    """λ in (0, 1]: the RLS solve weighs a transition ``a`` steps older than the window's newest
+    by λᵃ (1: all alike). Below 1 the solve follows a change (a payload landing) within a tick or
+    two, where an evenly weighted window of M averages it in over about M/2 ticks, while the
+    older transitions still condition the solve."""
 
     def __post_init__(self) -> None:
         if self.rule not in ADAPTATION_RULES:
@@ -55,6 +60,8 @@ class Adaptation:
             raise ValueError(f"Adaptation.inner_steps={self.inner_steps} must be >= 1")
         if not self.rls_prior_precision > 0:
             raise ValueError(f"Adaptation.rls_prior_precision={self.rls_prior_precision} must be > 0")
+        if not 0.0 < self.rls_forgetting <= 1.0:
+            raise ValueError(f"Adaptation.rls_forgetting={self.rls_forgetting} must be in (0, 1]")
 
     @property
     def takes_step_sizes(self) -> bool:
@@ -79,7 +86,7 @@ class Adaptation:
         rule's inner gradients differentiable (second-order meta-training, see
         :func:`sgd_steps`); the closed form is differentiable either way."""
         if self.rule == "rls":
-            return last_layer_rls(params, window, stats, self.rls_prior_precision)
+            return last_layer_rls(params, window, stats, self.rls_prior_precision, self.rls_forgetting)
         return sgd_steps(params, window, stats, step_sizes, self.inner_steps, create_graph)
 
     def adapt_regression(
@@ -94,7 +101,7 @@ class Adaptation:
         ``inputs`` ``(M, in)`` and ``targets`` ``(M, out)`` (mean squared error), as the residual
         torque model is (``metarl_core.model_based.residual_model``)."""
         if self.rule == "rls":
-            return ridge_output_layer(params, inputs, targets, self.rls_prior_precision)
+            return ridge_output_layer(params, inputs, targets, self.rls_prior_precision, self.rls_forgetting)
 
         def loss_fn(p: Params) -> torch.Tensor:
             return ((mlp_forward(p, inputs) - targets) ** 2).mean()
@@ -163,16 +170,22 @@ def features(params: Params, state_norm: torch.Tensor, action_norm: torch.Tensor
 
 
 def last_layer_rls(
-    params: Params, window: Transitions[torch.Tensor], stats: Mapping[str, torch.Tensor], prior_precision: float
+    params: Params,
+    window: Transitions[torch.Tensor],
+    stats: Mapping[str, torch.Tensor],
+    prior_precision: float,
+    forgetting: float = 1.0,
 ) -> Params:
     """The dynamics model's output layer by :func:`ridge_output_layer` on the window's normalised
     inputs and state changes."""
     states, actions, next_states = window
     inputs = torch.cat(normalized_inputs(states, actions, stats), dim=-1)
-    return ridge_output_layer(params, inputs, normalized_delta(states, next_states, stats), prior_precision)
+    return ridge_output_layer(params, inputs, normalized_delta(states, next_states, stats), prior_precision, forgetting)
 
 
-def ridge_output_layer(params: Params, inputs: torch.Tensor, targets: torch.Tensor, prior_precision: float) -> Params:
+def ridge_output_layer(
+    params: Params, inputs: torch.Tensor, targets: torch.Tensor, prior_precision: float, forgetting: float = 1.0
+) -> Params:
     """``params`` with the output layer replaced by its ridge posterior mean on a window of
     (normalised) ``inputs`` ``(M, in)`` and ``targets`` ``(M, out)``: the RLS rule of any MLP.
 
@@ -183,7 +196,9 @@ def ridge_output_layer(params: Params, inputs: torch.Tensor, targets: torch.Tens
 
     which is what recursive least squares over the window converges to from the prior
     (W̃₀, λ⁻¹I). It needs no gradient graph and one small solve, and it is differentiable, so the
-    feature map is meta-trained through it with the same GrBAL objective.
+    feature map is meta-trained through it with the same GrBAL objective. With ``forgetting`` γ < 1
+    the window's rows (oldest first) are weighted γᵃ by their age a (the newest 1): recursive least
+    squares with a forgetting factor, over the window.
     """
     if prior_precision <= 0:
         raise ValueError(f"prior_precision={prior_precision} must be > 0")
@@ -191,6 +206,10 @@ def ridge_output_layer(params: Params, inputs: torch.Tensor, targets: torch.Tens
     weight, bias = params[f"layers.{last}.weight"], params[f"layers.{last}.bias"]
     phi = mlp_features(params, inputs)
     phi = torch.cat([phi, torch.ones_like(phi[:, :1])], dim=1)
+    if forgetting < 1.0:
+        ages = torch.arange(phi.shape[0] - 1, -1, -1, dtype=phi.dtype, device=phi.device)
+        root_weights = (forgetting**0.5) ** ages[:, None]
+        phi, targets = phi * root_weights, targets * root_weights
     prior = torch.cat([weight, bias.T], dim=1)  # (out, H + 1)
     gram = phi.T @ phi + prior_precision * torch.eye(phi.shape[1], dtype=phi.dtype, device=phi.device)
     rhs = targets.T @ phi + prior_precision * prior  # (out, H + 1)

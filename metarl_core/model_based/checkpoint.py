@@ -56,6 +56,7 @@ def save_checkpoint(path: Path, model: TrainedDynamics, training_state: dict[str
         ),
         "mode": model.adaptation.rule,
         "rls_prior_precision": model.adaptation.rls_prior_precision,
+        "rls_forgetting": model.adaptation.rls_forgetting,
         "planner": model.planner,
         "config": model.config,
         "training_state": training_state,
@@ -87,7 +88,12 @@ def _trained_dynamics(payload: dict[str, Any]) -> TrainedDynamics:
         params=payload["params"],
         normalizer=Normalizer.from_dict(payload["normalizer"]),
         window_size=payload["window_size"],
-        adaptation=Adaptation(payload["mode"], payload["inner_steps"], payload["rls_prior_precision"]),
+        adaptation=Adaptation(
+            payload["mode"],
+            payload["inner_steps"],
+            payload["rls_prior_precision"],
+            payload.get("rls_forgetting", 1.0),  # checkpoints from before the field: all alike
+        ),
         step_sizes=payload["step_sizes"],
         planner=payload["planner"],
         config=payload["config"],

@@ -17,6 +17,7 @@ from metarl_core.run.config_loading import (
     RunConfig,
     config_from_dict,
     require_at_least,
+    require_fraction,
     require_own_algo,
     require_positive,
 )
@@ -69,6 +70,9 @@ class GrBALConfig(RunConfig):
     """How the robot adapts: "gradient" (n inner SGD steps) or "rls" (closed-form last layer)."""
     rls_prior_precision: float = 1.0
     """Ridge precision pulling the RLS output layer toward the meta-learned one."""
+    rls_forgetting: float = 1.0
+    """λ in (0, 1] of the RLS solve: a transition a steps older than the window's newest weighs λᵃ
+    (``Adaptation.rls_forgetting``), in meta-training and on the robot alike."""
     inner_steps: int = 1
     """n: SGD steps of the adaptation."""
     inner_lr: float = 0.01
@@ -113,13 +117,14 @@ class GrBALConfig(RunConfig):
         require_at_least(config, source, 1, "collection_workers")
         if config.rls_prior_precision <= 0:
             raise ValueError(f"{source}: field 'rls_prior_precision'={config.rls_prior_precision} must be > 0")
+        require_fraction(config, source, "rls_forgetting")
         require_own_algo(config, source, "grbal")
         return config
 
     def inner_adaptation(self) -> Adaptation:
         """The adaptation these fields describe: the one value training, evaluation, export and
         the robot read the rule from."""
-        return Adaptation(self.adaptation, self.inner_steps, self.rls_prior_precision)  # type: ignore[arg-type]
+        return Adaptation(self.adaptation, self.inner_steps, self.rls_prior_precision, self.rls_forgetting)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML values: what ``config.yaml`` and a checkpoint's provenance hold."""

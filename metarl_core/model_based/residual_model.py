@@ -245,6 +245,7 @@ def save_residual_checkpoint(path: Path, model: TrainedResidual, training_state:
         "mode": None if model.adaptation is None else model.adaptation.rule,
         "inner_steps": 1 if model.adaptation is None else model.adaptation.inner_steps,
         "rls_prior_precision": 1.0 if model.adaptation is None else model.adaptation.rls_prior_precision,
+        "rls_forgetting": 1.0 if model.adaptation is None else model.adaptation.rls_forgetting,
         "step_sizes": (
             model.step_sizes
             if isinstance(model.step_sizes, float)
@@ -276,7 +277,12 @@ def load_residual_checkpoint(path: Path, map_location: str = "cpu") -> tuple[Tra
             adaptation=(
                 None
                 if payload["mode"] is None
-                else Adaptation(payload["mode"], payload["inner_steps"], payload["rls_prior_precision"])
+                else Adaptation(
+                    payload["mode"],
+                    payload["inner_steps"],
+                    payload["rls_prior_precision"],
+                    payload.get("rls_forgetting", 1.0),  # checkpoints from before the field: all alike
+                )
             ),
             step_sizes=payload["step_sizes"],
             nominal=NominalDescription(**{k: tuple(v) if isinstance(v, list) else v for k, v in nominal.items()}),

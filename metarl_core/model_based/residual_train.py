@@ -45,6 +45,7 @@ from metarl_core.run.config_loading import (
     RunConfig,
     config_from_dict,
     require_at_least,
+    require_fraction,
     require_own_algo,
     require_positive,
 )
@@ -100,6 +101,9 @@ class ResidualConfig(RunConfig):
     "gradient" (n SGD steps on the MLP)."""
     rls_prior_precision: float = 1.0
     """Ridge precision pulling the output layer toward the meta-learned one ("rls"), in meta-training."""
+    rls_forgetting: float = 1.0
+    """λ in (0, 1] of the RLS solve: a transition a steps older than the window's newest weighs λᵃ
+    (``Adaptation.rls_forgetting``), in meta-training and on the robot alike."""
     deployed_rls_prior_precision: float = 0.0
     """The same precision on the robot (the bundle's); 0 means ``rls_prior_precision``. Why they may
     differ: meta-training windows come from one task each, while on the robot the window after a
@@ -156,6 +160,7 @@ class ResidualConfig(RunConfig):
             raise ValueError(
                 f"{source}: field 'adaptation'={config.adaptation!r} must be one of {list(RESIDUAL_RULES)}"
             )
+        require_fraction(config, source, "rls_forgetting")
         if config.env_id != "metarl/PandaPayload-v0":
             raise ValueError(f"{source}: field 'env_id'={config.env_id!r}: the nominal model is the Panda's only")
         require_own_algo(config, source, "grbal-residual")
@@ -165,7 +170,7 @@ class ResidualConfig(RunConfig):
         """The MLP's adaptation rule ("rls", "gradient"); None for the physical rule."""
         if self.adaptation == "physical":
             return None
-        return Adaptation(self.adaptation, self.inner_steps, self.rls_prior_precision)  # type: ignore[arg-type]
+        return Adaptation(self.adaptation, self.inner_steps, self.rls_prior_precision, self.rls_forgetting)  # type: ignore[arg-type]
 
     def deployed_adaptation(self) -> Adaptation | None:
         """The rule the robot runs: :meth:`inner_adaptation` with the deployed RLS precision."""

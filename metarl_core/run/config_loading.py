@@ -121,6 +121,14 @@ def require_positive(config: Any, source: str, *names: str) -> None:
             raise ValueError(f"{source}: field '{name}'={value} must be > 0")
 
 
+def require_fraction(config: Any, source: str, *names: str) -> None:
+    """Raise ``ValueError`` naming the first of ``names`` not in (0, 1] (a forgetting factor)."""
+    for name in names:
+        value = getattr(config, name)
+        if not 0 < value <= 1:
+            raise ValueError(f"{source}: field '{name}'={value} must be in (0, 1]")
+
+
 def _matches(value: Any, hint: Any) -> bool:
     origin = typing.get_origin(hint)
     if origin is list:

@@ -54,7 +54,7 @@ def tiny_residual(rule: str, seed: int = 0) -> TrainedResidual:
         stats=stats,
         window_size=WINDOW,
         rule=rule,
-        adaptation=None if rule == "physical" else Adaptation(rule, 1, 0.5),  # type: ignore[arg-type]
+        adaptation=None if rule == "physical" else Adaptation(rule, 1, 0.5, 0.6),  # type: ignore[arg-type]
         step_sizes=step_sizes,
         physical_prior={
             "mean": torch.from_numpy(rng.normal(size=width) * 0.1).float(),
@@ -188,6 +188,14 @@ def test_hostile_nominal_numbers_are_refused_naming_the_field(
     data["nominal"][field] = value
     write_manifest_data(rls_bundle, data)
     with pytest.raises((BundleSchemaError, BundleIntegrityError), match=message):
+        load_controller(rls_bundle, "panda")
+
+
+def test_a_residual_bundle_refuses_a_forgetting_factor_outside_zero_to_one(rls_bundle: Path) -> None:
+    data = read_manifest_data(rls_bundle)
+    data["rls_forgetting"] = -0.3
+    write_manifest_data(rls_bundle, data)
+    with pytest.raises(BundleSchemaError, match=r"field 'rls_forgetting'=-0\.3 must be a number in \(0, 1\]"):
         load_controller(rls_bundle, "panda")
 
 

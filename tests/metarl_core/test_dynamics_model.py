@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from metarl_core.model_based.adaptation import Adaptation, sgd_steps
-from metarl_core.model_based.dynamics_model import ModelShape, init_params, window_loss
+from metarl_core.model_based.adaptation import Adaptation, mlp_features, ridge_output_layer, sgd_steps
+from metarl_core.model_based.dynamics_model import (
+    ModelShape,
+    init_mlp,
+    init_params,
+    mlp_forward,
+    window_loss,
+)
 from metarl_core.model_based.meta_objective import meta_loss
 from metarl_core.model_based.replay_buffer import Transitions, TransitionWindows
 
@@ -117,3 +123,47 @@ def test_second_order_differs_from_first_order() -> None:
         loss = meta_loss(leaves, 0.3, windows, stats, TWO_STEPS, first_order=first_order)
         grads.append(torch.cat([g.flatten() for g in torch.autograd.grad(loss, list(leaves.values()))]))
     assert not np.allclose(grads[0].numpy(), grads[1].numpy(), atol=1e-8)
+
+
+def _step_window() -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """A tiny MLP and a window of 8 rows whose target jumps by 1 at the newest two: a payload that
+    landed two ticks ago."""
+    params = init_mlp((3, 8, 2), torch.Generator().manual_seed(0))
+    inputs = torch.randn(8, 3, generator=torch.Generator().manual_seed(1))
+    targets = torch.zeros(8, 2)
+    targets[-2:] += 1.0
+    return params, inputs, targets
+
+
+def test_rls_forgetting_follows_a_change_the_evenly_weighted_window_averages_in() -> None:
+    params, inputs, targets = _step_window()
+    newest = inputs[-1:]
+
+    def newest_error(forgetting: float) -> float:
+        adapted = ridge_output_layer(params, inputs, targets, 0.03, forgetting)
+        return float((mlp_forward(adapted, newest) - targets[-1:]).abs().max())
+
+    assert newest_error(0.3) < 0.5 * newest_error(1.0)
+    evenly = ridge_output_layer(params, inputs, targets, 0.03)
+    for name, value in ridge_output_layer(params, inputs, targets, 0.03, 1.0).items():
+        torch.testing.assert_close(value, evenly[name], rtol=0, atol=0)
+
+
+def test_rls_forgetting_weighs_each_row_by_its_age() -> None:
+    """γ < 1 is the ridge solve of rows scaled by √γ^age, the newest row unscaled."""
+    params, inputs, targets = _step_window()
+    gamma = 0.5
+    root = torch.sqrt(torch.tensor(gamma)) ** torch.arange(7, -1, -1, dtype=torch.float32)[:, None]
+    weighted = ridge_output_layer(params, inputs, targets, 0.1, gamma)
+    # The hidden layers are the feature map: scale the rows after it by solving on features directly.
+    features = torch.cat([mlp_features(params, inputs), torch.ones(8, 1)], dim=1) * root
+    prior = torch.cat([params["layers.1.weight"], params["layers.1.bias"].T], dim=1)
+    gram = features.T @ features + 0.1 * torch.eye(features.shape[1])
+    posterior = torch.linalg.solve(gram, (torch.mm((targets * root).T, features) + 0.1 * prior).T).T
+    torch.testing.assert_close(weighted["layers.1.weight"], posterior[:, :-1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("forgetting", [0.0, -0.5, 1.5])
+def test_a_forgetting_factor_outside_zero_to_one_is_refused(forgetting: float) -> None:
+    with pytest.raises(ValueError, match=r"rls_forgetting=.* must be in \(0, 1\]"):
+        Adaptation("rls", 1, 1.0, forgetting)

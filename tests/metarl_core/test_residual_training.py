@@ -42,3 +42,18 @@ def test_resumed_run_equals_the_uninterrupted_one_and_exports(tmp_path: Path) ->
 def test_an_unknown_rule_is_refused_naming_the_field(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="field 'adaptation'='newton' must be one of"):
         ResidualConfig.from_yaml(config_with(tmp_path, "bad", adaptation="newton"))
+
+
+def test_a_forgetting_factor_outside_zero_to_one_is_refused_naming_the_field(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"field 'rls_forgetting'=1\.2 must be in \(0, 1\]"):
+        ResidualConfig.from_yaml(config_with(tmp_path, "bad", rls_forgetting=1.2))
+
+
+def test_the_forgetting_factor_goes_from_the_config_through_the_checkpoint_into_the_bundle(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    config = config_with(tmp_path, "forgetting", iterations=1, adaptation="rls", rls_forgetting=0.4)
+    run = run_residual_training(config, tmp_path / "run", "cpu", False)
+    model, _ = load_residual_checkpoint(run)
+    assert model.adaptation is not None and model.adaptation.rls_forgetting == 0.4
+    controller = load_controller(export_residual_bundle(run, tmp_path / "bundle"), "panda")
+    assert controller.runtime.manifest.rls_forgetting == 0.4

@@ -17,11 +17,14 @@ from metarl_runtime.model_runtime import AdaptiveRuntime
 from tests.conftest import WINDOW_SIZE, tiny_model
 
 
-@pytest.fixture(scope="module")
-def rls_bundle(tmp_path_factory: pytest.TempPathFactory):
+@pytest.fixture(scope="module", params=[1.0, 0.6], ids=["evenly", "forgetting"])
+def rls_bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     model = tiny_model(1, seed=5)
     model = dataclasses.replace(
-        model, adaptation=dataclasses.replace(model.adaptation, rule="rls", rls_prior_precision=0.5)
+        model,
+        adaptation=dataclasses.replace(
+            model.adaptation, rule="rls", rls_prior_precision=0.5, rls_forgetting=request.param
+        ),
     )
     return model, export_trained_dynamics(model, tmp_path_factory.mktemp("rls") / "bundle")
 
@@ -43,7 +46,7 @@ def test_rls_adaptation_matches_torch(rls_bundle, level: ort.GraphOptimizationLe
         nexts = (states + norm.delta_mean + norm.delta_std * rng.normal(size=(length, 14))).astype(np.float32)
         result = runtime.adapt(states, actions, nexts)
         window = Transitions(*(torch.from_numpy(x).double() for x in (states, actions, nexts)))
-        expected = last_layer_rls(params64, window, stats64, 0.5)
+        expected = last_layer_rls(params64, window, stats64, 0.5, model.adaptation.rls_forgetting)
         for got, name in zip(result.params, model.shape.parameter_names(), strict=True):
             want = expected[name].numpy()
             assert np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want))) <= 1e-5, (name, length)
