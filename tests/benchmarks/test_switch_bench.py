@@ -7,15 +7,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.switch_bench import ADAPTATION_OFF, ADAPTATION_ON, parse_overrides, payload_urdf, switch_section
+from benchmarks.switch_bench import (
+    ADAPTATION_OFF,
+    ADAPTATION_ON,
+    SwitchingOracle,
+    bundle_oracle,
+    parse_overrides,
+    payload_urdf,
+    switch_section,
+)
+from export.residual_export import export_trained_residual
 from metarl_core.model_based.checkpoint import save_checkpoint
 from metarl_core.model_based.evaluate import NOMINAL
 from metarl_core.model_based.residual_train import panda_nominal
 from metarl_core.run.checkpoint_io import CHECKPOINT_NAME
+from metarl_runtime.controllers import load_controller
 from metarl_runtime.rigid_body import RigidBodyModel
+from sim.baseline_controllers import PandaPDGravityController
 from sim.panda_payload import PANDA
+from sim.scenarios.payload_switch import SWITCH_S, ObservationController, run_payload_switch, summarize
 from sim.tasks import PandaTask
 from tests.conftest import tiny_model
+from tests.export.test_residual_bundle import tiny_residual
 
 
 def test_planner_overrides_are_parsed_as_yaml_and_a_malformed_one_is_refused() -> None:
@@ -48,3 +61,27 @@ def test_the_oracle_model_holds_the_tasks_payload_on_the_last_body_and_nothing_e
     loaded = RigidBodyModel.from_urdf(payload_urdf(nominal.urdf, task), PANDA.joint_names, held)
     np.testing.assert_allclose(loaded.mass_kg - plain.mass_kg, [0, 0, 0, 0, 0, 0, 2.5])
     assert payload_urdf(nominal.urdf, PandaTask()) == nominal.urdf
+
+
+def test_the_switching_oracle_is_told_the_payload_at_the_switch_tick_and_recovers(tmp_path: Path) -> None:
+    """Its model is the task's from the tick the payload lands: the commands before the switch are
+    those of the payload-free oracle, and it is back at its error before within the smoothing window
+    where the fixed nominal controller never is."""
+    bundle = export_trained_residual(tiny_residual("rls"), tmp_path / "bundle")
+    controller = load_controller(bundle, "panda")
+    switch_tick = round(SWITCH_S * PANDA.control_rate_hz)
+    after = PandaTask(payload_mass_kg=4.0)
+    oracle = SwitchingOracle(bundle_oracle(bundle, controller, PandaTask()), after, switch_tick)
+    plain = bundle_oracle(bundle, controller, PandaTask())
+    oracle.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(switch_tick):
+        state = rng.uniform(-0.5, 0.5, 14)
+        reference = state + rng.normal(scale=1e-3, size=14)  # a small error: commands inside the limits
+        np.testing.assert_array_equal(oracle(state, reference), plain(state, reference))
+    assert not np.allclose(oracle(state, reference), plain(state, reference)), "the payload never reached its model"
+
+    rate = PANDA.control_rate_hz
+    told = summarize(run_payload_switch(oracle, seed=3)[0], rate)
+    nominal = summarize(run_payload_switch(ObservationController(PandaPDGravityController()), seed=3)[0], rate)
+    assert told["recovery_s"] <= 0.3 and np.isinf(nominal["recovery_s"]), (told, nominal)
