@@ -43,6 +43,7 @@ from metarl_core.model_based.replay_buffer import TaskReplayBuffer
 from metarl_core.model_based.train import collect_episodes
 from sim.panda_payload import PANDA
 from sim.scenarios.payload_switch import (
+    ERROR_FIGURES,
     PAYLOAD_AFTER_KG,
     SWITCH_FIGURES,
     SWITCH_HEADER,
@@ -318,7 +319,10 @@ def switch_table(payload_switch: dict[str, dict[str, list[float]]]) -> list[str]
     """Markdown rows of the payload-switch figures, one per controller."""
     lines = [SWITCH_HEADER, SWITCH_RULE]
     for name, figures in payload_switch.items():
-        cells = [mean_std(figures[f], 4 if f.endswith(("switch", "after")) else 2) for f in SWITCH_FIGURES]
+        cells = [
+            mean_std([v * 1e3 for v in figures[f]], 3) if f in ERROR_FIGURES else mean_std(figures[f], 2)
+            for f in SWITCH_FIGURES
+        ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 

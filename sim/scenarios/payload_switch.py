@@ -63,9 +63,12 @@ SWITCH_FIGURES = (
 """``summarize``'s figures in table order: the headline (recovery to the error
 before the switch) and steady ÷ before first, recovery to the run's own steady error last."""
 SWITCH_HEADER = (
-    "| controller | recovery to error before switch (s) | steady after ÷ before | RMS error before switch (rad) "
-    "| first 1 s after (rad) | steady after (rad) | secondary: settled at own steady (s) |"
+    "| controller | recovery to error before switch (s) | steady after ÷ before | RMS error before switch (mrad) "
+    "| first 1 s after (mrad) | steady after (mrad) | secondary: settled at own steady (s) |"
 )
+ERROR_FIGURES = ("before_switch", "first_second_after", "steady_after")
+"""The figures that are errors (rad in ``summarize``, mrad in tables: computed torque tracks to a tenth
+of a milliradian, below what four decimals of a radian show)."""
 SWITCH_RULE = "|---|---|---|---|---|---|---|"
 
 
@@ -73,8 +76,7 @@ def switch_row(name: str, summary: dict[str, float]) -> str:
     """One run's ``summarize`` figures as a row under ``SWITCH_HEADER`` (∞: never recovered)."""
     cells = []
     for figure in SWITCH_FIGURES:
-        value = summary[figure]
-        digits = 4 if figure.endswith(("switch", "after")) else 2
+        value, digits = (summary[figure] * 1e3, 3) if figure in ERROR_FIGURES else (summary[figure], 2)
         cells.append("∞ (never)" if np.isinf(value) else f"{value:.{digits}f}")
     return f"| {name} | " + " | ".join(cells) + " |"
 
