@@ -47,7 +47,6 @@ from metarl_core.policy.rl2 import RL2Config, run_trials
 from metarl_core.policy.sampling import HELD_OUT_SEED, PolicyEnv, held_out_tasks
 from metarl_core.policy.train import load_policy_config, train_policy
 from metarl_core.run.checkpoint_io import CHECKPOINT_NAME
-from metarl_core.run.run_directory import CONFIG_NAME
 
 EXPERIMENTS = ("maml-nav", "rl2-nav", "robot")
 EXTENDED_TRIAL = 4
@@ -303,10 +302,15 @@ def robot(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def training_minutes(run: Path) -> float:
-    """Wall-clock minutes of a run's last training session: from ``config.yaml`` (written when
-    the run directory is opened, also on ``--resume``) to the last ``checkpoint.pt``."""
-    return ((run / CHECKPOINT_NAME).stat().st_mtime - (run / CONFIG_NAME).stat().st_mtime) / 60.0
+def training_minutes(run: Path) -> float | None:
+    """Wall-clock minutes from a run's start to its last checkpoint: the start is the Unix time
+    in the name of its first TensorBoard event file (``events.out.tfevents.<time>.…``, one per
+    training session; a reused run's later sessions add files but no checkpoint). None without
+    TensorBoard. For a run trained in one session this is its training time."""
+    events = sorted(int(path.name.split(".")[3]) for path in (run / "tensorboard").glob("events.out.tfevents.*"))
+    if not events:
+        return None
+    return ((run / CHECKPOINT_NAME).stat().st_mtime - events[0]) / 60.0
 
 
 def _plot_robot(curves: dict, references: dict[str, float], grbal_steps: int, path: Path) -> None:
@@ -537,9 +541,10 @@ def render_robot_targets(result: dict[str, Any]) -> list[str]:
             )
     minutes = result.get("training_minutes", {})
     for method, values in minutes.items():
+        per_seed = ", ".join("?" if m is None else f"{m:.1f}" for m in values)
         lines.append(
             f"- {method}: {np.mean(result['env_steps'][method]):,.0f} training env steps and "
-            f"{', '.join(f'{m:.1f}' for m in values)} min of training per seed (one core)"
+            f"{per_seed} min of training per seed (one core)"
         )
     return lines
 
