@@ -30,6 +30,7 @@ from typing import Any
 
 import gymnasium
 import numpy as np
+import torch
 
 import sim  # noqa: F401  (registers the environment ids)
 from benchmarks.machine import describe_machine
@@ -40,10 +41,12 @@ from metarl_core.policy.evaluate import (
     plot_curves,
     rl2_episode_returns,
 )
+from metarl_core.policy.maml_ppo import MamlPPOConfig, adaptation_returns
 from metarl_core.policy.policy_checkpoint import load_policy_checkpoint
-from metarl_core.policy.rl2 import RL2Config
+from metarl_core.policy.rl2 import RL2Config, run_trials
 from metarl_core.policy.sampling import HELD_OUT_SEED, PolicyEnv, held_out_tasks
 from metarl_core.policy.train import load_policy_config, train_policy
+from metarl_core.run.checkpoint_io import CHECKPOINT_NAME
 
 EXPERIMENTS = ("maml-nav", "rl2-nav", "robot")
 EXTENDED_TRIAL = 4
@@ -132,23 +135,77 @@ def rl2_nav(args: argparse.Namespace) -> dict[str, Any]:
     return {"curves": curves, "env_steps": [env_steps_of(run) for run in runs]}
 
 
-def controller_score(env_id: str, controller: Any, tasks: list, episodes: int, episode_duration_s: float) -> float:
-    """Mean episode return of a per-step controller (``reset()``, ``obs -> action``) on ``tasks``,
-    ``episodes`` episodes each, reset with the seeds the RL² held-out score uses."""
-    env = gymnasium.make(env_id, episode_duration_s=episode_duration_s)
-    returns = []
+def controller_score(
+    env_id: str, controller: Any, tasks: list, resets: list[list[int | None]], duration: float
+) -> list[float]:
+    """Mean return over ``tasks`` of each episode slot for a per-step controller (``reset()``,
+    ``obs -> action``): task ``k``'s episodes are reset with ``resets[k]`` in turn (None: the
+    environment's own stream goes on, as an RL² trial's later episodes are). Given a policy
+    protocol's resets, the controller meets the references the policy met."""
+    env = gymnasium.make(env_id, episode_duration_s=duration)
+    returns = np.zeros((len(tasks), len(resets[0])))
     for index, task in enumerate(tasks):
         env.unwrapped.set_task(task)
-        for episode in range(episodes):
-            obs, _ = env.reset(seed=HELD_OUT_SEED + index if episode == 0 else None)
+        for slot, seed in enumerate(resets[index]):
+            obs, _ = env.reset(seed=seed)
             controller.reset()
             total, done = 0.0, False
             while not done:
                 obs, reward, terminated, truncated, _ = env.step(controller(obs))
                 total, done = total + reward, terminated or truncated
-            returns.append(total)
+            returns[index, slot] = total
     env.close()
-    return float(np.mean(returns))
+    return returns.mean(axis=0).tolist()
+
+
+def rl2_resets(tasks: int, episodes: int) -> list[list[int | None]]:
+    """The resets of RL²'s held-out score: trial ``k`` starts at ``HELD_OUT_SEED + k`` and its
+    later episodes continue that environment's stream."""
+    return [[HELD_OUT_SEED + k] + [None] * (episodes - 1) for k in range(tasks)]
+
+
+def maml_post_step_resets(tasks: int, per_task: int) -> list[list[int | None]]:
+    """The resets of the episodes MAML-PPO's post-step policy is scored on (the second round of
+    ``adaptation_returns``, environment ``k · per_task + j`` of ``tasks · per_task``)."""
+    first = HELD_OUT_SEED + tasks * per_task
+    return [[first + k * per_task + j for j in range(per_task)] for k in range(tasks)]
+
+
+def final_scores(run: Path, tasks: list) -> list[float]:
+    """The trained policy's deterministic held-out returns on ``tasks``, by the protocol of its
+    training-time score: RL², each episode of one trial per task (``[episode 1, episode 2]``);
+    MAML-PPO, before and after its inner step on sampled episodes of each task (``[pre, post]``)."""
+    policy, _ = load_policy_checkpoint(run)
+    env = PolicyEnv.of_run(policy.env_id, policy.config)
+    noise = torch.Generator().manual_seed(0)
+    if policy.algo == "rl2":
+        episodes = policy.episodes_per_trial
+        backend = env.backend(len(tasks))
+        rollouts = run_trials(
+            policy.params, policy.stats, backend, env, tasks, episodes, HELD_OUT_SEED, noise, deterministic=True
+        )
+        scores = rollouts.episode_returns(episodes).mean(0).tolist()
+    else:
+        config = MamlPPOConfig.from_dict(policy.config)
+        backend = env.backend(len(tasks) * config.episodes_per_task)
+        returns = adaptation_returns(
+            policy.params,
+            policy.stats,
+            backend,
+            env,
+            tasks,
+            config.episodes_per_task,
+            config.inner_steps,
+            policy.inner_step_size,
+            config.ppo,
+            HELD_OUT_SEED,
+            noise,
+            deterministic_scores=True,
+        )
+        scores = returns.mean(axis=1).tolist()
+    backend.close()
+    env.close()
+    return scores
 
 
 def heldout_curve(run: Path) -> tuple[list[int], list[float]]:
@@ -165,11 +222,14 @@ def heldout_curve(run: Path) -> tuple[list[int], list[float]]:
 
 ROBOT_CONFIGS = {"RL²": CONFIGS / "panda_rl2.yaml", "MAML-PPO": CONFIGS / "panda_maml_ppo.yaml"}
 """The policy-based meta-learners of the robot experiment; both score the same held-out tasks."""
+ROBOT_SPLITS = ("interp", "extrap")
+"""Held-out splits the final policies and the references are scored on (training scores interp)."""
 
 
 def robot(args: argparse.Namespace) -> dict[str, Any]:
     """RL² and MAML-PPO on the Panda against GrBAL's adaptive MPC and the nominal controller,
-    all scored on the same held-out tasks."""
+    all scored on the same held-out tasks: along training on the interp split, and the final
+    policies on both held-out splits."""
     from metarl_core.model_based.adaptive_mpc import AdaptiveMPCController
     from metarl_core.model_based.checkpoint import load_checkpoint
     from metarl_core.model_based.exploration import ROBOTS
@@ -184,14 +244,27 @@ def robot(args: argparse.Namespace) -> dict[str, Any]:
     grbal_steps = int(sum(buffer.num_transitions for buffer in state["replay_buffers"]))
 
     env = PolicyEnv(config.env_id, config.episode_duration_s)
-    tasks = held_out_tasks(env, config.eval_trials, config.eval_split)
+    tasks = {split: held_out_tasks(env, config.eval_trials, split) for split in ROBOT_SPLITS}
     env.close()
     episodes, duration = config.episodes_per_trial, config.episode_duration_s
+    per_task = MamlPPOConfig.from_yaml(ROBOT_CONFIGS["MAML-PPO"]).episodes_per_task
+    resets = rl2_resets(len(tasks[config.eval_split]), episodes)
+    nominal = ROBOTS["panda"][1]()
+    per_episode = {
+        split: {
+            "GrBAL adaptive MPC (model-based)": controller_score(
+                config.env_id, AdaptiveMPCController(model, seed=0), split_tasks, resets, duration
+            ),
+            "fixed nominal controller": controller_score(config.env_id, nominal, split_tasks, resets, duration),
+            "fixed nominal controller, on MAML-PPO's post-step resets": controller_score(
+                config.env_id, nominal, split_tasks, maml_post_step_resets(len(split_tasks), per_task), duration
+            ),
+        }
+        for split, split_tasks in tasks.items()
+    }
     references = {
-        "GrBAL adaptive MPC (model-based)": controller_score(
-            config.env_id, AdaptiveMPCController(model, seed=0), tasks, episodes, duration
-        ),
-        "fixed nominal controller": controller_score(config.env_id, ROBOTS["panda"][1](), tasks, episodes, duration),
+        name: float(np.mean(per_episode[config.eval_split][name]))
+        for name in ("GrBAL adaptive MPC (model-based)", "fixed nominal controller")
     }
     curves = {name: [heldout_curve(run) for run in method_runs] for name, method_runs in runs.items()}
     reached = {
@@ -201,6 +274,10 @@ def robot(args: argparse.Namespace) -> dict[str, Any]:
         }
         for method, method_curves in curves.items()
     }
+    finals = {
+        split: {method: [final_scores(run, split_tasks) for run in method_runs] for method, method_runs in runs.items()}
+        for split, split_tasks in tasks.items()
+    }
     _plot_robot(curves, references, grbal_steps, args.figures_dir / "policy_robot.png")
     return {
         "curves": {
@@ -208,11 +285,32 @@ def robot(args: argparse.Namespace) -> dict[str, Any]:
             for method, method_curves in curves.items()
         },
         "references": references,
+        "references_per_episode": per_episode,
+        "final_scores": finals,
         "grbal_env_steps": grbal_steps,
         "steps_to_reach": reached,
         "env_steps": {method: [env_steps_of(run) for run in method_runs] for method, method_runs in runs.items()},
-        "held_out": {"split": config.eval_split, "tasks": len(tasks), "episodes": episodes, "episode_s": duration},
+        "training_minutes": {
+            method: [training_minutes(run) for run in method_runs] for method, method_runs in runs.items()
+        },
+        "held_out": {
+            "split": config.eval_split,
+            "tasks": config.eval_trials,
+            "episodes": episodes,
+            "episode_s": duration,
+        },
     }
+
+
+def training_minutes(run: Path) -> float | None:
+    """Wall-clock minutes from a run's start to its last checkpoint: the start is the Unix time
+    in the name of its first TensorBoard event file (``events.out.tfevents.<time>.…``, one per
+    training session; a reused run's later sessions add files but no checkpoint). None without
+    TensorBoard. For a run trained in one session this is its training time."""
+    events = sorted(int(path.name.split(".")[3]) for path in (run / "tensorboard").glob("events.out.tfevents.*"))
+    if not events:
+        return None
+    return ((run / CHECKPOINT_NAME).stat().st_mtime - events[0]) / 60.0
 
 
 def _plot_robot(curves: dict, references: dict[str, float], grbal_steps: int, path: Path) -> None:
@@ -374,7 +472,80 @@ def render_robot(result: dict[str, Any]) -> list[str]:
             lines.append(
                 f"| {method} | {name} ({result['references'][name]:.2f}) | {cells} | {result['grbal_env_steps']:,} |"
             )
+    if "final_scores" in result:
+        lines += render_robot_targets(result)
     lines += ["", f"![Policy-based meta-RL on the Panda: held-out return against training steps]({result['figure']})"]
+    return lines
+
+
+FINAL_ROWS = {
+    "RL²": ("RL², episode 1", "RL², episode 2"),
+    "MAML-PPO": ("MAML-PPO, before its step", "MAML-PPO, after its step"),
+}
+"""What each column of a method's ``final_scores`` is."""
+NOMINAL = "fixed nominal controller"
+MPC = "GrBAL adaptive MPC (model-based)"
+NOMINAL_MAML = "fixed nominal controller, on MAML-PPO's post-step resets"
+
+
+def render_robot_targets(result: dict[str, Any]) -> list[str]:
+    """The final policies on both held-out splits against the references on the same resets,
+    and the issue's targets (RL²'s episode 2 and MAML-PPO after its step above the nominal
+    controller), met or not, seed by seed."""
+    finals, per_episode = result["final_scores"], result["references_per_episode"]
+    splits = list(finals)
+    held = result["held_out"]
+    lines = [
+        "",
+        f"Final policies (mean action) on {held['tasks']} held-out tasks of each split, the references on the same "
+        "resets: RL² and the references' episodes 1 and 2 are the trial's two episodes (same reference "
+        "trajectories); MAML-PPO is scored on its own resets (each task's episodes before and after its inner "
+        "step), the nominal controller also on MAML-PPO's post-step resets. Mean ± std over training seeds.",
+        "",
+        "| controller | " + " | ".join(f"{split}: episode 1 | {split}: episode 2" for split in splits) + " |",
+        "|---|" + "---|---|" * len(splits),
+    ]
+    for name in (MPC, NOMINAL):
+        cells = " | ".join(f"{per_episode[split][name][0]:.2f} | {per_episode[split][name][1]:.2f}" for split in splits)
+        lines.append(f"| {name} | {cells} |")
+    rl2 = {split: np.array(finals[split]["RL²"]) for split in splits}
+    cells = " | ".join(f"{_mean_std(rl2[split][:, 0])} | {_mean_std(rl2[split][:, 1])}" for split in splits)
+    lines.append(f"| RL² (one trial) | {cells} |")
+    lines += [
+        "",
+        "| controller | " + " | ".join(f"{split}: before step | {split}: after step" for split in splits) + " |",
+        "|---|" + "---|---|" * len(splits),
+    ]
+    maml = {split: np.array(finals[split]["MAML-PPO"]) for split in splits}
+    cells = " | ".join(f"{_mean_std(maml[split][:, 0])} | {_mean_std(maml[split][:, -1])}" for split in splits)
+    lines.append(f"| MAML-PPO | {cells} |")
+    nominal_maml = " | ".join(f"{np.mean(per_episode[split][NOMINAL_MAML]):.2f} | " for split in splits)
+    lines.append(f"| {NOMINAL_MAML} | {nominal_maml}")
+    lines += ["", "Targets (each seed above the nominal controller on the same resets):", ""]
+    for split in splits:
+        for method, ours, nominal, mpc in (
+            ("RL² episode 2", rl2[split][:, 1], per_episode[split][NOMINAL][1], per_episode[split][MPC][1]),
+            (
+                "MAML-PPO after its step",
+                maml[split][:, -1],
+                float(np.mean(per_episode[split][NOMINAL_MAML])),
+                float(np.mean(per_episode[split][MPC])),
+            ),
+        ):
+            above = int(np.count_nonzero(ours > nominal))
+            verdict = "met" if above == len(ours) else "NOT met"
+            gains = ", ".join(f"{g:+.2f}" for g in ours - nominal)
+            lines.append(
+                f"- {split}, {method} vs nominal {nominal:.2f}: {gains} ({above} of {len(ours)} seeds above: "
+                f"{verdict}); distance to the adaptive MPC ({mpc:.2f}): {np.mean(ours) - mpc:+.2f}"
+            )
+    minutes = result.get("training_minutes", {})
+    for method, values in minutes.items():
+        per_seed = ", ".join("?" if m is None else f"{m:.1f}" for m in values)
+        lines.append(
+            f"- {method}: {np.mean(result['env_steps'][method]):,.0f} training env steps and "
+            f"{per_seed} min of training per seed (one core)"
+        )
     return lines
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +31,8 @@ from export.graph_export import (
     staged_directory,
     write_manifest,
 )
+from export.residual_export import NOMINAL_URDF_NAME, nominal_fields
+from metarl_core.model_based.residual_train import panda_nominal
 from metarl_core.policy.policy_checkpoint import TrainedPolicy, load_policy_checkpoint
 from metarl_core.policy.recurrent_policy import recurrent_step
 from metarl_runtime.bundle_manifest import RECURRENT_GRAPH, RECURRENT_INPUTS, RECURRENT_OUTPUTS
@@ -89,10 +92,11 @@ def _check_policy(policy: TrainedPolicy) -> None:
             "the robot could not recompute the reward the policy reads"
         )
     shape = policy.shape
-    if shape.obs_dim != robot.state_dim + robot.reference_dim or shape.action_dim != robot.action_dim:
+    error_dim = robot.state_dim if policy.config.get("action") == "residual" else 0
+    if shape.obs_dim != robot.state_dim + robot.reference_dim + error_dim or shape.action_dim != robot.action_dim:
         raise ValueError(
-            f"policy shape {shape} does not fit robot '{robot.name}' (obs {robot.state_dim}+{robot.reference_dim}, "
-            f"action {robot.action_dim})"
+            f"policy shape {shape} does not fit robot '{robot.name}' (obs {robot.state_dim}+{robot.reference_dim}"
+            f"{f'+{error_dim} tracking error' if error_dim else ''}, action {robot.action_dim})"
         )
     low, high = np.asarray(policy.action_low), np.asarray(policy.action_high)
     if low.shape != (robot.action_dim,) or np.any(low < robot.action_low) or np.any(high > robot.action_high):
@@ -137,8 +141,7 @@ def export_trained_policy(policy: TrainedPolicy, out_dir: Path, seed: int = 0, s
             {
                 "mode": "recurrent",
                 **robot_fields(robot),
-                "action_low": list(policy.action_low),
-                "action_high": list(policy.action_high),
+                **_action_fields(policy, staging),
                 "env_id": policy.env_id,
                 "hidden_size": shape.hidden_size,
                 "episodes_per_trial": policy.episodes_per_trial,
@@ -149,6 +152,25 @@ def export_trained_policy(policy: TrainedPolicy, out_dir: Path, seed: int = 0, s
             sign_key,
         )
     return out_dir
+
+
+def _action_fields(policy: TrainedPolicy, staging: Path) -> dict[str, Any]:
+    """How the robot turns the policy's action into a command. ``torque``: scaled to the policy's
+    action limits. ``residual``: the policy's limits are the normalised [-1, 1] of the correction,
+    so the command limits are the robot's own, and the nominal arm the correction is added to
+    travels with the bundle (its URDF as a hashed file, as in residual bundles)."""
+    if policy.config.get("action", "torque") != "residual":
+        return {"action_low": list(policy.action_low), "action_high": list(policy.action_high)}
+    robot = policy.robot
+    nominal = panda_nominal()
+    (staging / NOMINAL_URDF_NAME).write_text(nominal.urdf, encoding="utf-8")
+    return {
+        "action_low": list(robot.action_low),
+        "action_high": list(robot.action_high),
+        "action": "residual",
+        "residual_torque_fraction": float(policy.config["residual_torque_fraction"]),
+        "nominal": nominal_fields(nominal),
+    }
 
 
 def export_recurrent_bundle(run_dir: Path, out_dir: Path, sign_key: Path | None = None) -> Path:

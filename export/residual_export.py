@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,6 +42,7 @@ from export.graph_export import (
 from metarl_core.model_based.adaptation import mlp_features
 from metarl_core.model_based.residual_model import (
     RESIDUAL_STAT_NAMES,
+    NominalDescription,
     TrainedResidual,
     adapt_residual,
     load_residual_checkpoint,
@@ -171,8 +173,22 @@ def export_trained_residual(model: TrainedResidual, out_dir: Path, seed: int = 0
     return out_dir
 
 
+def nominal_fields(nominal: NominalDescription) -> dict[str, Any]:
+    """``bundle.json``'s ``nominal`` mapping: the arm's model (the bundle's ``NOMINAL_URDF_NAME``
+    file) and the numbers its computed torque is built from; residual and residual-action
+    recurrent bundles both carry it, and ``metarl_runtime.bundle_manifest`` reads it for both."""
+    return {
+        "urdf_file": NOMINAL_URDF_NAME,
+        "held_positions": dict(nominal.held_positions),
+        "damping_nms": list(nominal.damping_nms),
+        "friction_nm": list(nominal.friction_nm),
+        "friction_smoothing_rad_s": nominal.friction_smoothing_rad_s,
+        "kp_per_s2": nominal.kp_per_s2,
+        "kd_per_s": nominal.kd_per_s,
+    }
+
+
 def _write_manifest(model: TrainedResidual, staging: Path, parity: float, sign_key: Path | None) -> None:
-    nominal = model.nominal
     step_sizes = (
         {k: v.detach().cpu().tolist() for k, v in model.step_sizes.items()}
         if isinstance(model.step_sizes, Mapping)
@@ -191,15 +207,7 @@ def _write_manifest(model: TrainedResidual, staging: Path, parity: float, sign_k
         "parameters": [{"name": k, "shape": list(model.params[k].shape)} for k in model.parameter_names()],
         "residual_inputs": list(RESIDUAL_INPUT_NAMES),
         "residual_normalizer": model.stats.to_dict(),
-        "nominal": {
-            "urdf_file": NOMINAL_URDF_NAME,
-            "held_positions": dict(nominal.held_positions),
-            "damping_nms": list(nominal.damping_nms),
-            "friction_nm": list(nominal.friction_nm),
-            "friction_smoothing_rad_s": nominal.friction_smoothing_rad_s,
-            "kp_per_s2": nominal.kp_per_s2,
-            "kd_per_s": nominal.kd_per_s,
-        },
+        "nominal": nominal_fields(model.nominal),
         "provenance": provenance(model.config, parity),
     }
     write_manifest(staging, fields, sign_key)

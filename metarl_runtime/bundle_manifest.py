@@ -45,6 +45,7 @@ from metarl_runtime.bundle_errors import (
 )
 from metarl_runtime.bundle_signature import verify_manifest_signature
 from metarl_runtime.mppi import MPPIConfig, PlannerConfigError
+from metarl_runtime.residual_action import ACTION_MODES
 from metarl_runtime.residual_torque import RESIDUAL_INPUT_NAMES, NominalArm
 from metarl_runtime.rigid_body import RigidBodyModel, RigidBodyModelError
 
@@ -235,10 +236,26 @@ class RecurrentBundleManifest(CommonManifest):
     obs_std: np.ndarray
     reward: dict[str, Any]
     """The reward the policy was trained on, rebuilt by ``metarl_runtime.tracking_reward.TrackingReward``."""
+    action: str = "torque"
+    """How the policy's normalised action becomes the command (``ACTION_MODES``): ``torque``
+    scales it to the action limits; ``residual`` adds it, bounded, to the nominal controller's
+    torque (``metarl_runtime.residual_action``), and the policy also sees the tracking error.
+    Absent from ``bundle.json``: ``torque`` (bundles written before the residual mode)."""
+    residual_torque_fraction: float = 0.0
+    """``residual``: the largest correction as a fraction of each joint's effort limit."""
+    nominal_arm: NominalArm | None = None
+    """``residual``: the arm's nominal model and gains (``nominal``, as in residual bundles)."""
 
     @property
     def obs_dim(self) -> int:
+        """Sensor observation width: state fields then reference fields."""
         return len(self.state_fields) + len(self.reference_fields)
+
+    @property
+    def policy_input_dim(self) -> int:
+        """The graph's observation width: the sensor observation, then, in ``residual`` mode, the
+        tracking error (one per state field)."""
+        return self.obs_dim + (len(self.state_fields) if self.action == "residual" else 0)
 
 
 def sha256_of(path: Path) -> str:
@@ -612,12 +629,34 @@ def _nominal_arm(path: Path, data: dict[str, Any], common: dict[str, Any]) -> No
 def _read_recurrent(path: Path, data: dict[str, Any], common: dict[str, Any]) -> RecurrentBundleManifest:
     hidden_size = _count(path, data, "hidden_size", HIDDEN_SIZE_MAX)
     episodes_per_trial = _count(path, data, "episodes_per_trial", EPISODES_PER_TRIAL_MAX)
+    action = data.get("action", "torque")
+    if action not in ACTION_MODES:
+        raise BundleSchemaError(f"{path}: field 'action'={action!r} is not one of {ACTION_MODES}")
+    residual: dict[str, Any] = {}
     obs_dim = len(data["state_fields"]) + len(data["reference_fields"])
+    if action == "residual":
+        fraction = data.get("residual_torque_fraction")
+        if not (_is_number(fraction) and 0.0 < fraction <= 1.0):
+            raise BundleSchemaError(f"{path}: field 'residual_torque_fraction'={fraction!r} must be a number in (0, 1]")
+        if not isinstance(data.get("nominal"), dict):
+            raise BundleSchemaError(f"{path}: missing field 'nominal' (a mapping), which 'action: residual' needs")
+        if len(data["state_fields"]) != 2 * len(data["joint_names"]) or len(data["reference_fields"]) != len(
+            data["state_fields"]
+        ):
+            raise BundleSchemaError(
+                f"{path}: 'action: residual' needs state and reference fields of joint positions then velocities"
+            )
+        residual = {
+            "action": action,
+            "residual_torque_fraction": float(fraction),
+            "nominal_arm": _nominal_arm(path, data, common),
+        }
+        obs_dim += len(data["state_fields"])
     stats = {}
     for name in ("obs_mean", "obs_std"):
         if name not in data["obs_normalizer"]:
             raise BundleSchemaError(f"{path}: missing field 'obs_normalizer.{name}'")
-        layout = " (state fields then reference fields)"
+        layout = " (state fields, reference fields" + (", tracking error)" if residual else ")")
         values = data["obs_normalizer"][name]
         stats[name] = _statistics(path, f"obs_normalizer.{name}", values, obs_dim, name == "obs_std", layout)
     if not isinstance(data["reward"].get("name"), str):
@@ -630,6 +669,7 @@ def _read_recurrent(path: Path, data: dict[str, Any], common: dict[str, Any]) ->
         obs_mean=stats["obs_mean"],
         obs_std=stats["obs_std"],
         reward=data["reward"],
+        **residual,
     )
 
 

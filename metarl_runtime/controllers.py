@@ -29,6 +29,7 @@ import numpy as np
 from metarl_runtime.bundle_manifest import read_manifest
 from metarl_runtime.model_runtime import AdaptiveRuntime
 from metarl_runtime.recurrent_runtime import RecurrentRuntime
+from metarl_runtime.residual_action import ResidualTorque, tracking_error_features
 from metarl_runtime.residual_runtime import ResidualRuntime
 
 
@@ -362,12 +363,22 @@ class RecurrentPolicyController:
     otherwise poison for good. With adaptation disabled the hidden state is frozen at zero:
     every tick acts as the first tick of a trial (the policy still reads the previous command
     and its reward), so nothing learnt about the task is carried.
+
+    A bundle of ``action: residual`` is run as it was trained: the policy also sees the tracking
+    error, and the command is the nominal computed torque (the bundle's nominal arm, in numpy)
+    plus the policy's bounded correction (``metarl_runtime.residual_action``). A hold is fed back
+    as a zero correction: the hold is not a correction of any nominal torque.
     """
 
     def __init__(self, runtime: RecurrentRuntime, adaptation_enabled: bool = True) -> None:
         self.runtime = runtime
         self.adaptation_enabled = adaptation_enabled
-        self.low, self.high = runtime.manifest.action_low, runtime.manifest.action_high
+        manifest = runtime.manifest
+        self.low, self.high = manifest.action_low, manifest.action_high
+        self.residual: ResidualTorque | None = None
+        """The nominal controller and correction bound of an ``action: residual`` bundle."""
+        if manifest.action == "residual" and manifest.nominal_arm is not None:
+            self.residual = ResidualTorque(manifest.nominal_arm, manifest.residual_torque_fraction, self.low, self.high)
         self.stats = PolicyStats()
         self.last_adapt_s = 0.0
         """Always 0: the policy's adaptation is its step (kept for the node's stage profile)."""
@@ -376,6 +387,8 @@ class RecurrentPolicyController:
     def reset(self) -> None:
         """Start a new trial: zero hidden state, and no previous command (zero action and reward)."""
         self.runtime.reset()
+        if self.residual is not None:
+            self.residual.reset()
         self.previous: tuple[np.ndarray, np.ndarray] | None = None
         """(normalised action, command) of the last tick."""
         self.stats.trials += 1
@@ -387,7 +400,12 @@ class RecurrentPolicyController:
         It is what the robot does next, so the next tick feeds it back as the previous action."""
         hold = np.zeros_like(self.low) if command is None else np.asarray(command, dtype=np.float64)
         command = np.clip(np.nan_to_num(hold, nan=0.0, posinf=0.0, neginf=0.0), self.low, self.high)
-        self.previous = (2.0 * (command - self.low) / (self.high - self.low) - 1.0, command)
+        if self.residual is not None:
+            # The reference velocities around a hold are not one period apart: no acceleration from them.
+            self.residual.reset()
+            self.previous = (np.zeros_like(command), command)
+        else:
+            self.previous = (2.0 * (command - self.low) / (self.high - self.low) - 1.0, command)
         return command
 
     def after_command(self) -> bool:
@@ -420,14 +438,20 @@ class RecurrentPolicyController:
             prev_reward[0, 0] = self.runtime.reward(state, reference, self.previous[1])
         if not (np.all(np.isfinite(obs)) and np.all(np.isfinite(prev_reward))):
             return self._non_finite()
-        step = self.runtime.step(obs, prev_action, prev_reward, np.zeros((1, 1), np.float32))
+        policy_obs = obs if self.residual is None else tracking_error_features(obs, len(self.low))
+        step = self.runtime.step(policy_obs, prev_action, prev_reward, np.zeros((1, 1), np.float32))
         if not (np.all(np.isfinite(step.action_mean)) and np.all(np.isfinite(self.runtime.hidden))):
             return self._non_finite()
         self.stats.last_value = float(step.value[0, 0])
         if not self.adaptation_enabled:
             self.runtime.reset()
         normalised = np.clip(step.action_mean[0].astype(np.float64), -1.0, 1.0)
-        command = np.clip(self.low + (normalised + 1.0) * 0.5 * (self.high - self.low), self.low, self.high)
+        if self.residual is not None:
+            command = self.residual(obs, normalised[None])[0]
+            if not np.all(np.isfinite(command)):
+                return self._non_finite()
+        else:
+            command = np.clip(self.low + (normalised + 1.0) * 0.5 * (self.high - self.low), self.low, self.high)
         self.previous = (normalised, command)
         return command
 

@@ -96,7 +96,8 @@ class RecurrentRuntime(BundleRuntime):
         """One policy step from the carried hidden state, which it then replaces.
 
         All inputs are ``(B, ·)`` with B the batch of the last ``reset`` (1 by default): obs
-        ``(B, S+R)`` (state then reference), the previous normalised action ``(B, A)`` as
+        ``(B, S+R)`` (state then reference; in ``residual`` mode followed by the tracking error,
+        ``metarl_runtime.residual_action.tracking_error_features``), the previous normalised action ``(B, A)`` as
         commanded (clipped to [-1, 1]), its reward ``(B, 1)`` and done flag ``(B, 1)``. A wrong
         shape or NaN/inf raises ``PolicyInputError``, including a hidden state that an earlier
         step made non-finite: ``reset`` starts afresh.
@@ -119,7 +120,7 @@ class RecurrentRuntime(BundleRuntime):
 def _widths(manifest: RecurrentBundleManifest) -> dict[str, int]:
     """The second dimension of every graph input and output, as ``bundle.json`` implies it."""
     action, hidden = len(manifest.action_low), manifest.hidden_size
-    inputs = (manifest.obs_dim, action, 1, 1, hidden)
+    inputs = (manifest.policy_input_dim, action, 1, 1, hidden)
     outputs = (action, 1, hidden)
     return dict(zip(RECURRENT_INPUTS + RECURRENT_OUTPUTS, inputs + outputs, strict=True))
 

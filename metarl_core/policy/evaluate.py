@@ -45,7 +45,7 @@ def maml_adaptation_curve(
     action where the run's config says ``eval_deterministic``."""
     config = MamlPPOConfig.from_dict(policy.config)
     episodes = episodes_per_task or config.episodes_per_task
-    env = PolicyEnv(policy.env_id, config.episode_duration_s)
+    env = PolicyEnv.of_run(policy.env_id, policy.config)
     task_rng, reset_seed, noise = _evaluation_streams(seed)
     held_out = env.sample_tasks(tasks, task_rng, split)
     backend = env.backend(tasks * episodes)
@@ -84,7 +84,7 @@ def rl2_episode_returns(
     first. Actions are the Gaussian's mean where the run's config says ``eval_deterministic``
     (as its training-time score and the robot do), sampled otherwise."""
     episodes = episodes or policy.episodes_per_trial
-    env = PolicyEnv(policy.env_id, policy.config.get("episode_duration_s", 0.0))
+    env = PolicyEnv.of_run(policy.env_id, policy.config)
     task_rng, reset_seed, noise = _evaluation_streams(seed)
     held_out = env.sample_tasks(trials, task_rng, split)
     backend = env.backend(trials)

@@ -20,14 +20,19 @@ from metarl_core.policy.recurrent_policy import Params, RecurrentPolicyShape, no
 HIDDEN_LAYERS = 2
 
 
-def init_mlp_policy(shape: RecurrentPolicyShape, generator: torch.Generator, initial_log_std: float = 0.0) -> Params:
+def init_mlp_policy(
+    shape: RecurrentPolicyShape, generator: torch.Generator, initial_log_std: float = 0.0, zero_action: bool = False
+) -> Params:
     """Xavier-uniform hidden layers, a near-zero output layer (first actions centred on zero),
-    zero biases; weights ``(in, out)`` and biases ``(1, out)`` like the recurrent policy's."""
+    zero biases; weights ``(in, out)`` and biases ``(1, out)`` like the recurrent policy's.
+    ``zero_action`` makes the output layer exactly zero (a residual policy starts as the nominal
+    controller)."""
     sizes = [shape.obs_dim] + [shape.hidden_size] * HIDDEN_LAYERS + [shape.action_dim]
     params: Params = {}
     for i in range(len(sizes) - 1):
         fan_in, fan_out = sizes[i], sizes[i + 1]
-        bound = math.sqrt(6.0 / (fan_in + fan_out)) * (0.01 if i == len(sizes) - 2 else 1.0)
+        output_scale = 0.0 if zero_action else 0.01
+        bound = math.sqrt(6.0 / (fan_in + fan_out)) * (output_scale if i == len(sizes) - 2 else 1.0)
         params[f"layers.{i}.weight"] = (torch.rand(fan_in, fan_out, generator=generator) * 2.0 - 1.0) * bound
         params[f"layers.{i}.bias"] = torch.zeros(1, fan_out)
     params["log_std"] = torch.full((1, shape.action_dim), initial_log_std)

@@ -53,6 +53,7 @@ from metarl_core.policy.sampling import (
     identity_stats,
     observation_stats,
     sample_rollouts,
+    validate_action_mode,
 )
 from metarl_core.run.checkpoint_io import CHECKPOINT_NAME
 from metarl_core.run.config_loading import RunConfig, config_from_dict, require_at_least, require_own_algo
@@ -96,6 +97,12 @@ class MamlPPOConfig(RunConfig):
     normalize_observations: bool = False
     """Standardise observations with statistics of the initial policy's rollouts on a batch of
     training tasks drawn for that purpose before the first iteration."""
+    action: str = "torque"
+    """How the normalised action reaches the robot: ``torque`` scales it to the effort limits;
+    ``residual`` adds a correction of at most ``residual_torque_fraction`` of them to the nominal
+    computed-torque controller (Panda only), and the policy also sees the tracking error."""
+    residual_torque_fraction: float = 0.1
+    """``action: residual``: the largest correction, as a fraction of each joint's effort limit."""
     eval_interval: int = 0
     """Score the policy on held-out tasks every this many iterations, and after the last; 0: never.
     The score is the return after ``inner_steps`` steps of adaptation to each held-out task."""
@@ -122,6 +129,7 @@ class MamlPPOConfig(RunConfig):
             raise ValueError(f"{source}: field 'inner_lr'={config.inner_lr} must be > 0")
         if config.learn_inner_lr and config.inner_steps == 0:
             raise ValueError(f"{source}: field 'learn_inner_lr'=True needs inner_steps >= 1 (there is no inner step)")
+        validate_action_mode(config, source)
         validate_ppo_config(config.ppo, source)
         return config
 
@@ -291,7 +299,7 @@ def train(
     metrics: MetricsWriter,
 ) -> None:
     """Meta-train (or resume) ``config`` into ``run_dir``, checkpointing atomically every iteration."""
-    env = PolicyEnv(config.env_id, config.episode_duration_s)
+    env = PolicyEnv.of_run(config.env_id, config.to_dict())
     tasks_per_batch, per_task = config.meta_batch_size, config.episodes_per_task
     backend = env.backend(tasks_per_batch * per_task)
     eval_backend = env.backend(config.eval_tasks * per_task) if config.eval_interval else None
@@ -302,7 +310,7 @@ def train(
     generator = torch.Generator().manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     if resumed is None:
-        params = init_mlp_policy(shape, generator, config.initial_log_std)
+        params = init_mlp_policy(shape, generator, config.initial_log_std, config.action == "residual")
         stats = identity_stats(env.obs_dim)
         start_iteration, env_steps = 0, 0
         if config.normalize_observations:

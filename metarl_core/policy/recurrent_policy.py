@@ -39,10 +39,13 @@ class RecurrentPolicyShape:
 
 
 def init_recurrent_policy(
-    shape: RecurrentPolicyShape, generator: torch.Generator, initial_log_std: float = -0.5
+    shape: RecurrentPolicyShape, generator: torch.Generator, initial_log_std: float = -0.5, zero_action: bool = False
 ) -> Params:
     """Uniform ±1/sqrt(H) GRU weights (torch's own GRU init), a small policy head so the first
-    actions stay near zero, and a value head of the GRU's scale with a zero bias."""
+    actions stay near zero, and a value head of the GRU's scale with a zero bias.
+
+    ``zero_action`` zeroes the policy head, so the mean action is exactly zero until training
+    moves it: a residual policy then starts as the nominal controller."""
     hidden, bound = shape.hidden_size, 1.0 / math.sqrt(shape.hidden_size)
 
     def uniform(*size: int, scale: float = bound) -> torch.Tensor:
@@ -53,7 +56,7 @@ def init_recurrent_policy(
         "gru_hidden_weight": uniform(hidden, 3 * hidden),
         "gru_input_bias": uniform(1, 3 * hidden),
         "gru_hidden_bias": uniform(1, 3 * hidden),
-        "policy_weight": uniform(hidden, shape.action_dim, scale=0.01),
+        "policy_weight": uniform(hidden, shape.action_dim, scale=0.0 if zero_action else 0.01),
         "policy_bias": torch.zeros(1, shape.action_dim),
         "value_weight": uniform(hidden, 1, scale=bound),
         "value_bias": torch.zeros(1, 1),

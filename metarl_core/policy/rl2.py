@@ -46,6 +46,7 @@ from metarl_core.policy.sampling import (
     identity_stats,
     observation_stats,
     sample_rollouts,
+    validate_action_mode,
 )
 from metarl_core.run.checkpoint_io import CHECKPOINT_NAME
 from metarl_core.run.config_loading import RunConfig, config_from_dict, require_at_least, require_own_algo
@@ -80,6 +81,12 @@ class RL2Config(RunConfig):
     """Initial log standard deviation of the Gaussian policy (normalised action units)."""
     normalize_observations: bool = False
     """Standardise observations with statistics of the initial policy's trials (fixed afterwards)."""
+    action: str = "torque"
+    """How the normalised action reaches the robot: ``torque`` scales it to the effort limits;
+    ``residual`` adds a correction of at most ``residual_torque_fraction`` of them to the nominal
+    computed-torque controller (Panda only), and the policy also sees the tracking error."""
+    residual_torque_fraction: float = 0.1
+    """``action: residual``: the largest correction, as a fraction of each joint's effort limit."""
     reward_scale: float = 1.0
     """Rewards are multiplied by this for the value targets and advantages (the policy input is unscaled)."""
     eval_interval: int = 0
@@ -106,6 +113,7 @@ class RL2Config(RunConfig):
             raise ValueError(f"{source}: field 'reward_scale'={config.reward_scale} must be > 0")
         if config.eval_split not in SPLITS:
             raise ValueError(f"{source}: field 'eval_split'={config.eval_split!r} must be one of {SPLITS}")
+        validate_action_mode(config, source)
         validate_ppo_config(config.ppo, source)
         return config
 
@@ -240,7 +248,7 @@ def train(
     metrics: MetricsWriter,
 ) -> None:
     """Train (or resume) ``config`` into ``run_dir``, checkpointing atomically every iteration."""
-    env = PolicyEnv(config.env_id, config.episode_duration_s)
+    env = PolicyEnv.of_run(config.env_id, config.to_dict())
     trials, episodes = config.trials_per_iteration, config.episodes_per_trial
     backend = env.backend(trials)
     eval_backend = env.backend(config.eval_trials) if config.eval_interval else None
@@ -251,7 +259,7 @@ def train(
     rng = np.random.default_rng(config.seed)
     held_out = held_out_tasks(env, config.eval_trials, config.eval_split)
     if resumed is None:
-        params = init_recurrent_policy(shape, generator, config.initial_log_std)
+        params = init_recurrent_policy(shape, generator, config.initial_log_std, config.action == "residual")
         stats = identity_stats(env.obs_dim)
         start_iteration, env_steps = 0, 0
         if config.normalize_observations:

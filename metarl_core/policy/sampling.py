@@ -11,19 +11,22 @@ its steps are masked out and never counted as experience.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-import gymnasium
 import numpy as np
 import torch
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 import sim  # noqa: F401  (registers the environment ids)
 from metarl_core.policy.ppo import gaussian_log_prob
 from metarl_core.policy.recurrent_policy import scale_action
+from metarl_core.policy.residual_env import make_policy_env
+from metarl_runtime.residual_action import ACTION_MODES
 from sim.robot_description import RobotDescription
 from sim.tasks import Task
-from sim.vector_collection import CollectionBackend, make_sync_backend
+from sim.vector_collection import CollectionBackend, GymVectorBackend
 
 
 class PolicyRunner(Protocol):
@@ -157,13 +160,24 @@ def sample_rollouts(
 
 class PolicyEnv:
     """What a policy learner needs of an environment id: its spaces, time limit and robot, read
-    from one instance that stays open to draw tasks from (``sample_tasks``)."""
+    from one instance that stays open to draw tasks from (``sample_tasks``).
 
-    def __init__(self, env_id: str, episode_duration_s: float) -> None:
+    ``action`` is how the policy's normalised action reaches the robot (``ACTION_MODES``): scaled
+    to the effort limits (``torque``), or a correction of at most ``residual_torque_fraction`` of
+    them over the nominal controller (``residual``, ``metarl_core.policy.residual_env``), whose
+    spaces are then the wrapper's ([-1, 1] actions, observations with the tracking error).
+    """
+
+    def __init__(
+        self, env_id: str, episode_duration_s: float, action: str = "torque", residual_torque_fraction: float = 0.1
+    ) -> None:
         """``episode_duration_s`` of 0 keeps the registered episode length."""
+        if action not in ACTION_MODES:
+            raise ValueError(f"action={action!r} must be one of {ACTION_MODES}")
         self.env_id = env_id
-        self.env_kwargs = {"episode_duration_s": episode_duration_s} if episode_duration_s > 0 else {}
-        self._env = gymnasium.make(env_id, **self.env_kwargs)
+        self.env_kwargs: dict[str, Any] = {"episode_duration_s": episode_duration_s} if episode_duration_s > 0 else {}
+        self._factory = functools.partial(make_policy_env, env_id, action, residual_torque_fraction, **self.env_kwargs)
+        self._env = self._factory()
         self.obs_dim = int(self._env.observation_space.shape[0])
         self.action_dim = int(self._env.action_space.shape[0])
         self.action_low = np.asarray(self._env.action_space.low, dtype=np.float64)
@@ -172,6 +186,16 @@ class PolicyEnv:
         self.robot: RobotDescription | None = getattr(self._env.unwrapped, "robot", None)
         """The robot of a suite task (exported with RL² bundles); None for the point."""
 
+    @classmethod
+    def of_run(cls, env_id: str, config: dict[str, Any]) -> PolicyEnv:
+        """The environment a run of ``config`` (its ``to_dict()``, as a checkpoint stores it) trained in."""
+        return cls(
+            env_id,
+            config.get("episode_duration_s", 0.0),
+            config.get("action", "torque"),
+            config.get("residual_torque_fraction", 0.1),
+        )
+
     def sample_tasks(self, n: int, rng: np.random.Generator, split: str) -> list[Task]:
         """``n`` tasks of ``split``, through the environment's own task API."""
         return self._env.unwrapped.sample_tasks(n, rng, split)
@@ -179,7 +203,7 @@ class PolicyEnv:
     def backend(self, num_envs: int) -> CollectionBackend:
         """``num_envs`` in-process environments: policy steps are batched across them, and on a
         two-core machine worker processes would only compete with the learner."""
-        return make_sync_backend(self.env_id, num_envs, **self.env_kwargs)
+        return GymVectorBackend(SyncVectorEnv([self._factory] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP))
 
     def close(self) -> None:
         self._env.close()
@@ -206,3 +230,13 @@ def observation_stats(observations: torch.Tensor, mask: torch.Tensor) -> dict[st
     entry does not blow up)."""
     flat = observations.reshape(-1, observations.shape[-1])[mask.reshape(-1) > 0]
     return {"obs_mean": flat.mean(0, keepdim=True), "obs_std": flat.std(0, keepdim=True).clamp_min(1e-2)}
+
+
+def validate_action_mode(config: Any, source: str) -> None:
+    """Both learners' ``action`` and ``residual_torque_fraction`` fields, named in the error."""
+    if config.action not in ACTION_MODES:
+        raise ValueError(f"{source}: field 'action'={config.action!r} must be one of {ACTION_MODES}")
+    if not 0.0 < config.residual_torque_fraction <= 1.0:
+        raise ValueError(
+            f"{source}: field 'residual_torque_fraction'={config.residual_torque_fraction} must be in (0, 1]"
+        )

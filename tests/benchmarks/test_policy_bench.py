@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.policy_bench import paired_gain, render_maml_nav, render_rl2_nav, render_robot, separation
+from benchmarks.policy_bench import (
+    paired_gain,
+    render_maml_nav,
+    render_rl2_nav,
+    render_robot,
+    render_robot_targets,
+    separation,
+)
 
 
 def test_separation_says_outside_only_when_the_intervals_do_not_overlap() -> None:
@@ -75,3 +82,30 @@ def test_robot_table_gives_each_method_its_final_best_and_steps_to_reach() -> No
     assert "| GrBAL adaptive MPC (model-based) | -10.00 | | 38,400 |" in text
     assert "| fixed nominal controller | -45.00 | | none (hand-designed) |" in text
     assert "| MAML-PPO | fixed nominal controller (-45.00) | not reached in 3,000, 2,000 | 38,400 |" in text
+
+
+def test_robot_targets_are_met_only_when_every_seed_beats_the_nominal_controller_on_its_resets() -> None:
+    """RL²'s episode 2 is judged against the nominal controller's episode 2, MAML-PPO after its
+    step against the nominal controller on MAML-PPO's own post-step resets, split by split."""
+    references = {
+        "GrBAL adaptive MPC (model-based)": [-1.0, -1.2],
+        "fixed nominal controller": [-6.0, -5.0],
+        "fixed nominal controller, on MAML-PPO's post-step resets": [-6.0] * 8,
+    }
+    result = {
+        "final_scores": {
+            "interp": {"RL²": [[-5.5, -4.5], [-5.8, -4.9]], "MAML-PPO": [[-6.1, -5.9], [-6.2, -5.0]]},
+            "extrap": {"RL²": [[-5.5, -4.5], [-5.8, -5.1]], "MAML-PPO": [[-6.1, -6.5], [-6.2, -5.0]]},
+        },
+        "references_per_episode": {"interp": references, "extrap": references},
+        "held_out": {"split": "interp", "tasks": 8, "episodes": 2, "episode_s": 2.0},
+        "env_steps": {"RL²": [3000, 3000], "MAML-PPO": [4000, 4000]},
+        "training_minutes": {"RL²": [5.0, 5.5], "MAML-PPO": [7.0, 7.5]},
+    }
+    text = "\n".join(render_robot_targets(result))
+    assert "- interp, RL² episode 2 vs nominal -5.00: +0.50, +0.10 (2 of 2 seeds above: met)" in text
+    assert "- extrap, RL² episode 2 vs nominal -5.00: +0.50, -0.10 (1 of 2 seeds above: NOT met)" in text
+    assert "- interp, MAML-PPO after its step vs nominal -6.00: +0.10, +1.00 (2 of 2 seeds above: met)" in text
+    assert "distance to the adaptive MPC (-1.20): -3.50" in text
+    assert "- extrap, MAML-PPO after its step vs nominal -6.00: -0.50, +1.00 (1 of 2 seeds above: NOT met)" in text
+    assert "| RL² (one trial) | -5.65 ± 0.15 | -4.70 ± 0.20 |" in text
