@@ -2,7 +2,8 @@
 
 The measurement runs in a subprocess (``python -m experiments.latency_probe``): metarl_core never
 imports ROS. The bundle is Panda-sized with the default planner; its weights are random, which
-does not change the cost of a tick.
+does not change the cost of a tick. ``--bundle`` measures a given Panda bundle instead (e.g. the
+demo's residual computed-torque bundle), at its own control rate.
 """
 
 from __future__ import annotations
@@ -21,13 +22,26 @@ import numpy as np
 from benchmarks.machine import describe_machine
 from benchmarks.runtime_bench import _model
 from export.onnx_export import export_trained_dynamics
+from metarl_runtime.bundle_manifest import CommonManifest, ResidualBundleManifest, read_manifest
 
 STAGES = ("sensors", "adapt", "plan", "publish")
 """The node's tick stages (``metarl_ros.adaptive_controller.TICK_STAGES``, read from its diagnostics)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rates", type=float, nargs="+", default=[100.0, 250.0], help="control rates (Hz)")
+    parser.add_argument(
+        "--rates",
+        type=float,
+        nargs="+",
+        default=None,
+        help="control rates (Hz; default 100 250, with --bundle its own)",
+    )
+    parser.add_argument(
+        "--bundle",
+        type=Path,
+        default=None,
+        help="a Panda bundle to measure (e.g. demo_output/bundle) instead of the random MPPI one, at its own rate",
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="measurement time per rate and repeat")
     parser.add_argument(
         "--repeats", type=int, default=5, help="probe runs per rate (fresh node each): one lucky run meets no target"
@@ -38,22 +52,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run the node with adapt_after_publish:=true (adapt after the command, for the next tick)",
     )
     parser.add_argument(
+        "--node-cpu",
+        type=int,
+        default=None,
+        help="pin the node to this CPU, the probe to the others (issue 17: one core for the node; default: unpinned)",
+    )
+    parser.add_argument(
         "--section", default=None, help="BENCHMARKS.md section to write (default: ros), e.g. ros-adapt-after-publish"
     )
 
 
 def _probe(
-    bundle: Path, rate: float, seconds: float, env: dict[str, str], adapt_after_publish: bool = False
+    bundle: Path,
+    rate: float,
+    seconds: float,
+    env: dict[str, str],
+    adapt_after_publish: bool = False,
+    node_cpu: int | None = None,
 ) -> dict[str, float]:
     """One run of ``experiments.latency_probe`` (its own process, a fresh node), its JSON result."""
     command = [sys.executable, "-m", "experiments.latency_probe", "--bundle", str(bundle)]
     command += ["--rate-hz", str(rate), "--seconds", str(seconds)]
     if adapt_after_publish:
         command.append("--adapt-after-publish")
+    if node_cpu is not None:
+        command += ["--node-cpu", str(node_cpu)]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=seconds + 150)
     if done.returncode != 0:
         raise RuntimeError(f"latency probe failed at {rate:g} Hz:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _bundle_description(path: Path, manifest: CommonManifest) -> str:
+    """What one tick of ``path``'s bundle runs, for the section's note."""
+    if isinstance(manifest, ResidualBundleManifest):
+        return (
+            f"the bundle `{path}`: adaptive computed torque, the nominal arm model in numpy, the residual MLP "
+            f"through ONNX Runtime, and its adaptation ({manifest.adaptation_rule}) on M={manifest.window_size}"
+        )
+    return f"the bundle `{path}` (mode {manifest.mode})"
 
 
 def run(args: argparse.Namespace) -> str:
@@ -62,27 +99,50 @@ def run(args: argparse.Namespace) -> str:
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     env.setdefault("ROS_DOMAIN_ID", str(20 + os.getpid() % 80))
     runs: dict[float, list[dict[str, float]]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        model = _model([64, 64], 1)
-        for rate in args.rates:
-            # The node runs a bundle only at the bundle's own rate: one bundle per probed rate.
-            at_rate = dataclasses.replace(model, robot=dataclasses.replace(model.robot, control_rate_hz=rate))
-            bundle = export_trained_dynamics(at_rate, Path(tmp) / f"bundle_{rate:g}hz")
-            runs[rate] = [
-                _probe(bundle, rate, args.seconds, env, args.adapt_after_publish) for _ in range(args.repeats)
-            ]
+    if args.bundle is not None:
+        manifest = read_manifest(args.bundle)
+        rate = manifest.control_rate_hz
+        if args.rates not in (None, [rate]):
+            raise ValueError(f"--rates {args.rates}: the bundle {args.bundle} runs at its own {rate:g} Hz only")
+        args.rates = [rate]
+        runs[rate] = [
+            _probe(args.bundle.resolve(), rate, args.seconds, env, args.adapt_after_publish, args.node_cpu)
+            for _ in range(args.repeats)
+        ]
+        controller = _bundle_description(args.bundle, manifest)
+    else:
+        args.rates = args.rates or [100.0, 250.0]
+        controller = "the tick's MPPI 96×6 through ONNX Runtime, and its adapt M=64 n=1"
+        with tempfile.TemporaryDirectory() as tmp:
+            model = _model([64, 64], 1)
+            for rate in args.rates:
+                # The node runs a bundle only at the bundle's own rate: one bundle per probed rate.
+                at_rate = dataclasses.replace(model, robot=dataclasses.replace(model.robot, control_rate_hz=rate))
+                bundle = export_trained_dynamics(at_rate, Path(tmp) / f"bundle_{rate:g}hz")
+                runs[rate] = [
+                    _probe(bundle, rate, args.seconds, env, args.adapt_after_publish, args.node_cpu)
+                    for _ in range(args.repeats)
+                ]
     load = os.getloadavg()
+    rates = " ".join(f"{r:g}" for r in args.rates)
     lines = [
         "## ROS 2: adaptive_controller node, end to end",
         "",
-        f"Command: `metarl bench ros --rates {' '.join(f'{r:g}' for r in args.rates)} --seconds {args.seconds:g} "
+        f"Command: `metarl bench ros {f'--bundle {args.bundle}' if args.bundle else '--rates ' + rates} "
+        f"--seconds {args.seconds:g} "
         f"--repeats {args.repeats}{' --adapt-after-publish' if args.adapt_after_publish else ''}"
+        f"{f' --node-cpu {args.node_cpu}' if args.node_cpu is not None else ''}"
         f"{f' --section {args.section}' if args.section else ''}`  ",
-        f"Machine: {describe_machine()}; Fast DDS over loopback, node and probe in separate processes; "
-        f"load average at the end {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min).",
+        f"Machine: {describe_machine()}; Fast DDS over loopback, node and probe in separate processes"
+        + (
+            f" (the node and the floor's echo node pinned to CPU {args.node_cpu} alone, the probe to the others); "
+            if args.node_cpu is not None
+            else " (unpinned); "
+        )
+        + f"load average at the end {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min).",
         "",
-        "Latency: from a JointState being published to the next command arriving (DDS both ways, the",
-        "tick's MPPI 96×6 through ONNX Runtime, and its adapt M=64 n=1 "
+        "Latency: from a JointState being published to the next command arriving (DDS both ways,",
+        f"{controller} "
         + (
             "after the publish, for the next tick: `adapt_after_publish:=true`). "
             if args.adapt_after_publish

@@ -9,7 +9,10 @@ the stream it measures the floor: a JointState ping-pong at the same rate with a
 (``--pong``, another process, the same QoS as the controller's input and output), i.e. DDS both
 ways and one rclpy wake-up with no work. Prints one JSON object; ``metarl bench ros`` runs this
 per rate and repeat. ``--adapt-after-publish`` starts the node with ``adapt_after_publish:=true``
-(issue 17's option), to compare the two tick orderings.
+(issue 17's option), to compare the two tick orderings. ``--node-cpu K`` gives the node (and the
+floor's echo node, so that the floor is measured where the node runs) CPU K alone and this probe
+the other CPUs: "one core for the node", as a robot's controller would be pinned (``taskset -c K``,
+systemd ``CPUAffinity=``), so that the probe's own publishing does not queue behind the node's tick.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -99,9 +103,29 @@ def ping_pong_ms(node, rate_hz: float, seconds: float) -> np.ndarray:
     return np.asarray(round_trips[warm_after:]) * 1e3
 
 
+def pinned_to(cpu: int | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that gives a child process CPU ``cpu`` alone (None: no pinning)."""
+    if cpu is None:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
 def measure(
-    bundle: str, rate_hz: float, seconds: float, floor_seconds: float = 5.0, adapt_after_publish: bool = False
+    bundle: str,
+    rate_hz: float,
+    seconds: float,
+    floor_seconds: float = 5.0,
+    adapt_after_publish: bool = False,
+    node_cpu: int | None = None,
 ) -> dict[str, float]:
+    if node_cpu is not None:
+        available = os.sched_getaffinity(0)
+        others = available - {node_cpu}
+        if node_cpu not in available or not others:
+            raise ValueError(
+                f"--node-cpu {node_cpu}: needs that CPU and at least one other among this process's {sorted(available)}"
+            )
+        os.sched_setaffinity(0, others)
     controller = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "adaptive_controller"),
@@ -117,11 +141,13 @@ def measure(
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=pinned_to(node_cpu),
     )
     echo_process = subprocess.Popen(
         [sys.executable, "-m", "experiments.latency_probe", "--pong"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=pinned_to(node_cpu),
     )
     rclpy.init()
     node = rclpy.create_node("latency_probe")
@@ -175,6 +201,7 @@ def measure(
             rclpy.spin_once(node, timeout_sec=max(0.0, min(period / 4, next_send - time.perf_counter())))
         cpu_used = cpu_seconds(controller.pid) - cpu_start
         wall = time.monotonic() - wall_start
+        node_cpus = len(os.sched_getaffinity(controller.pid))
     finally:
         controller.send_signal(signal.SIGINT)
         controller.wait(timeout=10)
@@ -198,6 +225,7 @@ def measure(
         "tick_p99_ms": float(diagnostics.get("tick_latency_p99_ms", "nan")),
         "overrun_percent": 100.0 * int(diagnostics.get("count.overrun", "0")) / max(ticks, 1),
         "cpu_cores": cpu_used / wall,
+        "node_cpus_allowed": float(node_cpus),
         "floor_p50_ms": float(np.percentile(floor_ms, 50)),
         "floor_p99_ms": float(np.percentile(floor_ms, 99)),
         **{key: float(value) for key, value in diagnostics.items() if key.startswith("stage.")},
@@ -216,13 +244,21 @@ def main() -> None:
         action="store_true",
         help="the node adapts after publishing (adapt_after_publish:=true)",
     )
+    parser.add_argument(
+        "--node-cpu",
+        type=int,
+        default=None,
+        help="pin the node (and the floor's echo) to this CPU, the probe to the others",
+    )
     args = parser.parse_args()
     if args.pong:
         echo()
         return
     if args.bundle is None or args.rate_hz is None:
         parser.error("--bundle and --rate-hz are required (unless --pong)")
-    result = measure(args.bundle, args.rate_hz, args.seconds, args.floor_seconds, args.adapt_after_publish)
+    result = measure(
+        args.bundle, args.rate_hz, args.seconds, args.floor_seconds, args.adapt_after_publish, args.node_cpu
+    )
     print(json.dumps(result))
 
 

@@ -316,7 +316,7 @@ class ResidualComputedTorqueController:
         stats = self.stats
         stats.attempts += 1
         with np.errstate(all="ignore"):
-            pairs = self.runtime.nominal.regression_pairs(*self.window.arrays())
+            pairs = self.runtime.nominal.regression_pairs(*self.window.arrays(), with_design=self.runtime.physical)
         if not all(np.all(np.isfinite(part)) for part in pairs):
             stats.last_reason = "window not finite"
             stats.rejected_reasons["window not finite"] = stats.rejected_reasons.get("window not finite", 0) + 1

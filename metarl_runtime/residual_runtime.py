@@ -119,12 +119,13 @@ class ResidualRuntime:
         design = np.asarray(pairs.design, np.float64)
         n = self.nominal.dof
         width = self.nominal.design_width
+        widths = (width,) if self.physical else (0, width)  # only the physical rule solves over the design
         if (
             inputs.ndim != 2
             or len(inputs) < 1
             or inputs.shape[1] != 4 * n
             or targets.shape != (len(inputs), n)
-            or design.shape != (len(inputs), n, width)
+            or design.shape not in [(len(inputs), n, w) for w in widths]
         ):
             raise WindowError(
                 f"residual window shapes {inputs.shape}, {targets.shape}, {design.shape}; "

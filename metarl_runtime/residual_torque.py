@@ -135,16 +135,22 @@ class NominalArm:
             + self.kd_per_s * (reference_velocity - velocity)
         )
 
-    def regression_pairs(self, states: np.ndarray, actions: np.ndarray, next_states: np.ndarray) -> ResidualPairs:
+    def regression_pairs(
+        self, states: np.ndarray, actions: np.ndarray, next_states: np.ndarray, with_design: bool = True
+    ) -> ResidualPairs:
         """Residual inputs, targets (N·m) and adaptation design of consecutive transitions whose
         states are ``[q, q̇]``: the torque applied minus the nominal model's torque for the
-        measured motion (acceleration by differencing velocities: sensors only)."""
+        measured motion (acceleration by differencing velocities: sensors only).
+
+        ``with_design=False`` leaves the design empty, ``(M, n, 0)``: only the physical rule
+        solves over it, and its ten basis-payload inverse dynamics were four fifths of an RLS
+        tick's time on the robot (``BENCHMARKS.md``, issue 17: the residual tick)."""
         n = self.dof
         states, actions, next_states = (np.asarray(x, dtype=np.float64) for x in (states, actions, next_states))
         q, qd, qd_next = states[:, :n], states[:, n : 2 * n], next_states[:, n : 2 * n]
         qdd = (qd_next - qd) / self.period_s
         targets = actions - self.feedforward(q, qd, qdd, qd)
-        design = self.adaptation_design(q, qd, qdd, qd)
+        design = self.adaptation_design(q, qd, qdd, qd) if with_design else np.zeros((len(q), n, 0))
         return ResidualPairs(residual_inputs(q, qd, qdd), targets.astype(np.float32), design.astype(np.float32))
 
     @property

@@ -236,21 +236,33 @@ def plot_switch(
     title: str,
     switch_label: str = f"payload 0 → {PAYLOAD_AFTER_KG:g} kg",
 ) -> None:
-    """Tracking error over time of each run, the switch marked with ``switch_label``."""
+    """Tracking error over time of each run, the switch marked with ``switch_label``.
+
+    Plotted as the recovery figure sees it: smoothed over ``SMOOTHING_S``, in mrad on a log axis
+    (computed torque tracks at a tenth of a milliradian, the fixed controller under a payload at
+    tens: on a linear axis the adapted run's recovery is a flat line at zero), with the first
+    run's recovery band dotted in its colour.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(8, 4))
-    for name, errors in runs.items():
-        axis.plot(np.arange(len(errors)) / rate_hz, errors, label=name)
+    figure, axis = plt.subplots(figsize=(10, 4))
+    width = max(1, round(SMOOTHING_S * rate_hz))
+    for index, (name, errors) in enumerate(runs.items()):
+        smoothed_mrad = _smoothed(errors, rate_hz) * 1e3
+        (line,) = axis.plot((np.arange(len(smoothed_mrad)) + width - 1) / rate_hz, smoothed_mrad, label=name)
+        if index == 0:
+            band_mrad = recovery_band_rad(errors, rate_hz) * 1e3
+            axis.axhline(band_mrad, color=line.get_color(), linestyle=":", linewidth=1, label=f"{name}: recovery band")
+    axis.set_yscale("log")
     axis.axvline(SWITCH_S, color="k", linestyle="--", linewidth=1)
-    axis.text(SWITCH_S + 0.05, axis.get_ylim()[1] * 0.9, switch_label)
+    axis.text(SWITCH_S + 0.05, axis.get_ylim()[0] * 1.3, switch_label)
     axis.set_xlabel("time (s)")
-    axis.set_ylabel("RMS joint tracking error (rad)")
+    axis.set_ylabel(f"RMS joint tracking error over {SMOOTHING_S:g} s (mrad)")
     axis.set_title(title)
-    axis.legend()
+    axis.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

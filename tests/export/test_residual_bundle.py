@@ -28,6 +28,7 @@ from metarl_core.model_based.residual_model import (
 from metarl_core.model_based.residual_train import panda_nominal
 from metarl_runtime.bundle_manifest import BundleIntegrityError, BundleSchemaError
 from metarl_runtime.controllers import ResidualComputedTorqueController, load_controller
+from metarl_runtime.model_runtime import WindowError
 from metarl_runtime.residual_torque import residual_inputs
 from sim.panda_payload import PANDA
 from sim.tasks import PandaTask
@@ -100,6 +101,26 @@ def test_runtime_residual_and_adaptation_match_torch(exported: tuple) -> None:
         adapted = adapt_residual(model.params, window.inputs, window.targets, stats, model.adaptation, model.step_sizes)
         for name, value in zip(model.parameter_names(), result.params, strict=True):
             np.testing.assert_allclose(value, adapted[name].detach().numpy(), rtol=1e-3, atol=1e-4, err_msg=name)
+
+
+def test_design_is_needed_by_the_physical_rule_only(exported: tuple) -> None:
+    # The controller leaves the design out for RLS and gradient (most of a tick's time on the
+    # robot): their adaptation is the same without it; the physical rule refuses a window without.
+    model, bundle = exported
+    controller = load_controller(bundle, "panda")
+    full = random_window(controller, seed=2)
+    empty = full._replace(design=np.zeros((WINDOW, 7, 0), np.float32))
+    if model.rule == "physical":
+        with pytest.raises(WindowError, match="residual window shapes"):
+            controller.runtime.adapt(empty)
+        return
+    with_design, without = controller.runtime.adapt(full), controller.runtime.adapt(empty)
+    assert without.accepted and without.loss_after == with_design.loss_after
+    for a, b in zip(with_design.params, without.params, strict=True):
+        assert np.array_equal(a, b)
+    truncated = full._replace(design=full.design[..., :3])  # neither empty nor the full width
+    with pytest.raises(WindowError, match="residual window shapes"):
+        controller.runtime.adapt(truncated)
 
 
 def test_controller_commands_stay_finite_within_limits_and_adapt_on_the_simulated_panda(exported: tuple) -> None:

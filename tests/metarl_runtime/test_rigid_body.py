@@ -9,7 +9,7 @@ import pybullet
 import pybullet_data
 import pytest
 
-from metarl_runtime.rigid_body import RigidBodyModel, RigidBodyModelError
+from metarl_runtime.rigid_body import RigidBodyModel, RigidBodyModelError, cross
 from sim.panda_payload import ARM_JOINT_NAMES, FINGER_OPENING_M, PANDA_URDF
 from sim.physics_client import direct_client
 
@@ -81,6 +81,16 @@ def test_prismatic_and_tilted_joints_match_pybullet(tmp_path: Path) -> None:
     expected = pybullet_torques(str(path), q, qd, qdd, [])
     torques = RigidBodyModel.from_urdf(SLIDER_URDF, ("slide", "swing")).inverse_dynamics(q, qd, qdd)
     np.testing.assert_allclose(torques, expected, rtol=1e-9, atol=1e-9 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("shapes", [((8, 3), (8, 3)), ((8, 3), (3,)), ((3,), (8, 3)), ((3,), (3,))])
+def test_cross_is_numpys_bit_for_bit(shapes: tuple) -> None:
+    # Inverse dynamics runs on it every tick on the robot: the commands must stay those of np.cross.
+    rng = np.random.default_rng(3)
+    a, b = (rng.normal(size=shape) * 10.0 for shape in shapes)
+    result = cross(a, b)
+    assert result.shape == np.cross(a, b).shape
+    assert np.array_equal(result, np.cross(a, b))
 
 
 def test_joint_order_is_the_callers() -> None:
