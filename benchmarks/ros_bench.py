@@ -155,7 +155,8 @@ def run(args: argparse.Namespace) -> str:
         "state (and on a watchdog timer when they are late), so its rate follows the sensor stream.",
         f"Each rate runs {args.repeats} times, each a fresh node; *median* is over the repeats, *worst* the largest.",
         "Floor: a JointState ping-pong at the same rate with a bare rclpy echo node in another process, measured",
-        "in the same run just before the stream (DDS both ways and one executor wake-up, no work).",
+        "in the same run just before the stream, the node already up (DDS both ways and one executor wake-up,",
+        "no work).",
         "",
         "| rate (Hz) | latency p50 (ms), median | latency p99 (ms), median | latency p99 (ms), worst "
         "| p99 of each repeat (ms) | achieved rate (Hz) | tick p50 (ms) | tick p99 (ms), worst | overruns, worst "

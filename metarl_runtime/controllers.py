@@ -31,10 +31,11 @@ from metarl_runtime.model_runtime import AdaptiveRuntime
 from metarl_runtime.recurrent_runtime import RecurrentRuntime
 from metarl_runtime.residual_action import ResidualTorque, tracking_error_features
 from metarl_runtime.residual_runtime import ResidualRuntime
+from metarl_runtime.residual_torque import ResidualPairs, residual_inputs
 
 
-class TransitionWindow:
-    """The last ``capacity`` transitions, oldest first, as three contiguous float32 arrays.
+class RowWindow:
+    """The last ``capacity`` rows of a few parallel float32 arrays (one width each), oldest first.
 
     Why not a deque stacked each tick: that allocates and copies the whole window on every
     adaptation. Each row is written twice, at ``i`` and ``i + capacity`` of buffers twice the
@@ -43,32 +44,37 @@ class TransitionWindow:
     returns views that the next ``append`` may overwrite: use them before appending again.
     """
 
-    def __init__(self, capacity: int, state_dim: int, action_dim: int) -> None:
+    def __init__(self, capacity: int, *widths: int) -> None:
         if capacity < 1:
             raise ValueError(f"window capacity={capacity} must be >= 1")
         self.capacity = capacity
-        self._states = np.zeros((2 * capacity, state_dim), np.float32)
-        self._actions = np.zeros((2 * capacity, action_dim), np.float32)
-        self._next_states = np.zeros((2 * capacity, state_dim), np.float32)
+        self._buffers = [np.zeros((2 * capacity, width), np.float32) for width in widths]
         self._count = 0
         self._next = 0
 
     def __len__(self) -> int:
         return self._count
 
-    def append(self, state: np.ndarray, action: np.ndarray, next_state: np.ndarray) -> None:
-        """Add one transition, dropping the oldest when full."""
-        for buffer, row in ((self._states, state), (self._actions, action), (self._next_states, next_state)):
+    def append(self, *rows: np.ndarray) -> None:
+        """Add one row to each array, dropping the oldest when full."""
+        for buffer, row in zip(self._buffers, rows, strict=True):
             buffer[self._next] = row
             buffer[self._next + self.capacity] = row
         self._next = (self._next + 1) % self.capacity
         self._count = min(self._count + 1, self.capacity)
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(states, actions, next_states), each ``(len(self), ·)``, oldest row first."""
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """Each array's ``(len(self), width)`` rows, oldest first."""
         start = self._next + self.capacity - self._count
         end = self._next + self.capacity
-        return self._states[start:end], self._actions[start:end], self._next_states[start:end]
+        return tuple(buffer[start:end] for buffer in self._buffers)
+
+
+class TransitionWindow(RowWindow):
+    """The last ``capacity`` transitions, oldest first: ``arrays()`` is (states, actions, next_states)."""
+
+    def __init__(self, capacity: int, state_dim: int, action_dim: int) -> None:
+        super().__init__(capacity, state_dim, action_dim, state_dim)
 
 
 @dataclass
@@ -225,15 +231,19 @@ class OnlineAdaptiveController:
 class ResidualComputedTorqueController:
     """``(state, reference) -> command`` by adaptive computed torque over a residual bundle.
 
-    Each tick: the transition the last command produced joins the window of the last M; every N
-    ticks the residual model is adapted on the window's (input, target) pairs from the
-    meta-parameters (kept only when finite and the window loss dropped); the command is the
-    nominal computed torque at the desired acceleration plus the adapted residual
-    (``ResidualRuntime.torque``). The reference acceleration is the reference velocity
-    differenced over one period (zero on the first tick and after a reset), as the task suite's
-    nominal controller does. The safety path is ``OnlineAdaptiveController``'s: a state, reference
-    or command that is not finite gives the hold (and never enters the window), every command is
-    clamped to the bundle's limits, and no transition crosses a hold.
+    Each tick: the transition the last command produced joins the window of the last M as its
+    residual pair (input, target and, for the physical rule, design: what
+    ``NominalArm.regression_pairs`` gives for that one transition, each pair computed once);
+    every N ticks the residual model is adapted on the window's pairs from the meta-parameters
+    (kept only when finite and the window loss dropped); the command is the nominal computed
+    torque at the desired acceleration plus the adapted residual (``ResidualRuntime.torque``).
+    The new pair's nominal inverse dynamics and the command's run as one batch of two: a call's
+    cost is numpy's per-operation overhead, not its rows (about 0.6 ms for one row or eight on
+    this machine), and those calls were most of a tick. The reference acceleration is the
+    reference velocity differenced over one period (zero on the first tick and after a reset), as
+    the task suite's nominal controller does. The safety path is ``OnlineAdaptiveController``'s:
+    a state, reference or command that is not finite gives the hold (and never enters the
+    window), every command is clamped to the bundle's limits, and no transition crosses a hold.
     """
 
     def __init__(self, runtime: ResidualRuntime, adapt_every_n_ticks: int = 1, adaptation_enabled: bool = True) -> None:
@@ -251,7 +261,11 @@ class ResidualComputedTorqueController:
     def reset(self) -> None:
         """Forget the window and the reference's velocity, and go back to the meta-parameters."""
         manifest = self.runtime.manifest
-        self.window = TransitionWindow(manifest.window_size, manifest.state_dim, len(manifest.action_low))
+        n = len(manifest.action_low)
+        self.design_width = self.runtime.nominal.design_width if self.runtime.physical else 0
+        """Per-joint design columns kept per pair: only the physical rule solves over them."""
+        self.window = RowWindow(manifest.window_size, 4 * n, n, n * self.design_width)
+        """Residual pairs of the last M transitions: inputs, targets, design flattened per pair."""
         self.params = self.runtime.meta_params
         self.previous: tuple[np.ndarray, np.ndarray] | None = None
         self.previous_reference_velocity: np.ndarray | None = None
@@ -291,32 +305,60 @@ class ResidualComputedTorqueController:
         reference = np.asarray(reference, dtype=np.float64)
         if not (np.all(np.isfinite(state)) and np.all(np.isfinite(reference))):
             return self.hold()  # nothing of it enters the window or the reference's history
-        if self.previous is not None:
-            self.window.append(self.previous[0], self.previous[1], state)
+        n = len(self.low)
+        velocity = reference[n:]
+        previous = self.previous_reference_velocity
+        acceleration = np.zeros(n) if previous is None else (velocity - previous) / self.period_s
+        self.previous_reference_velocity = velocity
+        motion = state.astype(np.float64)
+        q, qd = motion[:n], motion[n:]
+        with np.errstate(all="ignore"):
+            qdd_des = self.runtime.nominal.desired_acceleration(q, qd, reference[:n], velocity, acceleration)
+            feedforward = self._feedforward_and_new_pair(q, qd, qdd_des, velocity, motion)
         self.ticks += 1
         self.last_adapt_s = 0.0
         if self.adaptation_enabled and len(self.window) >= 2 and self.ticks % self.adapt_every_n_ticks == 0:
             started = time.perf_counter()
             self._adapt()
             self.last_adapt_s = time.perf_counter() - started
-        n = len(self.low)
-        velocity = reference[n:]
-        previous = self.previous_reference_velocity
-        acceleration = np.zeros(n) if previous is None else (velocity - previous) / self.period_s
-        self.previous_reference_velocity = velocity
         with np.errstate(all="ignore"):
-            command = self.runtime.torque(self.params, state, reference, acceleration)
+            command = self.runtime.command_torque(self.params, q, qd, qdd_des, velocity, feedforward)
         if not np.all(np.isfinite(command)):
             return self.hold()
         command = np.clip(command, self.low, self.high)
         self.previous = (state, command.astype(np.float32))
         return command
 
+    def _feedforward_and_new_pair(
+        self, q: np.ndarray, qd: np.ndarray, qdd_des: np.ndarray, reference_velocity: np.ndarray, motion: np.ndarray
+    ) -> np.ndarray:
+        """The command's nominal torque; with it, in the same inverse-dynamics batch, the residual
+        pair of the transition the last command produced, appended to the window (as
+        ``NominalArm.regression_pairs`` gives it for that transition)."""
+        nominal = self.runtime.nominal
+        if self.previous is None:
+            return nominal.feedforward(q, qd, qdd_des, reference_velocity)
+        n = len(self.low)
+        before, command = self.previous[0].astype(np.float64), self.previous[1].astype(np.float64)
+        q0, qd0 = before[:n], before[n:]
+        measured = (motion[n:] - qd0) / nominal.period_s
+        both = nominal.feedforward(
+            np.stack([q0, q]), np.stack([qd0, qd]), np.stack([measured, qdd_des]), np.stack([qd0, reference_velocity])
+        )
+        design = (
+            nominal.adaptation_design(q0, qd0, measured, qd0)[0].astype(np.float32)
+            if self.design_width
+            else np.zeros((n, 0), np.float32)
+        )
+        target = (command - both[0]).astype(np.float32)
+        self.window.append(residual_inputs(q0, qd0, measured)[0], target, design.reshape(-1))
+        return both[1]
+
     def _adapt(self) -> None:
         stats = self.stats
         stats.attempts += 1
-        with np.errstate(all="ignore"):
-            pairs = self.runtime.nominal.regression_pairs(*self.window.arrays(), with_design=self.runtime.physical)
+        inputs, targets, design = self.window.arrays()
+        pairs = ResidualPairs(inputs, targets, design.reshape(len(inputs), len(self.low), self.design_width))
         if not all(np.all(np.isfinite(part)) for part in pairs):
             stats.last_reason = "window not finite"
             stats.rejected_reasons["window not finite"] = stats.rejected_reasons.get("window not finite", 0) + 1

@@ -182,7 +182,20 @@ class ResidualRuntime:
         state, reference = np.asarray(state, np.float64), np.asarray(reference, np.float64)
         q, qd, q_ref, qd_ref = state[:n], state[n:], reference[:n], reference[n:]
         qdd_des = self.nominal.desired_acceleration(q, qd, q_ref, qd_ref, reference_acceleration)
+        return self.command_torque(params, q, qd, qdd_des, qd_ref, self.nominal.feedforward(q, qd, qdd_des, qd_ref))
+
+    def command_torque(
+        self,
+        params: list[np.ndarray],
+        q: np.ndarray,
+        qd: np.ndarray,
+        qdd_des: np.ndarray,
+        qd_ref: np.ndarray,
+        feedforward: np.ndarray,
+    ) -> np.ndarray:
+        """``torque`` given the nominal torque ``feedforward`` of ``(q, q̇, q̈_des)``, which the
+        controller computes in one batch with its window's newest pair."""
         residual = self.mlp_residual(params, residual_inputs(q, qd, qdd_des))[0]
         if self.physical:
             residual = residual + self.nominal.adaptation_design(q, qd, qdd_des, qd_ref)[0] @ params[-1]
-        return self.nominal.feedforward(q, qd, qdd_des, qd_ref) + residual
+        return feedforward + residual

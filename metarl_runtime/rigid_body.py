@@ -422,8 +422,15 @@ class RigidBodyModel:
             c, inertia, w, wd = self.com_m[i], self.inertia_com[i], omega[i], omega_dot[i]
             a_com = accel[i] + cross(wd, c) + cross(w, cross(w, c))
             f = force[i] + self.mass_kg[i] * a_com
-            n = moment[i] + wd @ inertia.T + cross(w, w @ inertia.T) + cross(c, self.mass_kg[i] * a_com)
-            torque[:, i] = (f if self.prismatic[i] else n) @ self.axis[i]
+            # einsum, not `@`: a matmul's result for a row depends on the batch (BLAS for some
+            # shapes), and the robot's controller batches a window's pair with its command.
+            n = (
+                moment[i]
+                + np.einsum("bj,ij->bi", wd, inertia)
+                + cross(w, np.einsum("bj,ij->bi", w, inertia))
+                + cross(c, self.mass_kg[i] * a_com)
+            )
+            torque[:, i] = np.einsum("bj,j->b", f if self.prismatic[i] else n, self.axis[i])
             parent = self.parent[i]
             if parent >= 0:
                 f_parent = np.einsum("bij,bj->bi", rot[i], f)

@@ -248,7 +248,7 @@ def plot_switch(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(10, 4))
+    figure, axis = plt.subplots(figsize=(9, 5))
     width = max(1, round(SMOOTHING_S * rate_hz))
     for index, (name, errors) in enumerate(runs.items()):
         smoothed_mrad = _smoothed(errors, rate_hz) * 1e3
@@ -262,7 +262,7 @@ def plot_switch(
     axis.set_xlabel("time (s)")
     axis.set_ylabel(f"RMS joint tracking error over {SMOOTHING_S:g} s (mrad)")
     axis.set_title(title)
-    axis.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    axis.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

@@ -5,6 +5,7 @@ on every adaptation rule; the controller closes the loop on the simulated Panda;
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from pathlib import Path
 
 import gymnasium
@@ -139,6 +140,53 @@ def test_controller_commands_stay_finite_within_limits_and_adapt_on_the_simulate
         env.close()
     # Adaptation starts at the third tick, the first with two transitions in the window.
     assert controller.stats.attempts == 28 and controller.stats.accepted > 0
+
+
+class PlainResidualStep:
+    """The controller's algorithm written plainly, as it was before its pairs were cached: the
+    raw transitions of the last M, their residual pairs recomputed from the whole window every
+    tick (``regression_pairs``) and the command by ``ResidualRuntime.torque``."""
+
+    def __init__(self, controller: ResidualComputedTorqueController) -> None:
+        self.runtime, self.low, self.high = controller.runtime, controller.low, controller.high
+        self.window: deque = deque(maxlen=self.runtime.manifest.window_size)
+        self.params = self.runtime.meta_params
+        self.previous: tuple | None = None
+        self.previous_velocity: np.ndarray | None = None
+
+    def __call__(self, state: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        state, reference = np.asarray(state, np.float32), np.asarray(reference, np.float64)
+        if self.previous is not None:
+            self.window.append((*self.previous, state))
+        if len(self.window) >= 2:
+            arrays = (np.stack(x) for x in zip(*self.window, strict=True))
+            pairs = self.runtime.nominal.regression_pairs(*arrays, with_design=self.runtime.physical)
+            self.params = self.runtime.adapt(pairs).params
+        velocity = reference[7:]
+        acceleration = np.zeros(7) if self.previous_velocity is None else (velocity - self.previous_velocity) * 100.0
+        self.previous_velocity = velocity
+        command = np.clip(self.runtime.torque(self.params, state, reference, acceleration), self.low, self.high)
+        self.previous = (state, command.astype(np.float32))
+        return command
+
+
+def test_cached_pairs_and_batched_inverse_dynamics_give_the_plain_algorithms_commands_exactly(exported: tuple) -> None:
+    # The controller computes each pair once and batches the newest with its command's inverse
+    # dynamics (a tick's main cost): every command must be the plain algorithm's, bit for bit.
+    _, bundle = exported
+    controller = load_controller(bundle, "panda")
+    plain = PlainResidualStep(controller)
+    env = gymnasium.make("metarl/PandaPayload-v0", episode_duration_s=0.6)
+    env.unwrapped.set_task(PandaTask(payload_mass_kg=2.5))
+    obs, _ = env.reset(seed=7)
+    try:
+        for _ in range(40):
+            command = controller(obs[:14], obs[14:])
+            np.testing.assert_array_equal(command, plain(obs[:14], obs[14:]))
+            obs, *_ = env.step(command.astype(np.float32))
+    finally:
+        env.close()
+    assert controller.stats.accepted > 0
 
 
 def test_a_non_finite_state_gives_the_hold_and_no_transition(exported: tuple) -> None:

@@ -93,6 +93,18 @@ def test_cross_is_numpys_bit_for_bit(shapes: tuple) -> None:
     assert np.array_equal(result, np.cross(a, b))
 
 
+def test_a_rows_torques_do_not_depend_on_its_batch() -> None:
+    # The residual controller batches a window's pair with its command: each row's torques must be
+    # those it gets alone (a matmul's are not, for some shapes), or the commands would change.
+    model = panda_model()
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        q, qd, qdd = random_motion(rng, 8, model.dof)
+        batch = model.inverse_dynamics(q, qd, qdd)
+        assert np.array_equal(batch[:2], model.inverse_dynamics(q[:2], qd[:2], qdd[:2]))
+        assert np.array_equal(batch[5], model.inverse_dynamics(q[5], qd[5], qdd[5]))
+
+
 def test_joint_order_is_the_callers() -> None:
     model = RigidBodyModel.from_urdf(SLIDER_URDF, ("slide", "swing"))
     swapped = RigidBodyModel.from_urdf(SLIDER_URDF, ("swing", "slide"))
