@@ -335,11 +335,22 @@ def change_table(terrain_change: dict[str, dict[str, list[float]]]) -> list[str]
         "|---|---|---|---|---|---|",
     ]
     for name, figures in terrain_change.items():
-        cells = [mean_std(figures[f]) for f in CHANGE_FIGURES[:3]] + [
-            mean_std(figures[f], 2) for f in CHANGE_FIGURES[3:]
-        ]
+        crossed = np.isfinite(figures["crossing_s"])
+        cells = [_over_crossed(figures[f], crossed, 4) for f in CHANGE_FIGURES[:3]]
+        cells += [mean_std(figures["recovery_s"], 2), _over_crossed(figures["crossing_s"], crossed, 2)]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _over_crossed(values: list[float], crossed: np.ndarray, digits: int) -> str:
+    """``mean ± std`` over the runs whose robot reached the patch, the others counted: their
+    errors before and after the change do not exist (NaN), which is not a recovery that never
+    settled. Recovery keeps ``mean_std``'s ∞: a robot that never crossed never recovered."""
+    kept = [value for value, ok in zip(values, crossed, strict=True) if ok]
+    if len(kept) == len(values):
+        return mean_std(values, digits)
+    missing = f"{len(values) - len(kept)} of {len(values)} never reached the patch"
+    return f"{mean_std(kept, digits)} ({missing})" if kept else f"– ({missing})"
 
 
 def terrain_change_note() -> str:

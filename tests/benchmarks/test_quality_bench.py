@@ -22,6 +22,7 @@ from metarl_core.model_based.evaluate import (
     ORACLE_MPC,
     Evaluation,
     EvaluationSettings,
+    change_table,
     mean_std,
 )
 from metarl_core.model_based.oracle import OracleSettings
@@ -86,6 +87,25 @@ def test_strict_and_inclusive_targets() -> None:
 def test_a_run_that_never_settled_is_counted_not_averaged() -> None:
     assert mean_std([0.1, float("inf"), 0.2], 2) == "∞ (1 of 3 never settled)"
     assert mean_std([0.1, 0.3], 2) == "0.20 ± 0.10"
+
+
+def test_a_robot_that_never_reached_the_patch_is_counted_in_the_error_columns() -> None:
+    nan, inf = float("nan"), float("inf")
+    figures = {
+        "before_change": [0.01, nan, 0.03],
+        "first_second_after": [0.02, nan, 0.04],
+        "steady_after": [0.01, nan, 0.01],
+        "recovery_s": [0.2, inf, 0.4],
+        "crossing_s": [2.5, inf, 2.7],
+    }
+    row = change_table({"oracle MPC": figures})[-1]
+    assert row == (
+        "| oracle MPC | 0.0200 ± 0.0100 (1 of 3 never reached the patch) "
+        "| 0.0300 ± 0.0100 (1 of 3 never reached the patch) | 0.0100 ± 0.0000 (1 of 3 never reached the patch) "
+        "| ∞ (1 of 3 never settled) | 2.60 ± 0.10 (1 of 3 never reached the patch) |"
+    )
+    nowhere = {name: [nan] for name in figures} | {"recovery_s": [inf], "crossing_s": [inf]}
+    assert "– (1 of 1 never reached the patch)" in change_table({"x": nowhere})[-1]
 
 
 def synthetic_evaluation(run_dir: Path, adapted: float, mb: float) -> Evaluation:
