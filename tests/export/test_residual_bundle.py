@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import gymnasium
@@ -124,20 +125,29 @@ def test_design_is_needed_by_the_physical_rule_only(exported: tuple) -> None:
         controller.runtime.adapt(truncated)
 
 
+def drive_simulated_panda(step: Callable[[np.ndarray], np.ndarray], payload_kg: float, ticks: int, seed: int) -> None:
+    """``ticks`` commands of ``step(observation)`` applied to the simulated Panda carrying ``payload_kg``."""
+    env = gymnasium.make("metarl/PandaPayload-v0", episode_duration_s=ticks / 100.0 + 0.1)
+    env.unwrapped.set_task(PandaTask(payload_mass_kg=payload_kg))
+    obs, _ = env.reset(seed=seed)
+    try:
+        for _ in range(ticks):
+            obs, *_ = env.step(step(obs).astype(np.float32))
+    finally:
+        env.close()
+
+
 def test_controller_commands_stay_finite_within_limits_and_adapt_on_the_simulated_panda(exported: tuple) -> None:
     _, bundle = exported
     controller = load_controller(bundle, "panda")
-    env = gymnasium.make("metarl/PandaPayload-v0", episode_duration_s=0.5)
-    env.unwrapped.set_task(PandaTask(payload_mass_kg=2.0))
-    obs, _ = env.reset(seed=5)
-    try:
-        for _ in range(30):
-            command = controller(obs[:14], obs[14:])
-            assert np.all(np.isfinite(command))
-            assert np.all(command >= controller.low) and np.all(command <= controller.high)
-            obs, *_ = env.step(command.astype(np.float32))
-    finally:
-        env.close()
+
+    def step(obs: np.ndarray) -> np.ndarray:
+        command = controller(obs[:14], obs[14:])
+        assert np.all(np.isfinite(command))
+        assert np.all(command >= controller.low) and np.all(command <= controller.high)
+        return command
+
+    drive_simulated_panda(step, payload_kg=2.0, ticks=30, seed=5)
     # Adaptation starts at the third tick, the first with two transitions in the window.
     assert controller.stats.attempts == 28 and controller.stats.accepted > 0
 
@@ -149,6 +159,7 @@ class PlainResidualStep:
 
     def __init__(self, controller: ResidualComputedTorqueController) -> None:
         self.runtime, self.low, self.high = controller.runtime, controller.low, controller.high
+        self.period_s = controller.period_s
         self.window: deque = deque(maxlen=self.runtime.manifest.window_size)
         self.params = self.runtime.meta_params
         self.previous: tuple | None = None
@@ -163,7 +174,8 @@ class PlainResidualStep:
             pairs = self.runtime.nominal.regression_pairs(*arrays, with_design=self.runtime.physical)
             self.params = self.runtime.adapt(pairs).params
         velocity = reference[7:]
-        acceleration = np.zeros(7) if self.previous_velocity is None else (velocity - self.previous_velocity) * 100.0
+        previous = self.previous_velocity
+        acceleration = np.zeros(7) if previous is None else (velocity - previous) / self.period_s
         self.previous_velocity = velocity
         command = np.clip(self.runtime.torque(self.params, state, reference, acceleration), self.low, self.high)
         self.previous = (state, command.astype(np.float32))
@@ -176,16 +188,13 @@ def test_cached_pairs_and_batched_inverse_dynamics_give_the_plain_algorithms_com
     _, bundle = exported
     controller = load_controller(bundle, "panda")
     plain = PlainResidualStep(controller)
-    env = gymnasium.make("metarl/PandaPayload-v0", episode_duration_s=0.6)
-    env.unwrapped.set_task(PandaTask(payload_mass_kg=2.5))
-    obs, _ = env.reset(seed=7)
-    try:
-        for _ in range(40):
-            command = controller(obs[:14], obs[14:])
-            np.testing.assert_array_equal(command, plain(obs[:14], obs[14:]))
-            obs, *_ = env.step(command.astype(np.float32))
-    finally:
-        env.close()
+
+    def step(obs: np.ndarray) -> np.ndarray:
+        command = controller(obs[:14], obs[14:])
+        np.testing.assert_array_equal(command, plain(obs[:14], obs[14:]))
+        return command
+
+    drive_simulated_panda(step, payload_kg=2.5, ticks=40, seed=7)
     assert controller.stats.accepted > 0
 
 
