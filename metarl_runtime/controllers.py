@@ -236,7 +236,7 @@ class ResidualComputedTorqueController:
     ``NominalArm.regression_pairs`` gives for that one transition, each pair computed once);
     every N ticks the residual model is adapted on the window's pairs from the meta-parameters
     (kept only when finite and the window loss dropped); the command is the nominal computed
-    torque at the desired acceleration plus the adapted residual (``ResidualRuntime.torque``).
+    torque at the desired acceleration plus the adapted residual (``ResidualRuntime.command_torque``).
     The new pair's nominal inverse dynamics and the command's run as one batch of two: a call's
     cost is numpy's per-operation overhead, not its rows (about 0.6 ms for one row or eight on
     this machine), and those calls were most of a tick. The reference acceleration is the

@@ -169,21 +169,6 @@ class ResidualRuntime:
         after = float(np.mean((flat @ theta - unexplained) ** 2))
         return [*self.meta_params[:-1], theta], before, after
 
-    def torque(
-        self,
-        params: list[np.ndarray],
-        state: np.ndarray,
-        reference: np.ndarray,
-        reference_acceleration: np.ndarray,
-    ) -> np.ndarray:
-        """Adaptive computed torque (N·m, unclipped): ``ID_nom(q, q̇, q̈_des) + D q̇ +
-        F tanh(q̇_ref/ε) + r(q, q̇, q̈_des)`` with ``q̈_des`` the nominal gains' desired acceleration."""
-        n = self.nominal.dof
-        state, reference = np.asarray(state, np.float64), np.asarray(reference, np.float64)
-        q, qd, q_ref, qd_ref = state[:n], state[n:], reference[:n], reference[n:]
-        qdd_des = self.nominal.desired_acceleration(q, qd, q_ref, qd_ref, reference_acceleration)
-        return self.command_torque(params, q, qd, qdd_des, qd_ref, self.nominal.feedforward(q, qd, qdd_des, qd_ref))
-
     def command_torque(
         self,
         params: list[np.ndarray],
@@ -193,8 +178,11 @@ class ResidualRuntime:
         qd_ref: np.ndarray,
         feedforward: np.ndarray,
     ) -> np.ndarray:
-        """``torque`` given the nominal torque ``feedforward`` of ``(q, q̇, q̈_des)``, which the
-        controller computes in one batch with its window's newest pair."""
+        """Adaptive computed torque (N·m, unclipped): ``ID_nom(q, q̇, q̈_des) + D q̇ +
+        F tanh(q̇_ref/ε) + r(q, q̇, q̈_des)``, with ``q̈_des`` the nominal gains' desired acceleration
+        (``NominalArm.desired_acceleration``) and the nominal part, ``feedforward``
+        (``NominalArm.feedforward``), given: the controller computes it in one batch with its
+        window's newest pair."""
         residual = self.mlp_residual(params, residual_inputs(q, qd, qdd_des))[0]
         if self.physical:
             residual = residual + self.nominal.adaptation_design(q, qd, qdd_des, qd_ref)[0] @ params[-1]

@@ -155,7 +155,7 @@ def test_controller_commands_stay_finite_within_limits_and_adapt_on_the_simulate
 class PlainResidualStep:
     """The controller's algorithm written plainly, as it was before its pairs were cached: the
     raw transitions of the last M, their residual pairs recomputed from the whole window every
-    tick (``regression_pairs``) and the command by ``ResidualRuntime.torque``."""
+    tick (``regression_pairs``) and the command's nominal torque alone."""
 
     def __init__(self, controller: ResidualComputedTorqueController) -> None:
         self.runtime, self.low, self.high = controller.runtime, controller.low, controller.high
@@ -177,7 +177,13 @@ class PlainResidualStep:
         previous = self.previous_velocity
         acceleration = np.zeros(7) if previous is None else (velocity - previous) / self.period_s
         self.previous_velocity = velocity
-        command = np.clip(self.runtime.torque(self.params, state, reference, acceleration), self.low, self.high)
+        nominal, motion = self.runtime.nominal, state.astype(np.float64)
+        q, qd = motion[:7], motion[7:]
+        qdd_des = nominal.desired_acceleration(q, qd, reference[:7], velocity, acceleration)
+        torque = self.runtime.command_torque(
+            self.params, q, qd, qdd_des, velocity, nominal.feedforward(q, qd, qdd_des, velocity)
+        )
+        command = np.clip(torque, self.low, self.high)
         self.previous = (state, command.astype(np.float32))
         return command
 
