@@ -53,13 +53,13 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "panda_residu
 DEFAULT_MODE_REASON = (
     "adaptive computed torque, RLS with forgetting (configs/panda_residual.yaml: the Panda's rigid-body model plus a "
     "meta-learned residual torque MLP whose output layer is re-solved on the last 8 transitions every tick, the "
-    "newest weighted most). By BENCHMARKS.md (switch: 3 training × 3 evaluation seeds) its error before a switch is "
-    "0.14× the fixed nominal controller's (the GrBAL dynamics-model MPPI of configs/panda_rls.yaml: 7.1×), its "
-    "steady error after 0 → 4 / 0 → 5 kg 1.05× / 1.09× that level, and its tracking error on the heaviest held-out "
-    "tasks 0.89× the oracle computed torque's; the gradient variant gives 3.3× and 2.6× / 5.8× (switch-gradient), "
-    "the physical one 1.4× and 1.9× / 2.3× (switch-physical). It recovers to its error before within 0.3 s on 7 "
-    "of 9 seeds at 4 kg and 4 of 9 at 5 kg, not on every one (slowest 2.3 s); the oracle told the payload does "
-    "in 0.09 s"
+    "newest weighted most; 50 rad/s gains). By BENCHMARKS.md (switch: 3 training × 3 evaluation seeds) its error "
+    "before a switch is 0.11× the fixed nominal controller's (the GrBAL dynamics-model MPPI of configs/panda_rls.yaml: "
+    "7.1×), its steady error after 0 → 4 / 0 → 5 kg 1.00× / 1.03× that level, and its tracking error on the heaviest "
+    "held-out tasks 0.92× the oracle computed torque's; the gradient variant gives 3.3× and 2.6× / 5.8× "
+    "(switch-gradient), the physical one 1.4× and 1.9× / 2.3× (switch-physical). It recovers to its error before "
+    "within 0.3 s on 8 of 9 seeds at 4 kg and 3 of 9 at 5 kg, not on every one (slowest 0.39 / 0.51 s); the oracle "
+    "told the payload does in 0.09 s"
 )
 """Why the demo trains ``DEFAULT_CONFIG``: printed with the results (``--config`` picks another)."""
 EXTRA_SWITCHES_KG = SWITCH_SCENARIOS_KG[1:]
