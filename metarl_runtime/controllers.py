@@ -31,7 +31,7 @@ from metarl_runtime.model_runtime import AdaptiveRuntime
 from metarl_runtime.recurrent_runtime import RecurrentRuntime
 from metarl_runtime.residual_action import ResidualTorque, tracking_error_features
 from metarl_runtime.residual_runtime import ResidualRuntime
-from metarl_runtime.residual_torque import ResidualPairs, residual_inputs
+from metarl_runtime.residual_torque import ResidualPairs
 
 
 class RowWindow:
@@ -338,20 +338,16 @@ class ResidualComputedTorqueController:
         nominal = self.runtime.nominal
         if self.previous is None:
             return nominal.feedforward(q, qd, qdd_des, reference_velocity)
-        n = len(self.low)
-        before, command = self.previous[0].astype(np.float64), self.previous[1].astype(np.float64)
-        q0, qd0 = before[:n], before[n:]
-        measured = (motion[n:] - qd0) / nominal.period_s
+        before, command = self.previous
+        q0, qd0, qdd0 = nominal.measured_motion(before, motion)
         both = nominal.feedforward(
-            np.stack([q0, q]), np.stack([qd0, qd]), np.stack([measured, qdd_des]), np.stack([qd0, reference_velocity])
+            np.concatenate([q0, q[None]]),
+            np.concatenate([qd0, qd[None]]),
+            np.concatenate([qdd0, qdd_des[None]]),
+            np.concatenate([qd0, reference_velocity[None]]),
         )
-        design = (
-            nominal.adaptation_design(q0, qd0, measured, qd0)[0].astype(np.float32)
-            if self.design_width
-            else np.zeros((n, 0), np.float32)
-        )
-        target = (command - both[0]).astype(np.float32)
-        self.window.append(residual_inputs(q0, qd0, measured)[0], target, design.reshape(-1))
+        pair = nominal.pairs_from_motion(q0, qd0, qdd0, command[None], both[:1], with_design=self.design_width > 0)
+        self.window.append(pair.inputs[0], pair.targets[0], pair.design[0].reshape(-1))
         return both[1]
 
     def _adapt(self) -> None:

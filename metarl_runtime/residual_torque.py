@@ -140,17 +140,36 @@ class NominalArm:
     ) -> ResidualPairs:
         """Residual inputs, targets (N·m) and adaptation design of consecutive transitions whose
         states are ``[q, q̇]``: the torque applied minus the nominal model's torque for the
-        measured motion (acceleration by differencing velocities: sensors only).
+        measured motion (``measured_motion``: sensors only).
 
         ``with_design=False`` leaves the design empty, ``(M, n, 0)``: only the physical rule
         solves over it, and its ten basis-payload inverse dynamics were four fifths of an RLS
         tick's time on the robot (``BENCHMARKS.md``, issue 17: the residual tick)."""
+        q, qd, qdd = self.measured_motion(states, next_states)
+        return self.pairs_from_motion(q, qd, qdd, actions, self.feedforward(q, qd, qdd, qd), with_design)
+
+    def measured_motion(self, states: np.ndarray, next_states: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(q, q̇, q̈)`` ``(M, n)`` float64 of transitions whose states are ``[q, q̇]``, the
+        acceleration by differencing velocities over the control period."""
         n = self.dof
-        states, actions, next_states = (np.asarray(x, dtype=np.float64) for x in (states, actions, next_states))
-        q, qd, qd_next = states[:, :n], states[:, n : 2 * n], next_states[:, n : 2 * n]
-        qdd = (qd_next - qd) / self.period_s
-        targets = actions - self.feedforward(q, qd, qdd, qd)
-        design = self.adaptation_design(q, qd, qdd, qd) if with_design else np.zeros((len(q), n, 0))
+        states, next_states = (np.atleast_2d(np.asarray(x, dtype=np.float64)) for x in (states, next_states))
+        q, qd = states[:, :n], states[:, n : 2 * n]
+        return q, qd, (next_states[:, n : 2 * n] - qd) / self.period_s
+
+    def pairs_from_motion(
+        self,
+        q: np.ndarray,
+        qd: np.ndarray,
+        qdd: np.ndarray,
+        actions: np.ndarray,
+        nominal_torque: np.ndarray,
+        with_design: bool = True,
+    ) -> ResidualPairs:
+        """``regression_pairs`` of measured motion whose nominal torque (``feedforward`` at
+        ``(q, q̇, q̈, q̇)``) the caller has: the robot's controller computes it in one batch with
+        its command's."""
+        targets = np.asarray(actions, dtype=np.float64) - nominal_torque
+        design = self.adaptation_design(q, qd, qdd, qd) if with_design else np.zeros((len(q), self.dof, 0))
         return ResidualPairs(residual_inputs(q, qd, qdd), targets.astype(np.float32), design.astype(np.float32))
 
     @property
