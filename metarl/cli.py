@@ -26,6 +26,7 @@ BENCHES = {
     "train": "benchmarks.train_bench",
     "switch": "benchmarks.switch_bench",
     "tick": "benchmarks.tick_bench",
+    "husky-limits": "benchmarks.husky_limits_bench",
 }
 
 

@@ -190,6 +190,30 @@ def fine_tuning_step_size(
     return min(losses, key=losses.__getitem__)
 
 
+def held_out_tasks(
+    env: Any, split: str, seed: int, settings: EvaluationSettings
+) -> tuple[list[Any], np.random.Generator]:
+    """The held-out tasks evaluation seed ``seed`` draws (its generator's first draws; the
+    prediction windows come after them from the same generator, which is returned with them)."""
+    rng = np.random.default_rng(EVALUATION_SEED_BASE + 10_000 + seed)
+    return env.unwrapped.sample_tasks(settings.tasks_per_seed, rng, split), rng
+
+
+def control_task_indices(tasks: list[Any], count: int) -> list[int]:
+    """The ``count`` heaviest-payload tasks (the hardest for every controller), heaviest first."""
+    return sorted(range(len(tasks)), key=lambda i: -getattr(tasks[i], "payload_mass_kg", 0.0))[:count]
+
+
+def control_reset_seed(seed: int) -> int:
+    """Reset seed of evaluation seed ``seed``'s control episodes (their reference twist or trajectory)."""
+    return EVALUATION_SEED_BASE + 30_000 + seed
+
+
+def change_reset_seed(seed: int) -> int:
+    """Reset seed of evaluation seed ``seed``'s payload-switch or terrain-change run."""
+    return EVALUATION_SEED_BASE + 40_000 + seed
+
+
 def tracking_rmse(env: Any, controller: Any, task: Any, seed: int) -> float:
     """RMS tracking error of one episode after a short settling time."""
     env.unwrapped.set_task(task)
@@ -247,9 +271,8 @@ def evaluate_run(run_dir: Path, split: str, seeds: int, settings: EvaluationSett
         result.fine_tuning_step_size = fine_tuning_step_size(model, mb_params, state["replay_buffers"], tuning_rng)
     base = EVALUATION_SEED_BASE
     for seed in range(seeds):
-        rng = np.random.default_rng(base + 10_000 + seed)
         env = gymnasium.make(config["env_id"], episode_duration_s=config["episode_duration_s"])
-        tasks = env.unwrapped.sample_tasks(settings.tasks_per_seed, rng, split)
+        tasks, rng = held_out_tasks(env, split, seed, settings)
         per_seed: dict[str, list[float]] = {}
         oracles: list[Params] = []
         for index, task in enumerate(tasks):
@@ -268,11 +291,10 @@ def evaluate_run(run_dir: Path, split: str, seeds: int, settings: EvaluationSett
             result.prediction.setdefault(key, []).append(float(np.mean(values)))
 
         control_env = gymnasium.make(config["env_id"], episode_duration_s=settings.control_episode_s)
-        hardest = sorted(range(len(tasks)), key=lambda i: -getattr(tasks[i], "payload_mass_kg", 0.0))
         per_controller: dict[str, list[float]] = {}
-        for index in hardest[: settings.control_tasks_per_seed]:
+        for index in control_task_indices(tasks, settings.control_tasks_per_seed):
             for name, controller in _controllers(model, mb_params, oracles[index], seed).items():
-                rmse = tracking_rmse(control_env, controller, tasks[index], base + 30_000 + seed)
+                rmse = tracking_rmse(control_env, controller, tasks[index], control_reset_seed(seed))
                 per_controller.setdefault(name, []).append(rmse)
                 _close(controller)
         control_env.close()
@@ -284,7 +306,7 @@ def evaluate_run(run_dir: Path, split: str, seeds: int, settings: EvaluationSett
             oracle_seed = ORACLE_SEED_BASE + 10_000 * seed + 9_000
             oracle = train_task_oracle(env, after, robot_name, mb_params, stats, noise, settings.oracle, oracle_seed)
             for name, controller in _controllers(model, mb_params, oracle, seed).items():
-                errors, _ = run_payload_switch(ObservationController(controller), seed=base + 40_000 + seed)
+                errors, _ = run_payload_switch(ObservationController(controller), seed=change_reset_seed(seed))
                 figures = summarize(errors, model.robot.control_rate_hz)
                 for figure in SWITCH_FIGURES:
                     result.payload_switch.setdefault(name, {}).setdefault(figure, []).append(figures[figure])
@@ -295,7 +317,9 @@ def evaluate_run(run_dir: Path, split: str, seeds: int, settings: EvaluationSett
             oracle_seed = ORACLE_SEED_BASE + 10_000 * seed + 9_000
             oracle = train_task_oracle(env, PATCH, robot_name, mb_params, stats, noise, settings.oracle, oracle_seed)
             for name, controller in _controllers(model, mb_params, oracle, seed).items():
-                errors, crossing_s, _ = run_terrain_change(ObservationController(controller), seed=base + 40_000 + seed)
+                errors, crossing_s, _ = run_terrain_change(
+                    ObservationController(controller), seed=change_reset_seed(seed)
+                )
                 figures = summarize_change(errors, model.robot.control_rate_hz, crossing_s)
                 for figure in CHANGE_FIGURES:
                     result.terrain_change.setdefault(name, {}).setdefault(figure, []).append(figures[figure])
