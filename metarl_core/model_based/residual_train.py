@@ -108,6 +108,9 @@ class ResidualConfig(RunConfig):
     """The same precision on the robot (the bundle's); 0 means ``rls_prior_precision``. Why they may
     differ: meta-training windows come from one task each, while on the robot the window after a
     switch holds a task the prior knows nothing of, where trusting the window more pays."""
+    deployed_rls_forgetting: float = 0.0
+    """λ on the robot (the bundle's); 0 means ``rls_forgetting``. Why it may differ, as for the
+    precision: right after a switch the newest transitions are the only ones of the new task."""
     inner_steps: int = 1
     """n: SGD steps of the gradient rule."""
     inner_lr: float = 0.05
@@ -161,6 +164,8 @@ class ResidualConfig(RunConfig):
                 f"{source}: field 'adaptation'={config.adaptation!r} must be one of {list(RESIDUAL_RULES)}"
             )
         require_fraction(config, source, "rls_forgetting")
+        if config.deployed_rls_forgetting:
+            require_fraction(config, source, "deployed_rls_forgetting")
         if config.env_id != "metarl/PandaPayload-v0":
             raise ValueError(f"{source}: field 'env_id'={config.env_id!r}: the nominal model is the Panda's only")
         require_own_algo(config, source, "grbal-residual")
@@ -173,11 +178,16 @@ class ResidualConfig(RunConfig):
         return Adaptation(self.adaptation, self.inner_steps, self.rls_prior_precision, self.rls_forgetting)  # type: ignore[arg-type]
 
     def deployed_adaptation(self) -> Adaptation | None:
-        """The rule the robot runs: :meth:`inner_adaptation` with the deployed RLS precision."""
+        """The rule the robot runs: :meth:`inner_adaptation` with the deployed RLS precision and
+        forgetting where they are set."""
         adaptation = self.inner_adaptation()
-        if adaptation is None or not self.deployed_rls_prior_precision:
-            return adaptation
-        return dataclasses.replace(adaptation, rls_prior_precision=self.deployed_rls_prior_precision)
+        if adaptation is None:
+            return None
+        return dataclasses.replace(
+            adaptation,
+            rls_prior_precision=self.deployed_rls_prior_precision or adaptation.rls_prior_precision,
+            rls_forgetting=self.deployed_rls_forgetting or adaptation.rls_forgetting,
+        )
 
 
 def panda_nominal(kp_per_s2: float = PANDA_KP_PER_S2, kd_per_s: float = PANDA_KD_PER_S) -> NominalDescription:

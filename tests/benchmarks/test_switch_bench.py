@@ -85,3 +85,25 @@ def test_the_switching_oracle_is_told_the_payload_at_the_switch_tick_and_recover
     told = summarize(run_payload_switch(oracle, seed=3)[0], rate)
     nominal = summarize(run_payload_switch(ObservationController(PandaPDGravityController()), seed=3)[0], rate)
     assert told["recovery_s"] <= 0.3 and np.isinf(nominal["recovery_s"]), (told, nominal)
+
+
+def test_the_late_oracle_knows_the_payload_from_the_tick_after_it_lands(tmp_path: Path) -> None:
+    """The soonest a sensor-driven controller can know it: the switch tick's command is still the
+    payload-free oracle's, the next one is the told oracle's."""
+    bundle = export_trained_residual(tiny_residual("rls"), tmp_path / "bundle")
+    controller = load_controller(bundle, "panda")
+    switch_tick = 3
+    after = PandaTask(payload_mass_kg=4.0)
+    late = SwitchingOracle(bundle_oracle(bundle, controller, PandaTask()), after, switch_tick + 1)
+    told = SwitchingOracle(bundle_oracle(bundle, controller, PandaTask()), after, switch_tick)
+    plain = bundle_oracle(bundle, controller, PandaTask())
+    for oracle in (late, told, plain):
+        oracle.reset()
+    rng = np.random.default_rng(1)
+    for tick in range(switch_tick + 2):
+        state = rng.uniform(-0.5, 0.5, 14)
+        reference = state + rng.normal(scale=1e-3, size=14)
+        commands = [oracle(state, reference) for oracle in (late, told, plain)]
+        expected = commands[2] if tick <= switch_tick else commands[1]
+        np.testing.assert_array_equal(commands[0], expected, err_msg=f"tick {tick}")
+    assert not np.allclose(commands[1], commands[2]), "the payload never reached the told oracle's model"

@@ -49,6 +49,24 @@ def test_a_forgetting_factor_outside_zero_to_one_is_refused_naming_the_field(tmp
         ResidualConfig.from_yaml(config_with(tmp_path, "bad", rls_forgetting=1.2))
 
 
+def test_a_deployed_forgetting_factor_outside_zero_to_one_is_refused_naming_the_field(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"field 'deployed_rls_forgetting'=1\.5 must be in \(0, 1\]"):
+        ResidualConfig.from_yaml(config_with(tmp_path, "bad", adaptation="rls", deployed_rls_forgetting=1.5))
+
+
+def test_the_robot_gets_the_deployed_precision_and_forgetting_and_training_keeps_its_own(tmp_path: Path) -> None:
+    """0 (the default) deploys what meta-training used; a set value replaces it in the bundle only."""
+    fields = {"adaptation": "rls", "rls_prior_precision": 1.0, "rls_forgetting": 0.4}
+    trained = ResidualConfig.from_yaml(config_with(tmp_path, "same", **fields))
+    assert trained.deployed_adaptation() == trained.inner_adaptation()
+    deployed = ResidualConfig.from_yaml(
+        config_with(tmp_path, "deployed", **fields, deployed_rls_prior_precision=0.03, deployed_rls_forgetting=0.15)
+    )
+    assert (deployed.inner_adaptation().rls_prior_precision, deployed.inner_adaptation().rls_forgetting) == (1.0, 0.4)
+    robot = deployed.deployed_adaptation()
+    assert (robot.rls_prior_precision, robot.rls_forgetting) == (0.03, 0.15)
+
+
 def test_the_forgetting_factor_goes_from_the_config_through_the_checkpoint_into_the_bundle(tmp_path: Path) -> None:
     torch.set_num_threads(1)
     config = config_with(tmp_path, "forgetting", iterations=1, adaptation="rls", rls_forgetting=0.4)
