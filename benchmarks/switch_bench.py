@@ -253,7 +253,7 @@ def scenario_targets(
         if LATE_ORACLE in per_run[0]:
             floor = max(max(r[LATE_ORACLE]["recovery_s"]) for r in per_run)
             shown = "∞ (never recovered)" if np.isinf(floor) else f"{floor:.2f} s"
-            label = f"{switch}: the same, {LATE_ORACLE} (the floor of a controller that learns it)"
+            label = f"{switch}: recovery of the oracle told one tick late (the floor of a controller that learns it)"
             rows.append(f"| {label} | {shown} | – | – |")
     return rows
 

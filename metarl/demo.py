@@ -54,12 +54,12 @@ DEFAULT_MODE_REASON = (
     "adaptive computed torque, RLS with forgetting (configs/panda_residual.yaml: the Panda's rigid-body model plus a "
     "meta-learned residual torque MLP whose output layer is re-solved on the last 8 transitions every tick, the "
     "newest weighted most; 50 rad/s gains). By BENCHMARKS.md (switch: 3 training × 3 evaluation seeds) its error "
-    "before a switch is 0.11× the fixed nominal controller's (the GrBAL dynamics-model MPPI of configs/panda_rls.yaml: "
-    "7.1×), its steady error after 0 → 4 / 0 → 5 kg 1.00× / 1.03× that level, and its tracking error on the heaviest "
-    "held-out tasks 0.92× the oracle computed torque's; the gradient variant gives 3.3× and 2.6× / 5.8× "
+    "before a switch is 0.10× the fixed nominal controller's (the GrBAL dynamics-model MPPI of configs/panda_rls.yaml: "
+    "7.1×), its steady error after 0 → 4 / 0 → 5 kg 0.99× / 1.01× that level, and its tracking error on the heaviest "
+    "held-out tasks 0.73× the oracle computed torque's; the gradient variant gives 3.3× and 2.6× / 5.8× "
     "(switch-gradient), the physical one 1.4× and 1.9× / 2.3× (switch-physical). It recovers to its error before "
-    "within 0.3 s on 8 of 9 seeds at 4 kg and 3 of 9 at 5 kg, not on every one (slowest 0.39 / 0.51 s); the oracle "
-    "told the payload does in 0.09 s"
+    "within 0.3 s on every seed at 4 kg (slowest 0.24 s) and on 5 of 9 at 5 kg (slowest 0.45 s, on a trajectory where "
+    "an oracle told the payload one tick after it lands needs 0.35 s: joint 6 holds it within 1 N·m of its limit)"
 )
 """Why the demo trains ``DEFAULT_CONFIG``: printed with the results (``--config`` picks another)."""
 EXTRA_SWITCHES_KG = SWITCH_SCENARIOS_KG[1:]

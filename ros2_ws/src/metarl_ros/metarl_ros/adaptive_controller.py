@@ -426,8 +426,9 @@ class AdaptiveControllerNode(Node):
         # out of the cyclic collector, a collection during a tick scans only what ticks allocated.
         # Unfrozen, the oldest generation's collection (at most every tenth gen-1 one; those came
         # about once per 10 s of a 100 Hz stream) scans the whole heap inside a tick: 23-27 ms
-        # with this module's imports (43k objects), 0.006 ms frozen. The price: a reference cycle among frozen objects is never collected (memory a
-        # re-configure drops that only the collector would have freed stays).
+        # with this module's imports (43k objects), 0.006 ms frozen. The price: a reference cycle
+        # among frozen objects is never collected (memory a re-configure drops that only the
+        # collector would have freed stays).
         gc.collect()
         gc.freeze()
         self.gc_collections_at_activation = [generation["collections"] for generation in gc.get_stats()]
