@@ -205,14 +205,4 @@ def run(args: argparse.Namespace) -> str:
         lines.append(
             f"| {rate:g} | " + " | ".join(stage(name) for name in STAGES) + f" | {tick} | {outside:.3f} | {floor:.3f} |"
         )
-    lines += ["", "The node's cyclic garbage collector since activation (what was loaded by then is frozen out of it):"]
-    for rate, results in runs.items():
-        counts = " / ".join(
-            f"{np.median([r.get(f'gc.gen{g}_collections', np.nan) for r in results]):g}" for g in range(3)
-        )
-        frozen = np.median([r.get("gc.frozen_objects", np.nan) for r in results])
-        lines.append(
-            f"{rate:g} Hz: gen-0 / gen-1 / gen-2 collections {counts} (median over repeats), "
-            f"{frozen:,.0f} objects frozen."
-        )
     return "\n".join(lines)

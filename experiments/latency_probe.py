@@ -230,7 +230,7 @@ def measure(
         "node_cpus_allowed": float(node_cpus),
         "floor_p50_ms": float(np.percentile(floor_ms, 50)),
         "floor_p99_ms": float(np.percentile(floor_ms, 99)),
-        **{key: float(value) for key, value in diagnostics.items() if key.startswith(("stage.", "gc."))},
+        **{key: float(value) for key, value in diagnostics.items() if key.startswith("stage.")},
     }
 
 

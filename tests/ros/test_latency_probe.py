@@ -41,8 +41,6 @@ def test_probe_reports_the_node_it_drove(tmp_path: Path) -> None:
         "floor_p50_ms",
         "floor_p99_ms",
         *(f"stage.{stage}_{q}_ms" for stage in ("sensors", "adapt", "plan", "publish") for q in ("p50", "p99")),
-        "gc.frozen_objects",
-        *(f"gc.gen{g}_collections" for g in range(3)),
     }
     assert all(math.isfinite(value) for value in result.values()), result
     assert 0.0 < result["latency_p50_ms"] <= result["latency_p99_ms"]
@@ -53,8 +51,6 @@ def test_probe_reports_the_node_it_drove(tmp_path: Path) -> None:
     assert 0.0 < result["floor_p50_ms"] <= result["floor_p99_ms"]
     assert 0.0 < result["stage.adapt_p50_ms"] <= result["stage.adapt_p99_ms"]
     assert 0.0 < result["stage.plan_p50_ms"] <= result["stage.plan_p99_ms"]
-    # The heap loaded by activation is frozen out of the cyclic collector: no full-heap pause in a tick.
-    assert result["gc.frozen_objects"] > 1000 and result["gc.gen2_collections"] == 0
 
 
 @pytest.mark.integration

@@ -41,7 +41,6 @@ them. Late ticks are counted as overruns in diagnostics.
 
 from __future__ import annotations
 
-import gc
 import math
 import threading
 import time
@@ -233,8 +232,6 @@ class AdaptiveControllerNode(Node):
         """When a tick runs, and the tick history behind the rate and latency figures."""
         self.stage_ms: dict[str, deque[float]] = {}
         """Each of :data:`TICK_STAGES`' last durations (ms), a ring per stage."""
-        self.gc_collections_at_activation = [0] * len(gc.get_stats())
-        """The cyclic collector's count per generation when the node last activated (diagnostics count from it)."""
         self.entities: list[Subscription | Service] = []
         """Subscriptions and services made by on_configure, released by cleanup and shutdown."""
         self.command_publisher: LifecyclePublisher | None = None
@@ -422,16 +419,6 @@ class AdaptiveControllerNode(Node):
             self._forget_stream_state()
         self.timer = self.create_timer(self.schedule.period_s, self._guarded("timer", self.on_timer))
         self.diagnostics_timer = self.create_timer(1.0, self._guarded("diagnostics", self.publish_diagnostics))
-        # What is loaded by now (rclpy, ONNX Runtime, the bundle) lives as long as the node: frozen
-        # out of the cyclic collector, a collection during a tick scans only what ticks allocated.
-        # Unfrozen, the oldest generation's collection (at most every tenth gen-1 one; those came
-        # about once per 10 s of a 100 Hz stream) scans the whole heap inside a tick: 23-27 ms
-        # with this module's imports (43k objects), 0.006 ms frozen. The price: a reference cycle
-        # among frozen objects is never collected (memory a re-configure drops that only the
-        # collector would have freed stays).
-        gc.collect()
-        gc.freeze()
-        self.gc_collections_at_activation = [generation["collections"] for generation in gc.get_stats()]
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
@@ -810,7 +797,6 @@ class AdaptiveControllerNode(Node):
             "hold_mode": self.hold_mode,
             "stale_stream": ",".join(stale),
             **{f"count.{k}": str(v) for k, v in sorted(counts.items())},
-            **self._gc_values(),
         }
         level = DiagnosticStatus.WARN if stale or self.counters.get("tick_error") else DiagnosticStatus.OK
         status = DiagnosticStatus(
@@ -822,15 +808,6 @@ class AdaptiveControllerNode(Node):
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self.diagnostics_publisher.publish(array)
-
-    def _gc_values(self) -> dict[str, str]:
-        """Objects frozen out of the cyclic collector, and its collections per generation since activation."""
-        stats = gc.get_stats()
-        since = self.gc_collections_at_activation
-        return {
-            "gc.frozen_objects": str(gc.get_freeze_count()),
-            **{f"gc.gen{g}_collections": str(stats[g]["collections"] - since[g]) for g in range(len(stats))},
-        }
 
     def _stage_values(self) -> dict[str, str]:
         """p50 and p99 (ms) of each of :data:`TICK_STAGES` over the last ticks ("nan" before any)."""
