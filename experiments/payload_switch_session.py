@@ -112,8 +112,15 @@ def run_session(
         ),
     ]
     latest = lambda: max(positions, default=0.0)  # noqa: E731
+    # Commands are paired with states by position, so the command subscription must have matched
+    # the controller's publisher (made at configure) before the first command goes out.
+    heard_everything = lambda: (  # noqa: E731
+        bool(positions) and bool(references) and node.count_publishers("/effort_controller/commands") > 0
+    )
     try:
-        with bridge_and_controller(node, log_dir, tag, bridge_parameters, controller_parameters, bag_path):
+        with bridge_and_controller(
+            node, log_dir, tag, bridge_parameters, controller_parameters, heard_everything, bag_path
+        ):
             deadline = time.monotonic() + timeout_s
             spin_to_sim_time(node, latest, switch_s, deadline)
             switch_time_s = latest()

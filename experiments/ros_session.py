@@ -73,10 +73,17 @@ def bridge_and_controller(
     tag: str,
     bridge_parameters: dict[str, object],
     controller_parameters: dict[str, object],
+    heard_everything: Callable[[], bool],
     bag_path: Path | None = None,
     bag_topics: Sequence[str] | None = None,
 ) -> Iterator[None]:
     """``sim_bridge`` and ``adaptive_controller`` running, the controller configured and active.
+
+    The controller is activated only once ``heard_everything()`` says the caller's subscriptions
+    hear the bridge and the controller (it is polled while spinning; the lock-step bridge repeats
+    its first state until the first command). Subscriptions match their publishers
+    asynchronously, seconds late on a loaded machine, and the lock-step bridge then runs at the
+    controller's pace: without the wait a caller's record could start anywhere in the run.
 
     With ``bag_path`` (a directory that must not exist yet) a ``bag_recorder`` writes
     ``bag_topics`` (its defaults when None) there, and the controller is activated only once the
@@ -102,6 +109,8 @@ def bridge_and_controller(
     try:
         if not change_state(node, "adaptive_controller", Transition.TRANSITION_CONFIGURE):
             raise RuntimeError(f"adaptive_controller refused to configure: see {log_dir}")
+        if not spin_until(node, heard_everything, 30.0):
+            raise RuntimeError(f"the session does not hear the bridge and the controller: see {log_dir}")
         if recorder is not None and not spin_until(node, lambda: _recorder_hears_all(recorder_status), 30.0):
             raise RuntimeError(f"bag_recorder does not hear every topic ({recorder_status}): see {log_dir}")
         if not change_state(node, "adaptive_controller", Transition.TRANSITION_ACTIVATE):

@@ -174,8 +174,11 @@ def run_session(
         ),
     ]
     latest = lambda: max(errors, default=0.0)  # noqa: E731
+    heard_everything = lambda: bool(errors) and node.count_publishers(command_topic) > 0  # noqa: E731
     try:
-        with bridge_and_controller(node, log_dir, tag, bridge_parameters, controller_parameters, bag_path, BAG_TOPICS):
+        with bridge_and_controller(
+            node, log_dir, tag, bridge_parameters, controller_parameters, heard_everything, bag_path, BAG_TOPICS
+        ):
             spin_to_sim_time(node, latest, duration_s, time.monotonic() + timeout_s)
             spin_until(node, lambda: "ticks" in diagnostics, 3.0)
     finally:

@@ -97,6 +97,10 @@ def _twist_errors(
     ]
     try:
         assert change_state(ros_node, "adaptive_controller", Transition.TRANSITION_CONFIGURE)
+        # Activated only once this test hears the bridge (it repeats its first state until the
+        # first command): matched late, the lock-step run would be over before it was heard.
+        heard = lambda: bool(errors) and ros_node.count_publishers("/cmd_vel") > 0  # noqa: E731
+        assert spin_until(ros_node, heard, 30), f"the test does not hear the bridge: see {log_dir}"
         assert change_state(ros_node, "adaptive_controller", Transition.TRANSITION_ACTIVATE)
         latest = lambda: max((s for s, _ in errors), default=0.0)  # noqa: E731
         assert spin_until(ros_node, lambda: latest() >= duration_s, 180), f"no {duration_s} s: see {log_dir}"
