@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 from geometry_msgs.msg import Twist
-from lifecycle_msgs.msg import Transition
 from nav_msgs.msg import Odometry
 from rclpy.qos import qos_profile_sensor_data
 
+from experiments.ros_session import bridge_and_controller
 from experiments.terrain_change_session import BAG_TOPICS, run_session
 from export.onnx_export import export_bundle
 from metarl.husky_demo import run_husky_demo
@@ -24,7 +24,7 @@ from metarl_core.model_based.train import run_training
 from sim.husky_terrain import HUSKY
 from sim.scenarios.terrain_change import EPISODE_S, summarize
 
-from .ros_harness import change_state, spin_until, start_node, stop
+from .ros_harness import spin_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DURATION_S = 3.0
@@ -61,23 +61,21 @@ def _twist_errors(
     """Twist error (m/s, as the env's) per odometry message from ``SETTLE_S``, against the latest
     reference."""
     tag = "on" if adaptation else "off"
-    bridge = start_node(
-        "sim_bridge",
-        {"env_id": "metarl/HuskyTerrain-v0", "lock_step": True, "command_topic": "/cmd_vel", "seed": 3, **TASK},
-        log_dir / f"bridge_{tag}.log",
-    )
-    controller = start_node(
-        "adaptive_controller",
-        {
-            "bundle_path": str(bundle),
-            "expected_robot": "husky",
-            "command_interface": "twist",
-            "command_topic": "/cmd_vel",
-            "enable_adaptation": adaptation,
-            "stale_timeout_s": 1.0,
-        },
-        log_dir / f"controller_{tag}.log",
-    )
+    bridge_parameters = {
+        "env_id": "metarl/HuskyTerrain-v0",
+        "lock_step": True,
+        "command_topic": "/cmd_vel",
+        "seed": 3,
+        **TASK,
+    }
+    controller_parameters = {
+        "bundle_path": str(bundle),
+        "expected_robot": "husky",
+        "command_interface": "twist",
+        "command_topic": "/cmd_vel",
+        "enable_adaptation": adaptation,
+        "stale_timeout_s": 1.0,
+    }
     reference: list[np.ndarray] = []
     errors: list[tuple[float, float]] = []
     twists: list[Twist] = []
@@ -95,18 +93,12 @@ def _twist_errors(
         ros_node.create_subscription(Odometry, "/odom", on_odom, qos_profile_sensor_data),
         ros_node.create_subscription(Twist, "/cmd_vel", twists.append, 100),
     ]
+    heard_everything = lambda: bool(errors) and ros_node.count_publishers("/cmd_vel") > 0  # noqa: E731
+    latest = lambda: max((s for s, _ in errors), default=0.0)  # noqa: E731
     try:
-        assert change_state(ros_node, "adaptive_controller", Transition.TRANSITION_CONFIGURE)
-        # Activated only once this test hears the bridge (it repeats its first state until the
-        # first command): matched late, the lock-step run would be over before it was heard.
-        heard = lambda: bool(errors) and ros_node.count_publishers("/cmd_vel") > 0  # noqa: E731
-        assert spin_until(ros_node, heard, 30), f"the test does not hear the bridge: see {log_dir}"
-        assert change_state(ros_node, "adaptive_controller", Transition.TRANSITION_ACTIVATE)
-        latest = lambda: max((s for s, _ in errors), default=0.0)  # noqa: E731
-        assert spin_until(ros_node, lambda: latest() >= duration_s, 180), f"no {duration_s} s: see {log_dir}"
+        with bridge_and_controller(ros_node, log_dir, tag, bridge_parameters, controller_parameters, heard_everything):
+            assert spin_until(ros_node, lambda: latest() >= duration_s, 180), f"no {duration_s} s: see {log_dir}"
     finally:
-        stop(controller)
-        stop(bridge)
         for subscription in subscriptions:
             ros_node.destroy_subscription(subscription)
     settled = np.array([e for s, e in errors if SETTLE_S <= s <= duration_s])
