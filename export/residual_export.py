@@ -4,7 +4,8 @@ step as a graph (or the features its closed form solves over), and the nominal a
 ```
 bundle/
   bundle.json          mode: residual, adaptation_rule (rls|gradient), window_size (M), inner_steps,
-                       step_sizes, rls_prior_precision, rls_forgetting, parameters, residual_normalizer
+                       step_sizes, rls_prior_precision, rls_forgetting, gradient_warm_start,
+                       parameters, residual_normalizer
                        {input_mean, input_std, target_mean, target_std}, residual_inputs,
                        nominal {urdf_file, held_positions, damping_nms, friction_nm,
                        friction_smoothing_rad_s, kp_per_s2, kd_per_s}, provenance, files
@@ -203,6 +204,7 @@ def _write_manifest(model: TrainedResidual, staging: Path, parity: float, sign_k
         "step_sizes": step_sizes,
         "rls_prior_precision": 1.0 if model.adaptation is None else model.adaptation.rls_prior_precision,
         "rls_forgetting": 1.0 if model.adaptation is None else model.adaptation.rls_forgetting,
+        "gradient_warm_start": model.warm_start,
         "physical_prior": {k: v.detach().cpu().double().tolist() for k, v in model.physical_prior.items()},
         "parameters": [{"name": k, "shape": list(model.params[k].shape)} for k in model.parameter_names()],
         "residual_inputs": list(RESIDUAL_INPUT_NAMES),

@@ -213,6 +213,8 @@ class ResidualBundleManifest(CommonManifest):
     inner_steps: int
     rls_prior_precision: float
     rls_forgetting: float
+    gradient_warm_start: float
+    """w in [0, 1): the gradient rule's steps start from θ* + w (θ_last − θ*) (0: from θ*)."""
     parameter_names: tuple[str, ...]
     parameter_shapes: tuple[tuple[int, ...], ...]
     residual_normalizer: dict[str, np.ndarray]
@@ -500,6 +502,18 @@ def _forgetting(path: Path, data: dict[str, Any]) -> float:
     return float(value)
 
 
+def _warm_start(path: Path, data: dict[str, Any], rule: str) -> float:
+    """The gradient rule's warm start, in [0, 1); 0 (every adaptation from the meta-parameters)
+    where a bundle from before the field has none. Only the gradient rule has one: a warm start
+    on another rule is a bundle that does not say what it does."""
+    value = data.get("gradient_warm_start", 0.0)
+    if not (_is_number(value) and 0.0 <= value < 1.0):
+        raise BundleSchemaError(f"{path}: field 'gradient_warm_start'={value!r} must be a number in [0, 1)")
+    if value and rule != "gradient":
+        raise BundleSchemaError(f"{path}: field 'gradient_warm_start'={value!r} is the gradient rule's, not {rule!r}'s")
+    return float(value)
+
+
 def _parameters(path: Path, data: dict[str, Any]) -> tuple[tuple[str, ...], tuple[tuple[int, ...], ...]]:
     """The names and shapes of ``parameters`` (the graphs' leading inputs), each checked."""
     try:
@@ -567,6 +581,7 @@ def _read_residual(path: Path, data: dict[str, Any], common: dict[str, Any]) -> 
         inner_steps=_count(path, data, "inner_steps", INNER_STEPS_MAX),
         rls_prior_precision=float(precision),
         rls_forgetting=_forgetting(path, data),
+        gradient_warm_start=_warm_start(path, data, rule),
         parameter_names=names,
         parameter_shapes=shapes,
         residual_normalizer=normalizer,

@@ -234,8 +234,9 @@ class ResidualComputedTorqueController:
     Each tick: the transition the last command produced joins the window of the last M as its
     residual pair (input, target and, for the physical rule, design: what
     ``NominalArm.regression_pairs`` gives for that one transition, each pair computed once);
-    every N ticks the residual model is adapted on the window's pairs from the meta-parameters
-    (kept only when finite and the window loss dropped); the command is the nominal computed
+    every N ticks the residual model is adapted on the window's pairs from the meta-parameters,
+    or for a warm-started gradient bundle from the last adaptation's parameters pulled back toward
+    them (kept only when finite and the window loss dropped); the command is the nominal computed
     torque at the desired acceleration plus the adapted residual (``ResidualRuntime.command_torque``).
     The new pair's nominal inverse dynamics and the command's run as one batch of two: a call's
     cost is numpy's per-operation overhead, not its rows (about 0.6 ms for one row or eight on
@@ -360,7 +361,7 @@ class ResidualComputedTorqueController:
             stats.rejected_reasons["window not finite"] = stats.rejected_reasons.get("window not finite", 0) + 1
             self.params = self.runtime.meta_params
             return
-        result = self.runtime.adapt(pairs)
+        result = self.runtime.adapt(pairs, last=self.params)
         stats.last_loss_before, stats.last_loss_after, stats.last_reason = (
             result.loss_before,
             result.loss_after,

@@ -8,8 +8,9 @@ unexplained over the parameters that enter the torques linearly (a payload's ine
 each joint's damping, friction and bias: ``NominalArm.adaptation_design``), whose product with the
 design is added to the MLP's residual; ``rls`` solves the MLP's output layer over the features of
 ``features.onnx`` (``metarl_runtime.closed_form_rls``, as the dynamics model's RLS does);
-``gradient`` runs the n SGD steps of ``adapt.onnx``. With ``physical`` a parameter list is the
-MLP's parameters followed by θ ``(P,)``. Either result passes the same accept guard as the model-based
+``gradient`` runs the n SGD steps of ``adapt.onnx``, from the meta-parameters or, with the
+bundle's ``gradient_warm_start``, from where the last adaptation ended, pulled back toward them.
+With ``physical`` a parameter list is the MLP's parameters followed by θ ``(P,)``. Every result passes the same accept guard as the model-based
 runtime (``metarl_runtime.adaptation_guard``): finite, and the window loss went down.
 """
 
@@ -112,9 +113,11 @@ class ResidualRuntime:
         self._feed["inputs"] = np.asarray(inputs, dtype=np.float32)
         return self._residual.run(None, self._feed)[0].astype(np.float64)
 
-    def adapt(self, pairs: ResidualPairs) -> AdaptationResult:
-        """The bundle's rule from the meta-parameters on a window of pairs; the meta-parameters
-        come back (not accepted) unless the result is finite and lowered the window loss."""
+    def adapt(self, pairs: ResidualPairs, last: list[np.ndarray] | None = None) -> AdaptationResult:
+        """The bundle's rule on a window of pairs, from the meta-parameters (or, for a gradient
+        bundle with a warm start, from ``last``, the previous adaptation's parameters, pulled back
+        toward them: :meth:`warm_start_point`); that starting point comes back (not accepted)
+        unless the result is finite and lowered the window loss."""
         inputs, targets = np.asarray(pairs.inputs, np.float32), np.asarray(pairs.targets, np.float32)
         design = np.asarray(pairs.design, np.float64)
         n = self.nominal.dof
@@ -133,6 +136,7 @@ class ResidualRuntime:
             )
         if not (np.all(np.isfinite(inputs)) and np.all(np.isfinite(targets)) and np.all(np.isfinite(design))):
             raise WindowError("residual window holds NaN or inf")
+        start = self.meta_params
         if self.physical:
             adapted, before, after = self._adapt_physical(inputs, targets, design)
         elif self.manifest.adaptation_rule == "rls":
@@ -146,12 +150,24 @@ class ResidualRuntime:
             before = output_layer_loss(phi, normalized, weight, bias)
             after = output_layer_loss(phi, normalized, new_weight, new_bias)
         else:
-            outputs = self._rule_session.run(None, {**self._meta_feed, "inputs": inputs, "targets": targets})
+            start = self.warm_start_point(last)
+            feed = self._meta_feed if start is self.meta_params else dict(zip(self._names, start, strict=True))
+            outputs = self._rule_session.run(None, {**feed, "inputs": inputs, "targets": targets})
             adapted, before, after = outputs[:-2], float(outputs[-2].item()), float(outputs[-1].item())
         reason = adaptation_refusal(adapted, before, after)
         if reason is not None:
-            return AdaptationResult(self.meta_params, before, after, False, reason)
+            return AdaptationResult(start, before, after, False, reason)
         return AdaptationResult(list(adapted), before, after, True, "loss dropped")
+
+    def warm_start_point(self, last: list[np.ndarray] | None) -> list[np.ndarray]:
+        """Where the gradient rule's steps start: θ* + w (θ_last − θ*) with the bundle's warm start
+        w, or θ* itself when w is 0 or the last adaptation is θ* (after a reset, or a refusal of
+        a start from θ*). The pull-back bounds what the steps can accumulate: an offset from θ* shrinks by
+        (1 − w) each tick unless the window keeps asking for it."""
+        w = self.manifest.gradient_warm_start
+        if not w or last is None or last is self.meta_params:
+            return self.meta_params
+        return [(meta + w * (mine - meta)).astype(np.float32) for meta, mine in zip(self.meta_params, last, strict=True)]
 
     def _adapt_physical(
         self, inputs: np.ndarray, targets: np.ndarray, design: np.ndarray

@@ -222,6 +222,8 @@ class TrainedResidual:
     physical_prior: dict[str, torch.Tensor]
     """The physical rule's meta-learned prior: ``mean`` and ``log_precision``, ``(P,)`` each."""
     nominal: NominalDescription
+    warm_start: float = 0.0
+    """The gradient rule's warm start on the robot (``ResidualConfig.deployed_warm_start``)."""
     config: dict[str, Any] = field(default_factory=dict)
 
     def parameter_names(self) -> list[str]:
@@ -252,6 +254,7 @@ def save_residual_checkpoint(path: Path, model: TrainedResidual, training_state:
             else {k: v.detach().cpu() for k, v in model.step_sizes.items()}
         ),
         "nominal": asdict(model.nominal),
+        "warm_start": model.warm_start,
         "config": model.config,
         "training_state": training_state,
     }
@@ -286,6 +289,7 @@ def load_residual_checkpoint(path: Path, map_location: str = "cpu") -> tuple[Tra
             ),
             step_sizes=payload["step_sizes"],
             nominal=NominalDescription(**{k: tuple(v) if isinstance(v, list) else v for k, v in nominal.items()}),
+            warm_start=payload.get("warm_start", 0.0),  # checkpoints from before the field: from θ*
             config=payload["config"],
         )
         return model, dict(payload["training_state"])

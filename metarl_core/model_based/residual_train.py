@@ -111,6 +111,13 @@ class ResidualConfig(RunConfig):
     deployed_rls_forgetting: float = 0.0
     """λ on the robot (the bundle's); 0 means ``rls_forgetting``. Why it may differ, as for the
     precision: right after a switch the newest transitions are the only ones of the new task."""
+    deployed_warm_start: float = 0.0
+    """w in [0, 1) of the gradient rule on the robot: each adaptation's n steps start from
+    θ* + w (θ_last − θ*), the last adaptation's parameters pulled back toward the meta-learned
+    ones, instead of from θ* itself (w = 0, as meta-trained). Why: one step from θ* on 8 pairs
+    moves the MLP only part of the way to a payload outside the training range, every tick anew,
+    so the error settled 3-6× above its level before a switch; started where the last tick ended,
+    the steps accumulate over ticks, and the pull-back forgets an old payload at (1 − w) per tick."""
     inner_steps: int = 1
     """n: SGD steps of the gradient rule."""
     inner_lr: float = 0.05
@@ -166,6 +173,10 @@ class ResidualConfig(RunConfig):
         require_fraction(config, source, "rls_forgetting")
         if config.deployed_rls_forgetting:
             require_fraction(config, source, "deployed_rls_forgetting")
+        if not 0.0 <= config.deployed_warm_start < 1.0:
+            raise ValueError(f"{source}: field 'deployed_warm_start'={config.deployed_warm_start} must be in [0, 1)")
+        if config.deployed_warm_start and config.adaptation != "gradient":
+            raise ValueError(f"{source}: field 'deployed_warm_start' is the gradient rule's, not {config.adaptation!r}'s")
         if config.env_id != "metarl/PandaPayload-v0":
             raise ValueError(f"{source}: field 'env_id'={config.env_id!r}: the nominal model is the Panda's only")
         require_own_algo(config, source, "grbal-residual")
@@ -342,6 +353,7 @@ def run_residual_training(config_path: Path, run_dir: Path | None, device: str, 
             window_size=config.past_window,
             rule=config.adaptation,
             adaptation=config.deployed_adaptation(),
+            warm_start=config.deployed_warm_start,
             step_sizes=(
                 {k: v.detach().cpu().clone() for k, v in step_sizes.items()}
                 if isinstance(step_sizes, dict)

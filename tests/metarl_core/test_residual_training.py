@@ -75,3 +75,27 @@ def test_the_forgetting_factor_goes_from_the_config_through_the_checkpoint_into_
     assert model.adaptation is not None and model.adaptation.rls_forgetting == 0.4
     controller = load_controller(export_residual_bundle(run, tmp_path / "bundle"), "panda")
     assert controller.runtime.manifest.rls_forgetting == 0.4
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"adaptation": "gradient", "deployed_warm_start": 1.0}, r"field 'deployed_warm_start'=1\.0 must be in \[0, 1\)"),
+        ({"adaptation": "rls", "deployed_warm_start": 0.5}, r"'deployed_warm_start' is the gradient rule's, not 'rls''s"),
+    ],
+)
+def test_a_warm_start_outside_zero_to_one_or_on_another_rule_is_refused(
+    tmp_path: Path, fields: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        ResidualConfig.from_yaml(config_with(tmp_path, "bad", **fields))
+
+
+def test_the_warm_start_goes_from_the_config_through_the_checkpoint_into_the_bundle(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    config = config_with(tmp_path, "warm", iterations=1, adaptation="gradient", deployed_warm_start=0.9)
+    run = run_residual_training(config, tmp_path / "run", "cpu", False)
+    model, _ = load_residual_checkpoint(run)
+    assert model.warm_start == 0.9
+    controller = load_controller(export_residual_bundle(run, tmp_path / "bundle"), "panda")
+    assert controller.runtime.manifest.gradient_warm_start == 0.9
