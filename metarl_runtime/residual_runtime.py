@@ -10,8 +10,9 @@ design is added to the MLP's residual; ``rls`` solves the MLP's output layer ove
 ``features.onnx`` (``metarl_runtime.closed_form_rls``, as the dynamics model's RLS does);
 ``gradient`` runs the n SGD steps of ``adapt.onnx``, from the meta-parameters or, with the
 bundle's ``gradient_warm_start``, from where the last adaptation ended, pulled back toward them.
-With ``physical`` a parameter list is the MLP's parameters followed by θ ``(P,)``. Every result passes the same accept guard as the model-based
-runtime (``metarl_runtime.adaptation_guard``): finite, and the window loss went down.
+With ``physical`` a parameter list is the MLP's parameters followed by θ ``(P,)``. Every result
+passes the same accept guard as the model-based runtime (``metarl_runtime.adaptation_guard``):
+finite, and the window loss went down.
 """
 
 from __future__ import annotations
@@ -167,7 +168,8 @@ class ResidualRuntime:
         w = self.manifest.gradient_warm_start
         if not w or last is None or last is self.meta_params:
             return self.meta_params
-        return [(meta + w * (mine - meta)).astype(np.float32) for meta, mine in zip(self.meta_params, last, strict=True)]
+        pairs = zip(self.meta_params, last, strict=True)
+        return [(meta + w * (mine - meta)).astype(np.float32) for meta, mine in pairs]
 
     def _adapt_physical(
         self, inputs: np.ndarray, targets: np.ndarray, design: np.ndarray

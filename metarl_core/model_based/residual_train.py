@@ -176,7 +176,8 @@ class ResidualConfig(RunConfig):
         if not 0.0 <= config.deployed_warm_start < 1.0:
             raise ValueError(f"{source}: field 'deployed_warm_start'={config.deployed_warm_start} must be in [0, 1)")
         if config.deployed_warm_start and config.adaptation != "gradient":
-            raise ValueError(f"{source}: field 'deployed_warm_start' is the gradient rule's, not {config.adaptation!r}'s")
+            rule = config.adaptation
+            raise ValueError(f"{source}: field 'deployed_warm_start' is the gradient rule's, not {rule!r}'s")
         if config.env_id != "metarl/PandaPayload-v0":
             raise ValueError(f"{source}: field 'env_id'={config.env_id!r}: the nominal model is the Panda's only")
         require_own_algo(config, source, "grbal-residual")

@@ -161,7 +161,9 @@ def test_warm_started_steps_accumulate_where_one_step_from_the_meta_parameters_f
         ("rls", 0.5, r"field 'gradient_warm_start'=0\.5 is the gradient rule's, not 'rls''s"),
     ],
 )
-def test_a_hostile_warm_start_is_refused_naming_the_field(tmp_path: Path, rule: str, value: object, message: str) -> None:
+def test_a_hostile_warm_start_is_refused_naming_the_field(
+    tmp_path: Path, rule: str, value: object, message: str
+) -> None:
     bundle = export_trained_residual(tiny_residual(rule), tmp_path / "bundle")
     data = read_manifest_data(bundle)
     data["gradient_warm_start"] = value

@@ -80,8 +80,8 @@ def test_the_forgetting_factor_goes_from_the_config_through_the_checkpoint_into_
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"adaptation": "gradient", "deployed_warm_start": 1.0}, r"field 'deployed_warm_start'=1\.0 must be in \[0, 1\)"),
-        ({"adaptation": "rls", "deployed_warm_start": 0.5}, r"'deployed_warm_start' is the gradient rule's, not 'rls''s"),
+        ({"adaptation": "gradient", "deployed_warm_start": 1.0}, r"'deployed_warm_start'=1\.0 must be in \[0, 1\)"),
+        ({"adaptation": "rls", "deployed_warm_start": 0.5}, r"'deployed_warm_start' is the gradient rule's, not 'rls'"),
     ],
 )
 def test_a_warm_start_outside_zero_to_one_or_on_another_rule_is_refused(
