@@ -41,7 +41,7 @@ from metarl_core.model_based.evaluate import (
     control_task_indices,
     held_out_tasks,
 )
-from sim.baseline_controllers import HuskyPIController
+from sim.baseline_controllers import HUSKY_PI_KI, HUSKY_PI_KP, HuskyPIController
 from sim.husky_terrain import HUSKY
 from sim.scenarios.terrain_change import (
     DEFAULT_PATCH,
@@ -53,7 +53,7 @@ from sim.scenarios.terrain_change import (
 from sim.scenarios.terrain_change import SETTLE_S as CHANGE_SETTLE_S
 from sim.tasks import HuskyTask
 
-BASELINE_GAINS = (HuskyPIController().kp, HuskyPIController().ki)
+BASELINE_GAINS = (HUSKY_PI_KP, HUSKY_PI_KI)
 TORQUE_LIMIT_FRACTION = 0.99
 """A wheel counts as torque-limited when its motor applies at least this fraction of its limit."""
 FULL_EFFORT_AVERAGE_S = 1.0

@@ -119,11 +119,10 @@ def switch_figures(
             }
             rate_hz = controllers[ADAPTATION_ON].runtime.manifest.control_rate_hz
             if _algo(run_dir) == "grbal-residual":
-                oracle = bundle_oracle(bundle, controllers[ADAPTATION_ON], PandaTask(payload_mass_kg=before_kg))
                 after = PandaTask(payload_mass_kg=after_kg)
-                controllers[ORACLE] = SwitchingOracle(oracle, after, round(SWITCH_S * rate_hz))
-                late = bundle_oracle(bundle, controllers[ADAPTATION_ON], PandaTask(payload_mass_kg=before_kg))
-                controllers[LATE_ORACLE] = SwitchingOracle(late, after, round(SWITCH_S * rate_hz) + 1)
+                for name, delay_ticks in ((ORACLE, 0), (LATE_ORACLE, 1)):
+                    oracle = bundle_oracle(bundle, controllers[ADAPTATION_ON], PandaTask(payload_mass_kg=before_kg))
+                    controllers[name] = SwitchingOracle(oracle, after, round(SWITCH_S * rate_hz) + delay_ticks)
             for name, controller in controllers.items():
                 errors, _ = run_payload_switch(
                     controller,
@@ -234,9 +233,11 @@ def scenario_targets(
     """The issue's target rows of one switch: error before ÷ the nominal controller's (switches
     from 0 kg), steady ÷ before and the slowest recovery (switches to a payload)."""
 
+    def shown(value: float, unit: str) -> str:
+        return "∞ (never recovered)" if np.isinf(value) else f"{value:.2f}{unit}"
+
     def row(label: str, value: float, limit: float, unit: str) -> str:
-        shown = "∞ (never recovered)" if np.isinf(value) else f"{value:.2f}{unit}"
-        return f"| {label} | {shown} | ≤ {limit:g}{unit} | {'✓' if value <= limit else '✗'} |"
+        return f"| {label} | {shown(value, unit)} | ≤ {limit:g}{unit} | {'✓' if value <= limit else '✗'} |"
 
     switch = f"{before_kg:g} → {after_kg:g} kg"
     rows = []
@@ -252,9 +253,8 @@ def scenario_targets(
         rows.append(row(f"{switch}: recovery to the error before, slowest seed", slowest, 0.3, " s"))
         if LATE_ORACLE in per_run[0]:
             floor = max(max(r[LATE_ORACLE]["recovery_s"]) for r in per_run)
-            shown = "∞ (never recovered)" if np.isinf(floor) else f"{floor:.2f} s"
             label = f"{switch}: recovery of the oracle told one tick late (the floor of a controller that learns it)"
-            rows.append(f"| {label} | {shown} | – | – |")
+            rows.append(f"| {label} | {shown(floor, ' s')} | – | – |")
     return rows
 
 

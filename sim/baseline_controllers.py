@@ -74,10 +74,16 @@ class PandaPDGravityController:
         self.model.disconnect()
 
 
+HUSKY_PI_KP = 1.0
+"""The Husky PI baseline's proportional gain: twist correction per unit of twist error."""
+HUSKY_PI_KI = 2.0
+"""Its integral gain (1/s)."""
+
+
 class HuskyPIController:
     """PI on the body twist, mapped to wheel speeds through the nominal diff-drive kinematics."""
 
-    def __init__(self, kp: float = 1.0, ki: float = 2.0, integral_limit: float = 1.0) -> None:
+    def __init__(self, kp: float = HUSKY_PI_KP, ki: float = HUSKY_PI_KI, integral_limit: float = 1.0) -> None:
         self.kp, self.ki, self.integral_limit = kp, ki, integral_limit
         self.period_s = 1.0 / HUSKY.control_rate_hz
         self.low, self.high = np.array(HUSKY.action_low), np.array(HUSKY.action_high)
