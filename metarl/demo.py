@@ -59,8 +59,9 @@ DEFAULT_MODE_REASON = (
     "held-out tasks 0.73× the oracle computed torque's. The gradient variant (one warm-started SGD step a tick) "
     "also settles back (1.14× / 1.33×) but recovers in up to 1.73 / 2.21 s and tracks the held-out tasks at 2.53× "
     "the oracle's (switch-gradient); the physical one settles at 1.9× / 2.3× (switch-physical). The RLS controller "
-    "recovers to its error before within 0.3 s on every seed at 4 kg (slowest 0.24 s) and on 5 of 9 at 5 kg (slowest 0.45 s, on a trajectory where "
-    "an oracle told the payload one tick after it lands needs 0.35 s: joint 6 holds it within 1 N·m of its limit)"
+    "recovers to its error before within 0.3 s on every seed at 4 kg (slowest 0.24 s) and on 5 of 9 at 5 kg "
+    "(slowest 0.45 s, on a trajectory where an oracle told the payload one tick after it lands needs 0.35 s: "
+    "joint 6 holds it within 1 N·m of its limit)"
 )
 """Why the demo trains ``DEFAULT_CONFIG``: printed with the results (``--config`` picks another)."""
 EXTRA_SWITCHES_KG = SWITCH_SCENARIOS_KG[1:]
