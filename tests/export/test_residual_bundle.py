@@ -115,8 +115,8 @@ def test_a_warm_started_step_starts_from_the_last_parameters_pulled_back_toward_
     tmp_path: Path,
 ) -> None:
     model = dataclasses.replace(tiny_residual("gradient"), warm_start=WARM_START)
-    runtime = load_controller(export_trained_residual(model, tmp_path / "bundle"), "panda").runtime
-    pairs = random_window(load_controller(export_trained_residual(model, tmp_path / "b2"), "panda"), seed=3)
+    controller = load_controller(export_trained_residual(model, tmp_path / "bundle"), "panda")
+    runtime, pairs = controller.runtime, random_window(controller, seed=3)
     rng = np.random.default_rng(4)
     last = [(p + rng.normal(scale=0.05, size=p.shape)).astype(np.float32) for p in runtime.meta_params]
     result = runtime.adapt(pairs, last=last)
@@ -142,8 +142,8 @@ def test_warm_started_steps_accumulate_where_one_step_from_the_meta_parameters_f
     # The reason for the warm start: on a window that keeps asking for the same change, each
     # tick's step goes on from the last, so the window loss falls below what one step reaches.
     model = dataclasses.replace(tiny_residual("gradient"), warm_start=0.95)
-    runtime = load_controller(export_trained_residual(model, tmp_path / "bundle"), "panda").runtime
-    pairs = random_window(load_controller(export_trained_residual(model, tmp_path / "b2"), "panda"), seed=5)
+    controller = load_controller(export_trained_residual(model, tmp_path / "bundle"), "panda")
+    runtime, pairs = controller.runtime, random_window(controller, seed=5)
     one_step = runtime.adapt(pairs)
     result = one_step
     for _ in range(20):
