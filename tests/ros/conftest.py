@@ -14,6 +14,15 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(20 + os.getpid() % 80))
 
 rclpy = pytest.importorskip("rclpy")
 
+from .ros_harness import DDS_DOMAIN_IDS  # noqa: E402  (after the skip: the harness imports rclpy)
+
+if not (os.environ["ROS_DOMAIN_ID"].isdigit() and int(os.environ["ROS_DOMAIN_ID"]) < DDS_DOMAIN_IDS):
+    pytest.exit(
+        f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']!r}: Fast DDS takes domains 0-{DDS_DOMAIN_IDS - 1} "
+        "and ends the process on any other; test runs use 20-99",
+        returncode=pytest.ExitCode.USAGE_ERROR,
+    )
+
 
 @pytest.fixture()
 def ros_node():

@@ -5,7 +5,6 @@ odometry. The real node on an untrained Husky bundle, its message callbacks fed 
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -21,10 +20,9 @@ from metarl_ros.adaptive_controller import AdaptiveControllerNode
 from metarl_ros.tick_schedule import MESSAGE_TICK_SPACING_PERIODS
 from sim.husky_terrain import HUSKY
 
+from .ros_harness import private_domain_id
 from .untrained_bundles import untrained_bundle
 
-PRIVATE_DOMAIN_OFFSET = 100
-"""As in test_sim_bridge_parameters: in-process nodes in a domain of their own."""
 PAST_RATE_CAP_S = 1.5 * MESSAGE_TICK_SPACING_PERIODS / HUSKY.control_rate_hz
 
 
@@ -32,7 +30,7 @@ PAST_RATE_CAP_S = 1.5 * MESSAGE_TICK_SPACING_PERIODS / HUSKY.control_rate_hz
 def husky_node(tmp_path: Path):
     """The active node on an untrained Husky bundle (twist interface), in a private context."""
     context = rclpy.Context()
-    rclpy.init(context=context, domain_id=PRIVATE_DOMAIN_OFFSET + int(os.environ.get("ROS_DOMAIN_ID", "0")))
+    rclpy.init(context=context, domain_id=private_domain_id())
     bundle = untrained_bundle(HUSKY, tmp_path / "husky")
     overrides = [
         Parameter("bundle_path", value=str(bundle)),

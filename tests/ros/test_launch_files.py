@@ -6,7 +6,6 @@ argument (``payload_mass_kg:=4`` must reach the node as a float)."""
 from __future__ import annotations
 
 import ast
-import os
 import re
 from pathlib import Path
 
@@ -14,10 +13,10 @@ import pytest
 import rclpy
 import yaml
 
+from .ros_harness import private_domain_id
+
 PACKAGE = Path(__file__).resolve().parents[2] / "ros2_ws" / "src" / "metarl_ros"
 LAUNCH_FILES = sorted((PACKAGE / "launch").glob("*.launch.py"))
-INSPECTION_DOMAIN_OFFSET = 100
-"""Test runs use domains 20–99 and the demo 1–19; inspection nodes go 100 above their run's."""
 CONSOLE_SCRIPTS = set(re.findall(r'"(\w+) = metarl_ros\.', (PACKAGE / "setup.py").read_text()))
 
 
@@ -44,7 +43,7 @@ def declared_parameters(executable: str) -> set[str]:
     from metarl_ros.sim_bridge import SimBridgeNode
 
     node_type = {"adaptive_controller": AdaptiveControllerNode, "sim_bridge": SimBridgeNode}[executable]
-    rclpy.init(domain_id=INSPECTION_DOMAIN_OFFSET + int(os.environ.get("ROS_DOMAIN_ID", "0")))
+    rclpy.init(domain_id=private_domain_id())
     try:
         node = node_type()
         names = set(node._parameters)

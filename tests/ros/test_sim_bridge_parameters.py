@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import numpy as np
@@ -15,16 +14,14 @@ from rclpy.parameter import Parameter
 
 from metarl_ros.sim_bridge import SimBridgeNode
 
-INSPECTION_DOMAIN_OFFSET = 100
-"""As in test_launch_files: in-process nodes live in a domain of their own, 100 above the run's,
-so that their lingering participants never stand in the graph of later tests."""
+from .ros_harness import private_domain_id
 
 
 @pytest.fixture()
 def bridge_with():
     """Build SimBridgeNodes in a private context with the given start-up parameters."""
     context = rclpy.Context()
-    rclpy.init(context=context, domain_id=INSPECTION_DOMAIN_OFFSET + int(os.environ.get("ROS_DOMAIN_ID", "0")))
+    rclpy.init(context=context, domain_id=private_domain_id())
     built: list[SimBridgeNode] = []
 
     def build(**parameters: object) -> SimBridgeNode:
