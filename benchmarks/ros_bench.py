@@ -58,26 +58,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="pin the node to this CPU, the probe to the others (issue 17: one core for the node; default: unpinned)",
     )
     parser.add_argument(
+        "--cpu-wake-latency-us",
+        type=int,
+        default=-1,
+        help="run the node with cpu_wake_latency_us:=N (no CPU idle state slower to leave while active; "
+        "needs /dev/cpu_dma_latency writable; default -1: the system's idle states as they are)",
+    )
+    parser.add_argument(
         "--section", default=None, help="BENCHMARKS.md section to write (default: ros), e.g. ros-adapt-after-publish"
     )
 
 
-def _probe(
-    bundle: Path,
-    rate: float,
-    seconds: float,
-    env: dict[str, str],
-    adapt_after_publish: bool = False,
-    node_cpu: int | None = None,
-) -> dict[str, float]:
-    """One run of ``experiments.latency_probe`` (its own process, a fresh node), its JSON result."""
+def _probe(bundle: Path, rate: float, env: dict[str, str], args: argparse.Namespace) -> dict[str, float]:
+    """One run of ``experiments.latency_probe`` (its own process, a fresh node) with the node
+    options of ``args``, its JSON result."""
     command = [sys.executable, "-m", "experiments.latency_probe", "--bundle", str(bundle)]
-    command += ["--rate-hz", str(rate), "--seconds", str(seconds)]
-    if adapt_after_publish:
+    command += ["--rate-hz", str(rate), "--seconds", str(args.seconds)]
+    if args.adapt_after_publish:
         command.append("--adapt-after-publish")
-    if node_cpu is not None:
-        command += ["--node-cpu", str(node_cpu)]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=seconds + 150)
+    if args.node_cpu is not None:
+        command += ["--node-cpu", str(args.node_cpu)]
+    command += ["--cpu-wake-latency-us", str(args.cpu_wake_latency_us)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=args.seconds + 150)
     if done.returncode != 0:
         raise RuntimeError(f"latency probe failed at {rate:g} Hz:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -105,10 +107,7 @@ def run(args: argparse.Namespace) -> str:
         if args.rates not in (None, [rate]):
             raise ValueError(f"--rates {args.rates}: the bundle {args.bundle} runs at its own {rate:g} Hz only")
         args.rates = [rate]
-        runs[rate] = [
-            _probe(args.bundle.resolve(), rate, args.seconds, env, args.adapt_after_publish, args.node_cpu)
-            for _ in range(args.repeats)
-        ]
+        runs[rate] = [_probe(args.bundle.resolve(), rate, env, args) for _ in range(args.repeats)]
         controller = _bundle_description(args.bundle, manifest)
     else:
         args.rates = args.rates or [100.0, 250.0]
@@ -119,10 +118,7 @@ def run(args: argparse.Namespace) -> str:
                 # The node runs a bundle only at the bundle's own rate: one bundle per probed rate.
                 at_rate = dataclasses.replace(model, robot=dataclasses.replace(model.robot, control_rate_hz=rate))
                 bundle = export_trained_dynamics(at_rate, Path(tmp) / f"bundle_{rate:g}hz")
-                runs[rate] = [
-                    _probe(bundle, rate, args.seconds, env, args.adapt_after_publish, args.node_cpu)
-                    for _ in range(args.repeats)
-                ]
+                runs[rate] = [_probe(bundle, rate, env, args) for _ in range(args.repeats)]
     load = os.getloadavg()
     rates = " ".join(f"{r:g}" for r in args.rates)
     lines = [
@@ -132,12 +128,19 @@ def run(args: argparse.Namespace) -> str:
         f"--seconds {args.seconds:g} "
         f"--repeats {args.repeats}{' --adapt-after-publish' if args.adapt_after_publish else ''}"
         f"{f' --node-cpu {args.node_cpu}' if args.node_cpu is not None else ''}"
+        f"{f' --cpu-wake-latency-us {args.cpu_wake_latency_us}' if args.cpu_wake_latency_us >= 0 else ''}"
         f"{f' --section {args.section}' if args.section else ''}`  ",
         f"Machine: {describe_machine()}; Fast DDS over loopback, node and probe in separate processes"
         + (
             f" (the node and the floor's echo node pinned to CPU {args.node_cpu} alone, the probe to the others); "
             if args.node_cpu is not None
             else " (unpinned); "
+        )
+        + (
+            f"the node holding the CPUs' wake latency at most {args.cpu_wake_latency_us} µs while active "
+            "(`cpu_wake_latency_us`); "
+            if args.cpu_wake_latency_us >= 0
+            else ""
         )
         + f"load average at the end {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min).",
         "",

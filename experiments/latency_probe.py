@@ -13,6 +13,8 @@ per rate and repeat. ``--adapt-after-publish`` starts the node with ``adapt_afte
 floor's echo node, so that the floor is measured where the node runs) CPU K alone and this probe
 the other CPUs: "one core for the node", as a robot's controller would be pinned (``taskset -c K``,
 systemd ``CPUAffinity=``), so that the probe's own publishing does not queue behind the node's tick.
+``--cpu-wake-latency-us N`` starts the node with ``cpu_wake_latency_us:=N``: no CPU idle state
+slower to leave than N µs while it is active.
 """
 
 from __future__ import annotations
@@ -117,6 +119,7 @@ def measure(
     floor_seconds: float = 5.0,
     adapt_after_publish: bool = False,
     node_cpu: int | None = None,
+    cpu_wake_latency_us: int = -1,
 ) -> dict[str, float]:
     if node_cpu is not None:
         available = os.sched_getaffinity(0)
@@ -138,6 +141,8 @@ def measure(
             "stale_timeout_s:=0.5",
             "-p",
             f"adapt_after_publish:={str(adapt_after_publish).lower()}",
+            "-p",
+            f"cpu_wake_latency_us:={cpu_wake_latency_us}",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -252,6 +257,12 @@ def main() -> None:
         default=None,
         help="pin the node (and the floor's echo) to this CPU, the probe to the others",
     )
+    parser.add_argument(
+        "--cpu-wake-latency-us",
+        type=int,
+        default=-1,
+        help="the node's cpu_wake_latency_us (-1: the system's idle states as they are)",
+    )
     args = parser.parse_args()
     if args.pong:
         echo()
@@ -259,7 +270,13 @@ def main() -> None:
     if args.bundle is None or args.rate_hz is None:
         parser.error("--bundle and --rate-hz are required (unless --pong)")
     result = measure(
-        args.bundle, args.rate_hz, args.seconds, args.floor_seconds, args.adapt_after_publish, args.node_cpu
+        args.bundle,
+        args.rate_hz,
+        args.seconds,
+        args.floor_seconds,
+        args.adapt_after_publish,
+        args.node_cpu,
+        args.cpu_wake_latency_us,
     )
     print(json.dumps(result))
 

@@ -7,6 +7,7 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
+from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 from lifecycle_msgs.msg import Transition
 
@@ -25,6 +26,7 @@ def generate_launch_description() -> LaunchDescription:
                 "expected_robot": LaunchConfiguration("expected_robot"),
                 "command_topic": LaunchConfiguration("command_topic"),
                 "trusted_public_key_path": LaunchConfiguration("trusted_public_key_path"),
+                "cpu_wake_latency_us": ParameterValue(LaunchConfiguration("cpu_wake_latency_us"), value_type=int),
             },
         ],
     )
@@ -55,6 +57,11 @@ def generate_launch_description() -> LaunchDescription:
                 "trusted_public_key_path",
                 default_value="",
                 description="Ed25519 public key: run only bundles it signed ('' = unsigned allowed)",
+            ),
+            DeclareLaunchArgument(
+                "cpu_wake_latency_us",
+                default_value="-1",
+                description="while active, no CPU idle state slower to leave than this (µs; -1: the system's)",
             ),
             controller,
             activate,

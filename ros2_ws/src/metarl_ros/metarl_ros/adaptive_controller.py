@@ -72,6 +72,7 @@ from metarl_ros.safe_hold import HOLD_MODES, safe_hold
 from metarl_ros.tick_schedule import HISTORY_LENGTH, TickSchedule
 from metarl_runtime.bundle_manifest import CommonManifest
 from metarl_runtime.controllers import OnlineAdaptiveController, RecurrentPolicyController, load_controller
+from metarl_runtime.cpu_wake_latency import CpuWakeLatencyRequest
 from metarl_runtime.model_runtime import BundleError
 from metarl_runtime.sensor_mapping import SensorAssembler, SensorRejected, wheel_speeds_to_twist
 from metarl_runtime.stream_watchdog import StampPolicy, StreamWatchdog
@@ -129,6 +130,7 @@ CONFIGURE_ONLY_PARAMETERS = frozenset(
         "intra_op_threads",
         "robot_description",
         "trusted_public_key_path",
+        "cpu_wake_latency_us",
     }
 )
 """Parameters read by on_configure: a change while configured is refused, not silently ignored."""
@@ -202,6 +204,16 @@ class AdaptiveControllerNode(Node):
         )
         declare("intra_op_threads", 1, _int_range(1, 64, "onnxruntime threads"))
         declare(
+            "cpu_wake_latency_us",
+            -1,
+            _int_range(
+                -1,
+                1_000_000,
+                "while active, hold the CPUs' wake latency at most this (µs) through /dev/cpu_dma_latency "
+                "(0: no idle state that is slow to leave; -1: leave the system's setting)",
+            ),
+        )
+        declare(
             "trusted_public_key_path",
             "",
             ParameterDescriptor(
@@ -239,6 +251,8 @@ class AdaptiveControllerNode(Node):
         self.timer: Timer | None = None
         """The watchdog and fallback tick, made by activate: None while the node is inactive."""
         self.diagnostics_timer: Timer | None = None
+        self.wake_latency = CpuWakeLatencyRequest()
+        """Held from activate to deactivate when ``cpu_wake_latency_us`` >= 0."""
         self.add_on_set_parameters_callback(self.on_set_parameters)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -419,7 +433,25 @@ class AdaptiveControllerNode(Node):
             self._forget_stream_state()
         self.timer = self.create_timer(self.schedule.period_s, self._guarded("timer", self.on_timer))
         self.diagnostics_timer = self.create_timer(1.0, self._guarded("diagnostics", self.publish_diagnostics))
+        self._hold_wake_latency()
         return super().on_activate(state)
+
+    def _hold_wake_latency(self) -> None:
+        """The ``cpu_wake_latency_us`` request, if one is asked for; a system that does not grant
+        it costs latency, not safety, so the node runs on without it and says why."""
+        bound_us = self.get_parameter("cpu_wake_latency_us").value
+        if bound_us < 0:
+            return
+        try:
+            self.wake_latency.hold(bound_us)
+        except OSError as error:
+            self.counters["cpu_wake_latency_refused"] += 1
+            self.get_logger().warning(
+                f"cpu_wake_latency_us={bound_us}: not held, the CPUs idle as the system allows "
+                f"({error.strerror}: {self.wake_latency.device})"
+            )
+            return
+        self.get_logger().info(f"CPU wake latency held at most {bound_us} µs while active")
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._stop_commanding()
@@ -446,6 +478,7 @@ class AdaptiveControllerNode(Node):
         for timer in timers:
             if timer is not None:
                 self.destroy_timer(timer)
+        self.wake_latency.release()
         if self.has_commanded and self.command_publisher is not None:
             try:
                 self._publish_hold(self._stale_now())
