@@ -90,8 +90,9 @@ def run(args: argparse.Namespace) -> str:
     if args.ticks < 1:
         raise ValueError(f"--ticks={args.ticks} must be >= 1")
     rows: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    held = args.cpu_wake_latency_us >= 0
     wake_latency = CpuWakeLatencyRequest()
-    if args.cpu_wake_latency_us >= 0:
+    if held:
         wake_latency.hold(args.cpu_wake_latency_us)
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -106,7 +107,6 @@ def run(args: argparse.Namespace) -> str:
                 )
     finally:
         wake_latency.release()
-    held = args.cpu_wake_latency_us >= 0
     lines = [
         "## Controller step, back to back and paced (issue 17)",
         "",
