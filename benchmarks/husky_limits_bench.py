@@ -105,7 +105,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KP,KI",
         help="PI gains to run (the baseline's own 1,2 is always one)",
     )
-    parser.add_argument("--patch-frictions", type=float, nargs="*", default=[1.2, 1.4, DEFAULT_PATCH.ground_friction])
+    parser.add_argument(
+        "--patch-frictions", type=float, nargs="*", default=[1.2, DEFAULT_PATCH.ground_friction, 1.4, 1.8]
+    )
 
 
 def _wheel_torque_limited(env: gymnasium.Env) -> bool:

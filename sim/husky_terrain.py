@@ -140,6 +140,12 @@ class HuskyTerrainEnv(PyBulletTaskEnv[HuskyTask]):
         self.chassis_mass_kg, self.chassis_inertia_kg_m2 = chassis[0], np.asarray(chassis[2])
         for index in self.wheel_indices:
             self.client.changeDynamics(self.body, index, lateralFriction=1.0)
+        # Bullet's implicit friction cone (PyBullet's default) makes a skid-steer base's plant
+        # depend on its heading, with a 90° period: the PI on a steady arc over constant ground
+        # wandered between 0.01 and 0.08 m/s as it turned; starting yaws 0, π/2 and π gave one
+        # trace, π/4 another. The pyramid approximation settles near 0.02 m/s from every yaw, so
+        # friction, not the direction the robot faces, is what a task varies.
+        self.client.setPhysicsEngineParameter(enableConeFriction=0)
         self.ground: int | None = None
         self._heightfield_shape: int | None = None
         # Bound methods cached once: BulletClient builds a partial on every attribute access.

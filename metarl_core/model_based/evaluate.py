@@ -382,9 +382,9 @@ def terrain_change_note() -> str:
     return (
         f"Terrain change: ground of friction 1 onto a high-grip patch (friction {PATCH.ground_friction:g}) "
         f"{TERRAIN_PATCH_START_M:g} m from the start, on a commanded arc of {TERRAIN_REFERENCE_M_S:g} m/s and "
-        f"{TERRAIN_REFERENCE_RAD_S:g} rad/s (`sim/scenarios/terrain_change.py`, which says why high grip; "
+        f"{TERRAIN_REFERENCE_RAD_S:g} rad/s (`sim/scenarios/terrain_change.py`, which says why this grip; "
         "recovery: the 0.1 s-smoothed error back within 1.5× its RMS before the change, floored by its largest "
-        "smoothed value before, for 1 s; plot `terrain_change.png`)."
+        "smoothed value before, and staying there to the end of the run; plot `terrain_change.png`)."
     )
 
 

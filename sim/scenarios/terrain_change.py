@@ -10,16 +10,31 @@ driven it by then, and stays applied. PyBullet changes friction live, and only t
 Why high grip rather than ice, mud or a slope: a velocity-controlled wheel holds its speed on a
 slope or on low friction unless it slips outright (Coulomb friction offers no steady slip to
 compensate), and low friction makes skid-steer turning *easier*: the PI baseline's error falls on
-such patches (measured: friction 0.2–0.3 with slopes up to 0.25 rad). On high grip a skid-steer
-base needs much more wheel-speed difference and torque for the same turn rate, so the error
-rises and stays up for a controller that does not adapt (PI: 0.04 → 0.10 m/s, seed 1).
+such patches (measured: 0.024 m/s before, 0.012 after on friction 0.2–0.5). On high grip a
+skid-steer base needs more wheel-speed difference and torque for the same turn rate, so the error
+rises and stays up for a controller that does not adapt (PI: 0.024 → 0.053 m/s on this patch).
+
+Why friction 1.3: above the training range (0.5–1.2), and the strongest grip tried on which the
+arc can still be driven, so that recovering is up to the controller and not ruled out by the
+motors. The best constant wheel-speed pair (a 0.25 rad/s grid, error over the third second)
+misses the arc by 0.019 m/s on friction 1, 0.024 on 1.2, 0.023 on 1.3, 0.030 on 1.4, and by
+0.086 on 1.8: there the torque-limited wheels cannot turn the chassis at all, the best pair
+drives straight, and no controller could have recovered.
 
 ``summarize`` gives the issue's figures: the velocity-tracking error before the change, in the
-first second after it, at steady state, and the recovery time: from the crossing until the
-smoothed error is back within ``RECOVERY_FACTOR`` × the error before it and stays there for
-``RECOVERY_DWELL_S``. The band is floored by the error's own variation before the change (the
-largest smoothed error on flat ground), so a controller is never asked to recover to a level it
-did not hold before the patch either.
+first second after it, at steady state, and the recovery time: a settling time, from the crossing
+until the smoothed error is back within ``RECOVERY_FACTOR`` × the error before it and stays there
+to the end of the run (for at least ``RECOVERY_DWELL_S``). The band is floored by the error's own
+variation before the change (the largest smoothed error on flat ground), so a controller is never
+asked to recover to a level it did not hold before the patch either.
+
+Why to the end rather than for a fixed dwell, as the payload switch counts it: a payload weighs on
+the joints the tick it is attached, but on the patch the error builds up over seconds, as the
+wheels' speeds drift to where the grip needs them (measured, PI: 0.019 m/s in the first second
+on the patch, below its 0.024 before, then 0.053 from 2 s on). Inside the band for 1 s straight
+after the crossing is then "not yet disturbed", not "recovered": with a 1 s dwell, the PI and the
+MB MPC read as recovered 0.09 s after the crossing in the published friction-1.8 tables, with
+steady errors 1.6–1.7× their bands.
 """
 
 from __future__ import annotations
@@ -44,8 +59,8 @@ robot crosses it after about 2.7 s."""
 REFERENCE_LINEAR_M_S = 0.4
 REFERENCE_ANGULAR_RAD_S = 0.3
 FLAT_GROUND = HuskyTask(ground_friction=1.0)
-PATCH = HuskyTask(ground_friction=1.8)
-"""Friction 1.8: above every split's range (train 0.5–1.2, extrap 0.2–0.5)."""
+PATCH = HuskyTask(ground_friction=1.3)
+"""Friction 1.3: above every split's range (train 0.5–1.2, extrap 0.2–0.5), and still drivable."""
 SETTLE_S = 1.0
 """The error before the change is taken from here (the start-up transient is not terrain)."""
 STEADY_AFTER_S = 2.0
@@ -53,6 +68,7 @@ STEADY_AFTER_S = 2.0
 SMOOTHING_S = 0.1
 RECOVERY_FACTOR = 1.5
 RECOVERY_DWELL_S = 1.0
+"""A recovery must leave at least this long inside the band before the run ends."""
 CHANGE_FIGURES = ("before_change", "first_second_after", "steady_after", "recovery_s", "crossing_s")
 
 Controller = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -154,19 +170,22 @@ def recovery_band(errors: np.ndarray, rate_hz: float, crossing_s: float) -> floa
 
 
 def recovery_time_s(errors: np.ndarray, rate_hz: float, crossing_s: float) -> float:
-    """Seconds from the crossing until the smoothed error is inside ``recovery_band`` and stays
-    there for ``RECOVERY_DWELL_S`` (inf if it never does, or if the robot never crossed)."""
+    """Seconds from the crossing until the smoothed error is inside ``recovery_band`` for the rest
+    of the run, at least ``RECOVERY_DWELL_S`` of it (inf if it never is, or if the robot never
+    crossed). Zero when the error never leaves the band after the crossing."""
     if not np.isfinite(crossing_s):
         return float("inf")
     band = recovery_band(errors, rate_hz, crossing_s)
     width = max(1, round(SMOOTHING_S * rate_hz))
     dwell = max(1, round(RECOVERY_DWELL_S * rate_hz))
-    inside = _smoothed(errors[round(crossing_s * rate_hz) :], rate_hz) <= band
-    counts = np.convolve(inside.astype(int), np.ones(dwell, dtype=int), mode="valid")
-    settled = np.flatnonzero(counts == dwell)
-    if len(settled) == 0:
+    smoothed = _smoothed(errors[round(crossing_s * rate_hz) :], rate_hz)
+    outside = np.flatnonzero(smoothed > band)
+    if len(outside) == 0:
+        return 0.0
+    settled = outside[-1] + 1  # the first of the smoothed values inside to the end
+    if len(smoothed) - settled < dwell:
         return float("inf")
-    return (settled[0] + width - 1) / rate_hz
+    return (settled + width - 1) / rate_hz  # when that value's smoothing window ends
 
 
 def summarize(errors: np.ndarray, rate_hz: float, crossing_s: float) -> dict[str, float]:
