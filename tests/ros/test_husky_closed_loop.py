@@ -123,17 +123,19 @@ def test_husky_terrain_change_session_adapting_tracks_better_after_the_change(
     ros_node, husky_bundle: Path, tmp_path: Path
 ) -> None:
     """The demo's own ROS session (``experiments.terrain_change_session``): the bridge puts the
-    friction-1.8 patch under the robot 1 m out, the node hears only the sensors. From the crossing
-    to the end, adapting tracks at under 0.7x the error of the same planner with adaptation off
-    (measured 0.097 against 0.199 m/s, 0.49x, on seeds 0, 1, 2, 4 and 5 alike; 0.80x on seed 3),
-    and also in the first second on the patch (0.071 against 0.104 m/s).
+    patch under the robot 1 m out, the node hears only the sensors. From the crossing to the end,
+    adapting tracks at under 0.95x the error of the same planner with adaptation off, and better
+    in the first second on the patch: measured 0.250 against 0.285 m/s (0.88x), and 0.218 against
+    0.319 m/s in the first second.
 
-    Why, honestly: the tiny model unadapted mis-predicts the Husky's response everywhere (0.23 m/s
-    before the patch, against 0.05 adapted), and the window fit corrects it on the patch as it did
-    before it. Recovery to 1.5x the error before the change is not asserted: the tiny model's
-    steady error on the patch stays above its low flat-ground level (recovered in 1.06 s here,
-    never on seed 3), and adaptation off 'recovers' at once only because its band is 1.5x its own
-    large error."""
+    Why the margin is thin, honestly: it was 0.49x on the friction-1.8 patch under PyBullet's
+    default friction cone, whose plant changed with the robot's heading; on the heading-independent
+    pyramid and the 1.3 patch, the tiny model (2 iterations, 64 x 8 MPPI) tracks the arc poorly
+    with adaptation on or off (the full configs' adaptive MPC: 0.036 m/s steady on the patch,
+    BENCHMARKS.md quality-husky-rls). The full configs' planner (32 x 20, trust 0.25) does not
+    help the tiny model: on the loaded robot of the test above it tracked at 0.49 against 0.59 m/s
+    off, where its own planner gives 0.15 against 0.40. Recovery to 1.5x the error
+    before the change is not asserted: the tiny model's error on the patch stays well above it."""
     runs = {a: run_session(ros_node, husky_bundle, tmp_path, a, seed=CHANGE_SEED) for a in (True, False)}
     max_linear = HUSKY.action_high[0] * HUSKY.wheel_radius_m
     after, first_second = {}, {}
@@ -147,7 +149,7 @@ def test_husky_terrain_change_session_adapting_tracks_better_after_the_change(
             "first_second_after"
         ]
     print(f"after the crossing (m/s): on {after[True]:.4f}, off {after[False]:.4f}; first second {first_second}")
-    assert after[True] < 0.7 * after[False], after
+    assert after[True] < 0.95 * after[False], after
     assert first_second[True] < first_second[False], first_second
 
 
