@@ -73,7 +73,7 @@ def steady_arc_error_m_s(start_yaw_rad: float) -> float:
     """The PI baseline's RMS twist error over the last 3 s of 7 s on one steady arc (0.4 m/s,
     0.3 rad/s) over constant ground, the robot turned to ``start_yaw_rad`` after the reset."""
     env = gymnasium.make("metarl/HuskyTerrain-v0", episode_duration_s=7.0).unwrapped
-    obs, _ = env.reset(seed=1)
+    env.reset(seed=1)
     env.reference = ConstantTwistReference(0.4, 0.3)
     position, _ = env.client.getBasePositionAndOrientation(env.body)
     turned = pybullet.getQuaternionFromEuler([0.0, 0.0, start_yaw_rad])
