@@ -18,8 +18,9 @@ Why friction 1.3: above the training range (0.5–1.2), and the strongest grip t
 arc can still be driven, so that recovering is up to the controller and not ruled out by the
 motors. The best constant wheel-speed pair (a 0.25 rad/s grid, error over the third second)
 misses the arc by 0.019 m/s on friction 1, 0.024 on 1.2, 0.023 on 1.3, 0.030 on 1.4, and by
-0.086 on 1.8: there the torque-limited wheels cannot turn the chassis at all, the best pair
-drives straight, and no controller could have recovered.
+0.086 on 1.8: there the best pair drives straight (the torque-limited wheels cannot hold the
+turn), so a miss far outside any recovery band is set by the motors, not the controller (the PI's
+steady error there, 0.057 m/s, is also outside its band: ``metarl bench husky-limits``).
 
 ``summarize`` gives the issue's figures: the velocity-tracking error before the change, in the
 first second after it, at steady state, and the recovery time: a settling time, from the crossing

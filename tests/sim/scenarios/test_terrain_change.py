@@ -117,7 +117,7 @@ def arc_error_held_m_s(ground_friction: float, left_rad_s: float, right_rad_s: f
 def test_the_arc_can_still_be_driven_on_the_patch() -> None:
     """Recovery is up to the controller: one wheel-speed pair (found by a grid search) holds the
     arc on the patch within the recovery band of the best pair on flat ground. On friction 1.8 the
-    wheels cannot turn the chassis, and the best pair misses by 0.086 m/s, the whole turn."""
+    best pair drives straight: it misses by 0.086 m/s, the whole turn."""
     flat = arc_error_held_m_s(1.0, 1.25, 3.25)
     assert flat < 0.025
     assert arc_error_held_m_s(PATCH.ground_friction, 1.25, 3.5) < RECOVERY_FACTOR * flat
