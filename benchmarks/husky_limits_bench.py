@@ -190,13 +190,6 @@ def _gains(text: list[str]) -> list[tuple[float, float]]:
     return pairs
 
 
-def _task_text(task: HuskyTask) -> str:
-    return (
-        f"{task.terrain_type}, slope {task.slope_rad:+.2f} rad, friction {task.ground_friction:.2f}, "
-        f"{task.payload_mass_kg:.0f} kg, motors {task.motor_strength_scale:.2f}"
-    )
-
-
 def _gains_text(gains: tuple[float, float]) -> str:
     return f"{gains[0]:g}/{gains[1]:g}"
 
@@ -212,7 +205,7 @@ def _split_markdown(split: str, rows: list[TaskLimits]) -> list[str]:
     for row in rows:
         best = row.pi[row.best_gains]
         lines.append(
-            f"| {row.seed} | {_task_text(row.task)} | {row.full_effort_m_s:+.2f} | {row.fastest_reference_m_s:.2f} "
+            f"| {row.seed} | {row.task.summary()} | {row.full_effort_m_s:+.2f} | {row.fastest_reference_m_s:.2f} "
             f"| {'yes' if row.reachable else '**no**'} | {row.baseline.rmse_m_s:.3f} "
             f"| {100 * row.baseline.torque_limited:.0f} % | {_gains_text(row.best_gains)} | {best.rmse_m_s:.3f} "
             f"| {row.baseline.rmse_m_s / best.rmse_m_s:.2f} |"

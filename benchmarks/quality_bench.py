@@ -44,6 +44,7 @@ from metarl_core.model_based.evaluate import (
     Evaluation,
     EvaluationSettings,
     change_table,
+    control_task_table,
     evaluate_run,
     fine_tuning_note,
     mean_std,
@@ -271,6 +272,7 @@ def config_markdown(config_path: Path, trained: Sequence[TrainedSeed], results: 
         "|---|---|---|",
     ]
     lines += [f"| {name} | {mean_std(v)} | {adaptive / _mean(v):.2f} |" for name, v in control.items()]
+    lines += ["", *control_task_table([r.control_tasks for r in results])]
     if first.payload_switch:
         switch = {
             name: {figure: [_mean(r.payload_switch[name][figure]) for r in results] for figure in SWITCH_FIGURES}

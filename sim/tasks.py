@@ -113,6 +113,13 @@ class PandaTask(Task):
             if abs(value) > limit:
                 raise ValueError(f"PandaTask.payload_com_offset_m[{axis}]={value!r} outside [-{limit}, {limit}]")
 
+    def summary(self) -> str:
+        """The task in one table cell: what a reader needs to tell the tasks of a split apart."""
+        return (
+            f"{self.payload_mass_kg:.2f} kg, damping ×{self.joint_damping_scale:.2f}, "
+            f"friction ×{self.joint_friction_scale:.2f}"
+        )
+
     @classmethod
     def sample(cls, rng: np.random.Generator, split: Split) -> PandaTask:
         """One task of ``split``; train and interp never overlap, extrap lies beyond train."""
@@ -170,6 +177,13 @@ class HuskyTask(Task):
         if self.terrain_type not in TERRAIN_TYPES:
             raise ValueError(f"HuskyTask.terrain_type={self.terrain_type!r} is not one of {TERRAIN_TYPES}")
         super().validate()
+
+    def summary(self) -> str:
+        """The task in one table cell: what a reader needs to tell the tasks of a split apart."""
+        return (
+            f"{self.terrain_type}, slope {self.slope_rad:+.2f} rad, friction {self.ground_friction:.2f}, "
+            f"{self.payload_mass_kg:.0f} kg, motors {self.motor_strength_scale:.2f}"
+        )
 
     @classmethod
     def sample(cls, rng: np.random.Generator, split: Split) -> HuskyTask:

@@ -14,7 +14,8 @@ Control: tracking RMSE on the heaviest-payload tasks of the adaptive MPC, the sa
 without adaptation, the same planner through MB, through the task's oracle model (neither
 adapting), and the task suite's fixed nominal controller. The oracle model predicts the task's
 exploration data best, but the planner drives the arm elsewhere, so in control it is a
-reference, not an upper bound.
+reference, not an upper bound. Each control task is also reported on its own, so that a task no
+controller tracks is told apart from one the method loses on.
 Payload switch (Panda runs): a 4 kg payload put into the hand mid-episode
 (``sim.scenarios.payload_switch``), the same controllers, the oracle trained on the 4 kg task.
 Terrain change (Husky runs): the robot drives from flat ground onto a slippery incline
@@ -103,6 +104,19 @@ class EvaluationSettings:
     """Data and training of each task's oracle."""
 
 
+@dataclass(frozen=True)
+class ControlTask:
+    """One control episode's task and every controller's tracking RMSE on it: the per-task view
+    that tells a task no controller can track apart from one the method loses on."""
+
+    seed: int
+    """The evaluation seed that drew the task."""
+    task: str
+    """The task's ``summary()``."""
+    rmse: dict[str, float]
+    """``{controller: tracking RMSE}``, in table order."""
+
+
 @dataclass
 class Evaluation:
     """Per-seed figures of one run: ``{row: [one value per evaluation seed]}``."""
@@ -132,6 +146,8 @@ class Evaluation:
     """When each of those runs crossed onto the patch (s)."""
     fine_tuning_step_size: float | None = None
     """MB+DE's step size (gradient runs; chosen on training-task windows), None for RLS runs."""
+    control_tasks: list[ControlTask] = field(default_factory=list)
+    """The control episodes' tasks, seed by seed, with each controller's RMSE on them."""
 
 
 def prediction_losses(
@@ -293,10 +309,12 @@ def evaluate_run(run_dir: Path, split: str, seeds: int, settings: EvaluationSett
         control_env = gymnasium.make(config["env_id"], episode_duration_s=settings.control_episode_s)
         per_controller: dict[str, list[float]] = {}
         for index in control_task_indices(tasks, settings.control_tasks_per_seed):
+            on_task: dict[str, float] = {}
             for name, controller in _controllers(model, mb_params, oracles[index], seed).items():
-                rmse = tracking_rmse(control_env, controller, tasks[index], control_reset_seed(seed))
-                per_controller.setdefault(name, []).append(rmse)
+                on_task[name] = tracking_rmse(control_env, controller, tasks[index], control_reset_seed(seed))
+                per_controller.setdefault(name, []).append(on_task[name])
                 _close(controller)
+            result.control_tasks.append(ControlTask(seed, tasks[index].summary(), on_task))
         control_env.close()
         for name, values in per_controller.items():
             result.control.setdefault(name, []).append(float(np.mean(values)))
@@ -337,6 +355,33 @@ def mean_std(values: list[float], digits: int = 4) -> str:
     if finite.all():
         return f"{values_array.mean():.{digits}f} ± {values_array.std():.{digits}f}"
     return f"∞ ({np.count_nonzero(~finite)} of {len(values_array)} never settled)"
+
+
+def control_task_table(runs: list[list[ControlTask]]) -> list[str]:
+    """Per control task, every controller's tracking RMSE, and the adaptive MPC's ratio to the best
+    other controller on it. ``runs`` holds one list per training seed; the tasks are the
+    evaluation seeds' draws, the same for every training seed, so a cell is the mean ± std over
+    training seeds (a bare value for one)."""
+    if not runs or not runs[0]:
+        return []
+    first = runs[0]
+    for run in runs[1:]:
+        if [(t.seed, t.task) for t in run] != [(t.seed, t.task) for t in first]:
+            raise ValueError("control_task_table: the runs were evaluated on different control tasks")
+    names = list(first[0].rmse)
+    lines = [
+        "Per control task (the last column: the adaptive MPC ÷ the best other controller on that task):",
+        "",
+        "| seed | task | " + " | ".join(names) + " | adaptive ÷ best other |",
+        "|---|---|" + "---|" * (len(names) + 1),
+    ]
+    for i, task in enumerate(first):
+        values = {name: [run[i].rmse[name] for run in runs] for name in names}
+        best_other = min(float(np.mean(v)) for name, v in values.items() if name != ADAPTIVE_MPC)
+        cells = " | ".join(mean_std(v, 3) if len(runs) > 1 else f"{v[0]:.3f}" for v in values.values())
+        ratio = float(np.mean(values[ADAPTIVE_MPC])) / best_other
+        lines.append(f"| {task.seed} | {task.task} | {cells} | {ratio:.2f} |")
+    return lines
 
 
 def switch_table(payload_switch: dict[str, dict[str, list[float]]]) -> list[str]:
@@ -427,6 +472,7 @@ def evaluation_markdown(result: Evaluation) -> str:
         "|---|---|",
     ]
     lines += [f"| {name} | {mean_std(values)} |" for name, values in result.control.items()]
+    lines += ["", *control_task_table([result.control_tasks])]
     if result.payload_switch:
         lines += ["", f"Payload switch: 0 → {PAYLOAD_AFTER_KG:g} kg mid-episode (`payload_switch.png`).", ""]
         lines += switch_table(result.payload_switch)

@@ -20,9 +20,11 @@ from metarl_core.model_based.evaluate import (
     NOMINAL,
     ORACLE,
     ORACLE_MPC,
+    ControlTask,
     Evaluation,
     EvaluationSettings,
     change_table,
+    control_task_table,
     mean_std,
 )
 from metarl_core.model_based.oracle import OracleSettings
@@ -129,3 +131,27 @@ def test_targets_are_the_ratios_of_the_right_rows_and_a_resumed_run_has_no_train
     assert "| 0.10 ± 0.00× | < 1× | 2/2 | ✓ |" in rows[f"control: {ADAPTIVE_MPC} ÷ {NOMINAL}"]
     assert "| 1.00 ± 0.00 min | ≤ 15 min | 1/1 | ✓ |" in rows["training wall time per seed"], "resumed: unknown"
     assert "step size 0.03 (the best of" in text
+
+
+def test_the_per_task_table_averages_over_training_seeds_and_names_the_adaptive_ratio() -> None:
+    """Each task's cells are the mean ± std over training seeds of that task's RMSE, and the last
+    column is the adaptive MPC over the best other controller on that task: here the PI on the
+    first task (0.2 / 0.1) and adaptation off on the second (0.3 / 0.6)."""
+    runs = [
+        [
+            ControlTask(0, "flat, slope +0.00 rad", {ADAPTIVE_MPC: 0.1, MPC_OFF: 0.4, NOMINAL: 0.1}),
+            ControlTask(1, "bumps, slope +0.20 rad", {ADAPTIVE_MPC: 0.2, MPC_OFF: 0.5, NOMINAL: 0.9}),
+        ],
+        [
+            ControlTask(0, "flat, slope +0.00 rad", {ADAPTIVE_MPC: 0.3, MPC_OFF: 0.4, NOMINAL: 0.1}),
+            ControlTask(1, "bumps, slope +0.20 rad", {ADAPTIVE_MPC: 0.4, MPC_OFF: 0.7, NOMINAL: 0.9}),
+        ],
+    ]
+    lines = control_task_table(runs)
+    assert lines[2] == f"| seed | task | {ADAPTIVE_MPC} | {MPC_OFF} | {NOMINAL} | adaptive ÷ best other |"
+    assert lines[4] == "| 0 | flat, slope +0.00 rad | 0.200 ± 0.100 | 0.400 ± 0.000 | 0.100 ± 0.000 | 2.00 |"
+    assert lines[5] == "| 1 | bumps, slope +0.20 rad | 0.300 ± 0.100 | 0.600 ± 0.100 | 0.900 ± 0.000 | 0.50 |"
+    assert control_task_table([runs[0][:1]])[-1] == "| 0 | flat, slope +0.00 rad | 0.100 | 0.400 | 0.100 | 1.00 |"
+    with pytest.raises(ValueError, match="different control tasks"):
+        control_task_table([runs[0], runs[1][::-1]])
+    assert control_task_table([[]]) == []

@@ -51,6 +51,12 @@ def test_evaluation_runs_the_terrain_change_for_every_controller(tiny_run: Path)
         assert np.isfinite(figures["crossing_s"][0]) and figures["before_change"][0] > 0.0
     text = evaluation_markdown(result)
     assert "tracking RMSE (m/s)" in text and "Terrain change" in text and "(rad)" not in text
+    # One per-task row for each control episode, naming the task the seed drew.
+    assert len(result.control_tasks) == SMALL.control_tasks_per_seed
+    for task in result.control_tasks:
+        assert task.seed == 0 and set(task.rmse) == set(result.control)
+        assert all(np.isfinite(v) and v >= 0.0 for v in task.rmse.values())
+        assert f"| 0 | {task.task} | " in text and "slope" in task.task
     write_evaluation(result)
     assert (tiny_run / "terrain_change.png").stat().st_size > 0
 
