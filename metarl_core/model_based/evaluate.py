@@ -18,7 +18,7 @@ reference, not an upper bound. Each control task is also reported on its own, so
 controller tracks is told apart from one the method loses on.
 Payload switch (Panda runs): a 4 kg payload put into the hand mid-episode
 (``sim.scenarios.payload_switch``), the same controllers, the oracle trained on the 4 kg task.
-Terrain change (Husky runs): the robot drives from flat ground onto a slippery incline
+Terrain change (Husky runs): the robot drives from ordinary ground onto a high-grip patch
 (``sim.scenarios.terrain_change``), the same controllers, the oracle trained on the patch's task.
 Every figure is a mean ± std over evaluation seeds (each seed draws its own tasks and data).
 """
@@ -377,10 +377,12 @@ def control_task_table(runs: list[list[ControlTask]]) -> list[str]:
     ]
     for i, task in enumerate(first):
         values = {name: [run[i].rmse[name] for run in runs] for name in names}
-        best_other = min(float(np.mean(v)) for name, v in values.items() if name != ADAPTIVE_MPC)
+        others = [float(np.mean(v)) for name, v in values.items() if name != ADAPTIVE_MPC]
+        best_other = min((m for m in others if np.isfinite(m)), default=float("nan"))
         cells = " | ".join(mean_std(v, 3) if len(runs) > 1 else f"{v[0]:.3f}" for v in values.values())
-        ratio = float(np.mean(values[ADAPTIVE_MPC])) / best_other
-        lines.append(f"| {task.seed} | {task.task} | {cells} | {ratio:.2f} |")
+        adaptive = float(np.mean(values[ADAPTIVE_MPC]))
+        ratio = f"{adaptive / best_other:.2f}" if best_other > 0.0 else "–"
+        lines.append(f"| {task.seed} | {task.task} | {cells} | {ratio} |")
     return lines
 
 

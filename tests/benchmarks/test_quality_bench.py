@@ -155,3 +155,7 @@ def test_the_per_task_table_averages_over_training_seeds_and_names_the_adaptive_
     with pytest.raises(ValueError, match="different control tasks"):
         control_task_table([runs[0], runs[1][::-1]])
     assert control_task_table([[]]) == []
+    diverged = ControlTask(0, "flat", {ADAPTIVE_MPC: 0.1, NOMINAL: float("nan"), MPC_OFF: 0.2})
+    assert control_task_table([[diverged]])[-1].endswith("| 0.50 |"), "a NaN row is not the best one"
+    perfect = ControlTask(0, "flat", {ADAPTIVE_MPC: 0.1, MPC_OFF: 0.0, NOMINAL: float("nan")})
+    assert control_task_table([[perfect]])[-1].endswith("| – |"), "no ratio to a zero error, and no crash"
