@@ -307,17 +307,18 @@ def evaluate_run(run_dir: Path, split: str, seeds: int, settings: EvaluationSett
             result.prediction.setdefault(key, []).append(float(np.mean(values)))
 
         control_env = gymnasium.make(config["env_id"], episode_duration_s=settings.control_episode_s)
-        per_controller: dict[str, list[float]] = {}
+        seed_tasks: list[ControlTask] = []
         for index in control_task_indices(tasks, settings.control_tasks_per_seed):
             on_task: dict[str, float] = {}
             for name, controller in _controllers(model, mb_params, oracles[index], seed).items():
                 on_task[name] = tracking_rmse(control_env, controller, tasks[index], control_reset_seed(seed))
-                per_controller.setdefault(name, []).append(on_task[name])
                 _close(controller)
-            result.control_tasks.append(ControlTask(seed, tasks[index].summary(), on_task))
+            seed_tasks.append(ControlTask(seed, tasks[index].summary(), on_task))
         control_env.close()
-        for name, values in per_controller.items():
-            result.control.setdefault(name, []).append(float(np.mean(values)))
+        result.control_tasks += seed_tasks
+        # The seed's control figure of each controller: its mean over the seed's tasks.
+        for name in seed_tasks[0].rmse if seed_tasks else ():
+            result.control.setdefault(name, []).append(float(np.mean([t.rmse[name] for t in seed_tasks])))
 
         if robot_name == "panda":
             after = PandaTask(payload_mass_kg=PAYLOAD_AFTER_KG)
